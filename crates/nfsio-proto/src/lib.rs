@@ -1,0 +1,22 @@
+//! The NFSv3 wire protocol, sans-IO.
+//!
+//! This crate turns protocol values into bytes and bytes into protocol values, and does
+//! nothing else: no sockets, no files, no clock, no tasks. The transport, client and server are
+//! built on it; the fuzz targets and property tests exercise it directly.
+//!
+//! - [`xdr`]: XDR encoding (vectored, zero-copy payloads) and bounded decoding.
+//! - [`rpc`]: ONC RPC v2 call and reply headers, AUTH_NONE and AUTH_SYS.
+//! - [`portmap`]: portmap v2 (NULL, GETPORT, DUMP).
+//! - [`mount`]: MOUNT v3 (NULL, MNT, DUMP, UMNT, UMNTALL, EXPORT).
+//! - [`nfs3`]: all 22 NFSv3 procedures (RFC 1813), arguments and results.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod mount;
+pub mod nfs3;
+pub mod portmap;
+pub mod rpc;
+pub mod xdr;
+
+pub use xdr::{XdrDecode, XdrDecoder, XdrEncode, XdrEncoder, XdrError, XdrResult};
