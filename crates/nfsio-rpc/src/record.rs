@@ -196,7 +196,13 @@ impl<R: AsyncRead + Unpin> RecordReader<R> {
     /// [`MIN_READ_SPACE_BYTES`] and [`READ_CHUNK_BYTES`]). Returns the number of bytes read;
     /// 0 means end of stream.
     async fn fill(&mut self, want_bytes: usize) -> io::Result<usize> {
-        let want_bytes = want_bytes.clamp(MIN_READ_SPACE_BYTES, READ_CHUNK_BYTES);
+        // Grow geometrically: by at most what has already arrived (and at least 64 KiB), so a
+        // large record is read with O(log n) reallocations instead of one per 64 KiB — a
+        // shared `BytesMut` grows by exactly what is reserved and copies on every growth —
+        // while a peer that announces much and sends little still cannot make us allocate
+        // more than twice what it sent.
+        let limit_bytes = READ_CHUNK_BYTES.max(self.buf.len());
+        let want_bytes = want_bytes.clamp(MIN_READ_SPACE_BYTES, limit_bytes);
         if self.buf.capacity() - self.buf.len() < want_bytes {
             self.buf.reserve(want_bytes);
         }
@@ -206,8 +212,8 @@ impl<R: AsyncRead + Unpin> RecordReader<R> {
     /// Reads the next record; `Ok(None)` on a clean end of stream at a record boundary.
     ///
     /// The length announced by each fragment mark is checked against the maximum before the
-    /// fragment's body is waited for; the buffer grows at most 64 KiB ahead of
-    /// the data that has arrived (amortised doubling aside).
+    /// fragment's body is waited for; the buffer grows by at most the larger of 64 KiB and
+    /// the data that has arrived, so it never exceeds about twice what the peer really sent.
     ///
     /// Not cancel-safe across a multi-fragment record: dropping the future after some
     /// fragments have been consumed loses them.
