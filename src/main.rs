@@ -1,1 +1,340 @@
-fn main() {}
+//! `nfsio`: the command-line interface.
+//!
+//! Each subcommand is a thin shell over `nfsio-client`: parse arguments, connect, run, and on
+//! failure print one line naming the path, the NFS status and the errno, and exit non-zero.
+
+mod copy;
+mod report;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use nfsio_client::proto::nfs3::{Fattr, FileType};
+use nfsio_client::{Client, NfsError, NfsUrl};
+
+use crate::report::Failure;
+
+/// A userspace NFSv3 client and server.
+#[derive(Parser)]
+#[command(name = "nfsio", version, about)]
+struct Cli {
+    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Copy a file; each side is a local path or an nfs:// URL.
+    Cp(copy::CpArgs),
+    /// List a directory (or show one file).
+    Ls {
+        /// Long listing: type and mode, links, owner, size, modification time.
+        #[arg(short = 'l')]
+        long: bool,
+        /// nfs://host/export/path
+        url: String,
+    },
+    /// Write a file's contents to standard output.
+    Cat {
+        /// nfs://host/export/path
+        url: String,
+    },
+    /// Show a file's attributes.
+    Stat {
+        /// nfs://host/export/path
+        url: String,
+    },
+    /// Remove a file.
+    Rm {
+        /// nfs://host/export/path
+        url: String,
+    },
+    /// Create a directory.
+    Mkdir {
+        /// Create missing parents too, and succeed if the directory exists.
+        #[arg(short = 'p')]
+        parents: bool,
+        /// nfs://host/export/path
+        url: String,
+    },
+    /// Rename a file or directory within one export.
+    Mv {
+        /// nfs://host/export/from
+        from: String,
+        /// nfs://host/export/to
+        to: String,
+    },
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("nfsio: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("nfsio: {failure}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Cp(args) => copy::run(args).await,
+        Command::Ls { long, url } => ls(&url, long).await,
+        Command::Cat { url } => cat(&url).await,
+        Command::Stat { url } => stat(&url).await,
+        Command::Rm { url } => {
+            let client = connect(&url).await?;
+            client
+                .remove_path(client.url_path())
+                .await
+                .map_err(|e| Failure::nfs(&url, e))
+        }
+        Command::Mkdir { parents, url } => mkdir(&url, parents).await,
+        Command::Mv { from, to } => mv(&from, &to).await,
+    }
+}
+
+/// Connects to the export of `url`, with errors naming the URL.
+pub(crate) async fn connect(url: &str) -> Result<Client, Failure> {
+    let parsed = NfsUrl::parse(url).map_err(|e| Failure::nfs(url, e.into()))?;
+    Client::connect_with(&parsed, nfsio_client::ClientOptions::default())
+        .await
+        .map_err(|e| Failure::nfs(url, e))
+}
+
+fn type_char(file_type: FileType) -> char {
+    match file_type {
+        FileType::Regular => '-',
+        FileType::Directory => 'd',
+        FileType::Block => 'b',
+        FileType::Character => 'c',
+        FileType::Symlink => 'l',
+        FileType::Socket => 's',
+        FileType::Fifo => 'p',
+    }
+}
+
+fn mode_string(attributes: &Fattr) -> String {
+    let mut out = String::with_capacity(10);
+    out.push(type_char(attributes.file_type));
+    let mode = attributes.mode;
+    for (shift, special, special_char) in [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
+        let bits = (mode >> shift) & 7;
+        out.push(if bits & 4 != 0 { 'r' } else { '-' });
+        out.push(if bits & 2 != 0 { 'w' } else { '-' });
+        let exec = bits & 1 != 0;
+        out.push(match (mode & special != 0, exec) {
+            (true, true) => special_char,
+            (true, false) => special_char.to_ascii_uppercase(),
+            (false, true) => 'x',
+            (false, false) => '-',
+        });
+    }
+    out
+}
+
+fn long_line(attributes: &Fattr, name: &str) -> String {
+    format!(
+        "{} {:>3} {:>6} {:>6} {:>14} {:>10} {}",
+        mode_string(attributes),
+        attributes.nlink,
+        attributes.uid,
+        attributes.gid,
+        attributes.size,
+        attributes.mtime.seconds,
+        name
+    )
+}
+
+async fn ls(url: &str, long: bool) -> Result<(), Failure> {
+    let client = connect(url).await?;
+    let (handle, attributes) = client
+        .lookup_path(client.url_path())
+        .await
+        .map_err(|e| Failure::nfs(url, e))?;
+    let mut out = std::io::stdout().lock();
+    if attributes.file_type != FileType::Directory {
+        let name = client.url_path().rsplit('/').next().unwrap_or_default();
+        let line = if long {
+            long_line(&attributes, name)
+        } else {
+            name.to_owned()
+        };
+        return writeln!(out, "{line}").map_err(Failure::stdout);
+    }
+    let mut entries = client
+        .readdirplus(&handle)
+        .collect_all()
+        .await
+        .map_err(|e| Failure::nfs(url, e))?;
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    for entry in entries {
+        let name = entry.name_lossy();
+        let line = if long {
+            let attributes = match entry.attributes {
+                Some(attributes) => attributes,
+                None => match &entry.handle {
+                    Some(h) => client.getattr(h).await.map_err(|e| Failure::nfs(url, e))?,
+                    None => {
+                        let found = client.lookup(&handle, &name).await;
+                        let found = found.map_err(|e| Failure::nfs(url, e))?;
+                        client
+                            .getattr(&found.object)
+                            .await
+                            .map_err(|e| Failure::nfs(url, e))?
+                    }
+                },
+            };
+            long_line(&attributes, &name)
+        } else {
+            name
+        };
+        writeln!(out, "{line}").map_err(Failure::stdout)?;
+    }
+    Ok(())
+}
+
+async fn cat(url: &str) -> Result<(), Failure> {
+    let client = connect(url).await?;
+    let (handle, attributes) = client
+        .lookup_path(client.url_path())
+        .await
+        .map_err(|e| Failure::nfs(url, e))?;
+    if attributes.file_type == FileType::Directory {
+        return Err(Failure::nfs(
+            url,
+            NfsError::Status {
+                proc_name: "READ",
+                status: nfsio_client::proto::nfs3::Nfs3Status::IsDir,
+            },
+        ));
+    }
+    let mut reader = copy::NfsReader::new(client, handle, url.to_owned(), attributes.size);
+    let mut out = std::io::stdout().lock();
+    while let Some(chunk) = reader.next_chunk().await? {
+        out.write_all(&chunk).map_err(Failure::stdout)?;
+    }
+    out.flush().map_err(Failure::stdout)
+}
+
+async fn stat(url: &str) -> Result<(), Failure> {
+    let client = connect(url).await?;
+    let (handle, a) = client
+        .lookup_path(client.url_path())
+        .await
+        .map_err(|e| Failure::nfs(url, e))?;
+    let mut out = std::io::stdout().lock();
+    let text = format!(
+        "  File: {url}\n  Type: {:?}\n  Mode: {:04o} ({})\n  Size: {}\n  Used: {}\n Links: {}\n   Uid: {}\n   Gid: {}\n  Fsid: {:#x}\nFileid: {}\n  Rdev: {},{}\n Atime: {}.{:09}\n Mtime: {}.{:09}\n Ctime: {}.{:09}\nHandle: {}\n",
+        a.file_type,
+        a.mode & 0o7777,
+        mode_string(&a),
+        a.size,
+        a.used,
+        a.nlink,
+        a.uid,
+        a.gid,
+        a.fsid,
+        a.fileid,
+        a.rdev.major,
+        a.rdev.minor,
+        a.atime.seconds,
+        a.atime.nseconds,
+        a.mtime.seconds,
+        a.mtime.nseconds,
+        a.ctime.seconds,
+        a.ctime.nseconds,
+        handle
+            .0
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+    );
+    out.write_all(text.as_bytes()).map_err(Failure::stdout)
+}
+
+async fn mkdir(url: &str, parents: bool) -> Result<(), Failure> {
+    let client = connect(url).await?;
+    let path = client.url_path().to_owned();
+    if !parents {
+        return client
+            .mkdir_path(&path, 0o755)
+            .await
+            .map(drop)
+            .map_err(|e| Failure::nfs(url, e));
+    }
+    let mut prefix = String::new();
+    for component in path.split('/').filter(|c| !c.is_empty()) {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(component);
+        match client.mkdir_path(&prefix, 0o755).await {
+            Ok(_) => {}
+            Err(e) if e.status() == Some(nfsio_client::proto::nfs3::Nfs3Status::Exist) => {
+                let (_, attributes) = client
+                    .lookup_path(&prefix)
+                    .await
+                    .map_err(|e| Failure::nfs(url, e))?;
+                if attributes.file_type != FileType::Directory {
+                    return Err(Failure::nfs(url, e));
+                }
+            }
+            Err(e) => return Err(Failure::nfs(url, e)),
+        }
+    }
+    Ok(())
+}
+
+async fn mv(from: &str, to: &str) -> Result<(), Failure> {
+    let from_url = NfsUrl::parse(from).map_err(|e| Failure::nfs(from, e.into()))?;
+    let to_url = NfsUrl::parse(to).map_err(|e| Failure::nfs(to, e.into()))?;
+    let client = connect(from).await?;
+    let same_server = from_url.host == to_url.host
+        && to_url.nfs_port.is_none_or(|p| Some(p) == from_url.nfs_port)
+        && (to_url.path == client.export()
+            || to_url
+                .path
+                .starts_with(&format!("{}/", client.export().trim_end_matches('/'))));
+    if !same_server {
+        return Err(Failure::message(format!(
+            "{to}: not on the same export as {from} (EXDEV)"
+        )));
+    }
+    let to_path = to_url.path[client.export().trim_end_matches('/').len()..].to_owned();
+    client
+        .rename_path(client.url_path(), &to_path)
+        .await
+        .map_err(|e| Failure::nfs(from, e))
+}

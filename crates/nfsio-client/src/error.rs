@@ -1,0 +1,310 @@
+//! The client's one error type.
+//!
+//! Every failure a caller can see is an [`NfsError`]; the ones that come from the server carry
+//! the NFS status and the procedure, and every variant maps to the errno a kernel client would
+//! have returned, so that programs (and the CLI's one-line messages) can report the real error.
+
+use std::io;
+
+use nfsio_proto::XdrError;
+use nfsio_proto::mount::MountStatus;
+use nfsio_proto::nfs3::Nfs3Status;
+use nfsio_rpc::RpcError;
+use thiserror::Error;
+
+use crate::url::UrlError;
+
+/// Anything that can go wrong in a client operation.
+#[derive(Debug, Error)]
+pub enum NfsError {
+    /// The server answered the procedure with an error status.
+    #[error("{proc_name}: {status}")]
+    Status {
+        /// The NFSv3 procedure that failed (e.g. "LOOKUP").
+        proc_name: &'static str,
+        /// The status the server returned.
+        status: Nfs3Status,
+    },
+    /// The MOUNT service refused the export.
+    #[error("MNT: {0}")]
+    Mount(MountStatus),
+    /// The server exports nothing that contains the requested path.
+    #[error("no export of the server contains {path} (exports: {exports})")]
+    NoExport {
+        /// The path asked for.
+        path: String,
+        /// What the server exports, comma-separated.
+        exports: String,
+    },
+    /// The portmapper does not know the program.
+    #[error("the portmapper at {host} has no TCP registration for program {prog} version {vers}")]
+    NotRegistered {
+        /// The host asked.
+        host: String,
+        /// Program number.
+        prog: u32,
+        /// Program version.
+        vers: u32,
+    },
+    /// The host name did not resolve.
+    #[error("cannot resolve host {0}")]
+    Resolve(String),
+    /// The URL is malformed.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// The transport failed (connection, timeout, RPC-level rejection).
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The server's reply could not be decoded.
+    #[error("malformed reply: {0}")]
+    Decode(#[from] XdrError),
+    /// The server broke the protocol in a way the decoder cannot see (e.g. a READ that
+    /// returned more bytes than asked).
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// A caller-side invalid argument (empty name, a seek before 0, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+/// Result type of the client.
+pub type NfsResult<T> = Result<T, NfsError>;
+
+/// Linux errno values the client reports (NFS clients report Linux's numbers on every
+/// platform they run on, so that a message names the same error everywhere).
+pub mod errno {
+    #![allow(missing_docs)]
+    pub const EPERM: i32 = 1;
+    pub const ENOENT: i32 = 2;
+    pub const EIO: i32 = 5;
+    pub const ENXIO: i32 = 6;
+    pub const EAGAIN: i32 = 11;
+    pub const EACCES: i32 = 13;
+    pub const EEXIST: i32 = 17;
+    pub const EXDEV: i32 = 18;
+    pub const ENODEV: i32 = 19;
+    pub const ENOTDIR: i32 = 20;
+    pub const EISDIR: i32 = 21;
+    pub const EINVAL: i32 = 22;
+    pub const EFBIG: i32 = 27;
+    pub const ENOSPC: i32 = 28;
+    pub const EROFS: i32 = 30;
+    pub const EMLINK: i32 = 31;
+    pub const ENAMETOOLONG: i32 = 36;
+    pub const ENOTEMPTY: i32 = 39;
+    pub const EREMOTE: i32 = 66;
+    pub const EPROTO: i32 = 71;
+    pub const EOPNOTSUPP: i32 = 95;
+    pub const ECONNREFUSED: i32 = 111;
+    pub const ETIMEDOUT: i32 = 110;
+    pub const ESTALE: i32 = 116;
+    pub const EREMOTEIO: i32 = 121;
+    pub const EDQUOT: i32 = 122;
+    pub const EHOSTUNREACH: i32 = 113;
+
+    /// The symbolic name of an errno value ("ENOENT"), or "E?" for one not listed.
+    pub fn name(errno: i32) -> &'static str {
+        match errno {
+            EPERM => "EPERM",
+            ENOENT => "ENOENT",
+            EIO => "EIO",
+            ENXIO => "ENXIO",
+            EAGAIN => "EAGAIN",
+            EACCES => "EACCES",
+            EEXIST => "EEXIST",
+            EXDEV => "EXDEV",
+            ENODEV => "ENODEV",
+            ENOTDIR => "ENOTDIR",
+            EISDIR => "EISDIR",
+            EINVAL => "EINVAL",
+            EFBIG => "EFBIG",
+            ENOSPC => "ENOSPC",
+            EROFS => "EROFS",
+            EMLINK => "EMLINK",
+            ENAMETOOLONG => "ENAMETOOLONG",
+            ENOTEMPTY => "ENOTEMPTY",
+            EREMOTE => "EREMOTE",
+            EPROTO => "EPROTO",
+            EOPNOTSUPP => "EOPNOTSUPP",
+            ECONNREFUSED => "ECONNREFUSED",
+            ETIMEDOUT => "ETIMEDOUT",
+            ESTALE => "ESTALE",
+            EREMOTEIO => "EREMOTEIO",
+            EDQUOT => "EDQUOT",
+            EHOSTUNREACH => "EHOSTUNREACH",
+            _ => "E?",
+        }
+    }
+}
+
+/// The errno a Linux client reports for an NFSv3 status.
+pub fn status_errno(status: Nfs3Status) -> i32 {
+    use errno::*;
+    match status {
+        Nfs3Status::Ok => 0,
+        Nfs3Status::Perm => EPERM,
+        Nfs3Status::NoEnt => ENOENT,
+        Nfs3Status::Io => EIO,
+        Nfs3Status::NxIo => ENXIO,
+        Nfs3Status::Acces => EACCES,
+        Nfs3Status::Exist => EEXIST,
+        Nfs3Status::XDev => EXDEV,
+        Nfs3Status::NoDev => ENODEV,
+        Nfs3Status::NotDir => ENOTDIR,
+        Nfs3Status::IsDir => EISDIR,
+        Nfs3Status::Inval => EINVAL,
+        Nfs3Status::FBig => EFBIG,
+        Nfs3Status::NoSpc => ENOSPC,
+        Nfs3Status::RoFs => EROFS,
+        Nfs3Status::MLink => EMLINK,
+        Nfs3Status::NameTooLong => ENAMETOOLONG,
+        Nfs3Status::NotEmpty => ENOTEMPTY,
+        Nfs3Status::DQuot => EDQUOT,
+        // Linux reports a bad handle as ESTALE to applications as well.
+        Nfs3Status::Stale | Nfs3Status::BadHandle => ESTALE,
+        Nfs3Status::Remote => EREMOTE,
+        Nfs3Status::NotSupp => EOPNOTSUPP,
+        Nfs3Status::ServerFault => EREMOTEIO,
+        Nfs3Status::Jukebox => EAGAIN,
+        Nfs3Status::BadCookie | Nfs3Status::TooSmall | Nfs3Status::BadType => EINVAL,
+        Nfs3Status::NotSync | Nfs3Status::Unknown(_) => EIO,
+    }
+}
+
+fn mount_errno(status: MountStatus) -> i32 {
+    use errno::*;
+    match status {
+        MountStatus::Ok => 0,
+        MountStatus::Perm => EPERM,
+        MountStatus::NoEnt => ENOENT,
+        MountStatus::Io => EIO,
+        MountStatus::Acces => EACCES,
+        MountStatus::NotDir => ENOTDIR,
+        MountStatus::Inval => EINVAL,
+        MountStatus::NameTooLong => ENAMETOOLONG,
+        MountStatus::NotSupp => EOPNOTSUPP,
+        MountStatus::ServerFault => EREMOTEIO,
+        MountStatus::Unknown(_) => EIO,
+    }
+}
+
+/// The errno for a transport failure.
+fn rpc_errno(error: &RpcError) -> i32 {
+    use errno::*;
+    match error {
+        RpcError::Connect(io) | RpcError::Io(io) => io.raw_os_error().unwrap_or(EIO),
+        RpcError::ConnectTimedOut { .. } | RpcError::TimedOut { .. } => ETIMEDOUT,
+        RpcError::Shutdown => EIO,
+        RpcError::Record(_) | RpcError::Xdr(_) | RpcError::GarbageArgs => EPROTO,
+        RpcError::ProgUnavail | RpcError::ProgMismatch { .. } | RpcError::ProcUnavail => EOPNOTSUPP,
+        RpcError::RpcMismatch { .. } => EPROTO,
+        RpcError::SystemErr => EREMOTEIO,
+        RpcError::AuthError(_) => EACCES,
+    }
+}
+
+impl NfsError {
+    /// The NFS status, when the server returned one.
+    pub fn status(&self) -> Option<Nfs3Status> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The errno a kernel client would report for this error.
+    pub fn errno(&self) -> i32 {
+        use errno::*;
+        match self {
+            Self::Status { status, .. } => status_errno(*status),
+            Self::Mount(status) => mount_errno(*status),
+            Self::NoExport { .. } => ENOENT,
+            Self::NotRegistered { .. } => ECONNREFUSED,
+            Self::Resolve(_) => EHOSTUNREACH,
+            Self::Url(_) | Self::InvalidArgument(_) => EINVAL,
+            Self::Rpc(error) => rpc_errno(error),
+            Self::Decode(_) | Self::Protocol(_) => EPROTO,
+        }
+    }
+
+    /// The `std::io::ErrorKind` for this error.
+    pub fn kind(&self) -> io::ErrorKind {
+        use io::ErrorKind as K;
+        match self.errno() {
+            errno::ENOENT => K::NotFound,
+            errno::EACCES | errno::EPERM => K::PermissionDenied,
+            errno::EEXIST => K::AlreadyExists,
+            errno::ENOTDIR => K::NotADirectory,
+            errno::EISDIR => K::IsADirectory,
+            errno::ENOTEMPTY => K::DirectoryNotEmpty,
+            errno::ENOSPC | errno::EDQUOT => K::StorageFull,
+            errno::EROFS => K::ReadOnlyFilesystem,
+            errno::EFBIG => K::FileTooLarge,
+            errno::ESTALE => K::StaleNetworkFileHandle,
+            errno::EINVAL => K::InvalidInput,
+            errno::ENAMETOOLONG => K::InvalidFilename,
+            errno::EXDEV => K::CrossesDevices,
+            errno::EMLINK => K::TooManyLinks,
+            errno::EOPNOTSUPP => K::Unsupported,
+            errno::ETIMEDOUT => K::TimedOut,
+            errno::ECONNREFUSED => K::ConnectionRefused,
+            errno::EHOSTUNREACH => K::HostUnreachable,
+            errno::EAGAIN => K::WouldBlock,
+            errno::EPROTO => K::InvalidData,
+            _ => K::Other,
+        }
+    }
+
+    /// The symbolic errno name ("ENOENT").
+    pub fn errno_name(&self) -> &'static str {
+        errno::name(self.errno())
+    }
+}
+
+impl From<NfsError> for io::Error {
+    fn from(error: NfsError) -> Self {
+        // Keep the raw errno (for programs that look at it) only when the message adds
+        // nothing; otherwise keep our message with the matching kind.
+        io::Error::new(error.kind(), error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_linux_errnos() {
+        let cases = [
+            (Nfs3Status::NoEnt, "ENOENT", io::ErrorKind::NotFound),
+            (Nfs3Status::Acces, "EACCES", io::ErrorKind::PermissionDenied),
+            (Nfs3Status::Perm, "EPERM", io::ErrorKind::PermissionDenied),
+            (Nfs3Status::Exist, "EEXIST", io::ErrorKind::AlreadyExists),
+            (Nfs3Status::NotDir, "ENOTDIR", io::ErrorKind::NotADirectory),
+            (Nfs3Status::IsDir, "EISDIR", io::ErrorKind::IsADirectory),
+            (Nfs3Status::NoSpc, "ENOSPC", io::ErrorKind::StorageFull),
+            (Nfs3Status::DQuot, "EDQUOT", io::ErrorKind::StorageFull),
+            (Nfs3Status::RoFs, "EROFS", io::ErrorKind::ReadOnlyFilesystem),
+            (Nfs3Status::FBig, "EFBIG", io::ErrorKind::FileTooLarge),
+            (
+                Nfs3Status::Stale,
+                "ESTALE",
+                io::ErrorKind::StaleNetworkFileHandle,
+            ),
+            (
+                Nfs3Status::NotEmpty,
+                "ENOTEMPTY",
+                io::ErrorKind::DirectoryNotEmpty,
+            ),
+        ];
+        for (status, name, kind) in cases {
+            let error = NfsError::Status {
+                proc_name: "LOOKUP",
+                status,
+            };
+            assert_eq!(error.errno_name(), name, "{status}");
+            assert_eq!(error.kind(), kind, "{status}");
+            assert_eq!(io::Error::from(error).kind(), kind);
+        }
+    }
+}

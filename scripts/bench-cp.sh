@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# bench-cp.sh -- nfsio cp against libnfs's nfs-cp, on one private ganesha, in one run.
+#
+#   scripts/bench-cp.sh [SIZE_MIB [RUNS]]        defaults: 1024 MiB, 3 runs
+#
+# Builds nfsio (release), starts nfs-ganesha on free loopback ports (scripts/ganesha.sh),
+# makes a SIZE_MIB file of random bytes, then runs RUNS rounds; each round times, A/B
+# interleaved, the four copies
+#     local -> ganesha   nfsio cp   |  nfs-cp
+#     ganesha -> local   nfsio cp   |  nfs-cp
+# and checks every copy byte-exact (cmp). Prints each sample, then a table of medians as
+# throughput (MB/s, 10^6 bytes) and the ratio nfsio/nfs-cp of throughputs (> 1: nfsio is
+# faster). Both tools copy into ganesha with UNSTABLE WRITEs and a COMMIT at the end, so
+# both pay ganesha's flush to disk. Needs root (ganesha), python3 for the arithmetic.
+#
+# Env knobs: BENCH_DIR (scratch dir, default a new /tmp/nfsio-bench.XXXXXX; it needs room for
+# 4 x SIZE_MIB), KEEP=1 to leave it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+size_mib=${1:-1024}
+runs=${2:-3}
+scripts/install-test-deps.sh >/dev/null
+cargo build --release --quiet --bin nfsio
+nfsio=$PWD/target/release/nfsio
+
+bench=${BENCH_DIR:-$(mktemp -d /tmp/nfsio-bench.XXXXXX)}
+mkdir -p "$bench"
+state=$bench/ganesha
+cleanup() {
+    GANESHA_STATE=$state scripts/ganesha.sh stop >/dev/null 2>&1 || true
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$bench"
+}
+trap cleanup EXIT
+
+eval "$(GANESHA_STATE=$state scripts/ganesha.sh start)"
+base="nfs://127.0.0.1/export"
+query="?version=3&nfsport=$NFS_PORT&mountport=$MNT_PORT"
+
+src=$bench/source.bin
+head -c "$((size_mib << 20))" /dev/urandom > "$src"
+bytes=$(stat -c %s "$src")
+
+samples=$bench/samples.tsv
+: > "$samples"
+# time_copy LABEL COMMAND... : runs the command, appends LABEL<TAB>seconds.
+time_copy() {
+    local label=$1
+    shift
+    sync
+    local t0 t1
+    t0=$(date +%s%N)
+    "$@" >/dev/null
+    t1=$(date +%s%N)
+    printf '%s\t%s\n' "$label" "$(( t1 - t0 ))" >> "$samples"
+    awk -v l="$label" -v ns="$(( t1 - t0 ))" 'BEGIN { printf "  %-24s %8.3f s\n", l, ns / 1e9 }' >&2
+}
+
+for run in $(seq 1 "$runs"); do
+    echo "round $run of $runs" >&2
+    # Alternate which tool goes first, so neither always meets a warmer server.
+    if [ $((run % 2)) = 1 ]; then order="nfsio nfs-cp"; else order="nfs-cp nfsio"; fi
+    for tool in $order; do
+        name="up-$tool-$run.bin"
+        if [ "$tool" = nfsio ]; then
+            time_copy "local->ganesha nfsio" "$nfsio" cp -q "$src" "$base/$name$query"
+        else
+            time_copy "local->ganesha nfs-cp" nfs-cp "$src" "$base/$name$query"
+        fi
+        cmp "$src" "$EXPORT_DIR/$name"
+    done
+    for tool in $order; do
+        out=$bench/down-$tool-$run.bin
+        if [ "$tool" = nfsio ]; then
+            time_copy "ganesha->local nfsio" "$nfsio" cp -q "$base/up-nfsio-$run.bin$query" "$out"
+        else
+            time_copy "ganesha->local nfs-cp" nfs-cp "$base/up-nfsio-$run.bin$query" "$out"
+        fi
+        cmp "$src" "$out"
+        rm -f "$out"
+    done
+    rm -f "$EXPORT_DIR"/up-*-"$run".bin
+done
+
+python3 - "$samples" "$bytes" "$runs" <<'EOF'
+import statistics, sys
+path, size, runs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+samples = {}
+for line in open(path):
+    label, ns = line.rstrip("\n").split("\t")
+    samples.setdefault(label, []).append(int(ns) / 1e9)
+print(f"\n{size / 2**20:.0f} MiB, medians of {runs} interleaved runs, one ganesha, all copies verified with cmp\n")
+print(f"| direction | nfsio cp | nfs-cp | nfsio / nfs-cp (throughput) |")
+print(f"|---|---|---|---|")
+for direction in ("local->ganesha", "ganesha->local"):
+    a = statistics.median(samples[f"{direction} nfsio"])
+    b = statistics.median(samples[f"{direction} nfs-cp"])
+    print(f"| {direction} | {a:.2f} s ({size / a / 1e6:.0f} MB/s) | {b:.2f} s ({size / b / 1e6:.0f} MB/s) | {b / a:.2f}x |")
+EOF

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# install-test-deps.sh -- make sure the programs the interop tests drive are present.
+#
+# What: the tests run a real NFSv3 server (nfs-ganesha 4.3 with its VFS FSAL), need a
+# portmapper while that server starts (rpcbind, rpcinfo), use a real NFSv3 client
+# (libnfs-utils: nfs-cp, nfs-cat, nfs-ls) and check our bytes on the wire with tshark.
+# When one of them is missing and we are root, this installs the Debian packages
+#   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark
+# with apt-get (noninteractive; a temporary /usr/sbin/policy-rc.d keeps the packages'
+# services from being started by the install; tshark's "allow non-root capture"
+# question is preseeded to "no"). Running it again when all is present does nothing.
+#
+# Not root and something missing: prints one "missing: TOOL" line per missing tool
+# on stderr and exits 0 -- the tests then skip (or fail, under CI=true).
+#
+# Env knobs:
+#   APT_LOCK_TIMEOUT  seconds apt-get waits for the dpkg lock   default 300
+#
+# Output: progress on stderr; exit 0 when all is present (or could not be installed
+# for want of root), non-zero when an install was attempted and failed.
+set -euo pipefail
+
+APT_LOCK_TIMEOUT=${APT_LOCK_TIMEOUT:-300}
+say() { echo "install-test-deps: $*" >&2; }
+
+# Prints the names of the missing tools, one per line.
+missing_tools() {
+    local t
+    for t in ganesha.nfsd rpcbind rpcinfo nfs-cp nfs-cat nfs-ls tshark; do
+        # rpcbind and rpcinfo live in /usr/sbin, which a non-root PATH may lack.
+        command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || echo "$t"
+    done
+    # ganesha loads its VFS backend from a plugin directory (separate package).
+    compgen -G '/usr/lib/*/ganesha/libfsalvfs.so' >/dev/null || echo "libfsalvfs.so (nfs-ganesha-vfs)"
+    # libnfs-utils 4.0 (Debian 12) ships no nfs-stat; newer ones do. Not required.
+}
+
+missing=$(missing_tools)
+if [ -z "$missing" ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+    while IFS= read -r t; do
+        echo "missing: $t (not root, cannot install; tests needing it will skip)" >&2
+    done <<<"$missing"
+    exit 0
+fi
+
+say "missing: $(echo "$missing" | tr '\n' ' ')-- installing"
+
+# policy-rc.d exit code 101 = "action not allowed": invoke-rc.d will not start the
+# services the packages ship (rpcbind, nfs-ganesha). Only remove the file we made.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# temporary, from nfsio scripts/install-test-deps.sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    made_policy=1
+fi
+cleanup() { if [ "$made_policy" = 1 ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
+
+apt_get() { apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT" "$@"; }
+apt_get update -qq
+apt_get install -y -qq --no-install-recommends \
+    nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark >&2
+
+missing=$(missing_tools)
+if [ -n "$missing" ]; then
+    say "still missing after install: $(echo "$missing" | tr '\n' ' ')"
+    exit 1
+fi
+say "done"

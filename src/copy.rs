@@ -1,0 +1,625 @@
+//! `nfsio cp`: a pipelined copy between local files and NFS.
+//!
+//! The source is read in transfer-sized chunks with a bounded number of READs in flight and
+//! delivered in order; the destination takes the chunks with a bounded number of UNSTABLE
+//! WRITEs in flight, then one COMMIT. Every WRITE's verifier is checked against the COMMIT's:
+//! a difference means the server restarted and may have lost unstable data, so the copy is
+//! made again (RFC 1813 section 4.12).
+
+use std::collections::{BTreeSet, VecDeque};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use indicatif::{ProgressBar, ProgressStyle};
+use nfsio_client::proto::nfs3::{FileHandle, FileType, Nfs3Status, StableHow, WriteVerifier};
+use nfsio_client::{Client, NfsError, NfsResult};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::report::Failure;
+
+/// Arguments of `nfsio cp`.
+#[derive(clap::Args)]
+pub struct CpArgs {
+    /// Source: a local path or nfs://host/export/path
+    src: String,
+    /// Destination: a local path or nfs:// URL (an existing directory receives the source's name)
+    dst: String,
+    /// No progress bar.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print per-procedure RPC statistics at the end.
+    #[arg(long)]
+    stats: bool,
+    /// Maximum READs and WRITEs in flight.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    inflight: u16,
+}
+
+/// How many times a copy is made again after the server lost unstable data.
+const MAX_COPY_ATTEMPTS: u32 = 3;
+
+enum Endpoint {
+    Local(PathBuf),
+    Nfs { url: String, client: Client },
+}
+
+fn is_url(text: &str) -> bool {
+    text.starts_with("nfs://")
+}
+
+/// The last component of a path or URL path, for copying into a directory.
+fn base_name(text: &str) -> &str {
+    let path = if is_url(text) {
+        text.split('?').next().unwrap_or(text)
+    } else {
+        text
+    };
+    path.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(path)
+}
+
+pub async fn run(args: CpArgs) -> Result<(), Failure> {
+    let src = open_endpoint(&args.src).await?;
+    let dst = open_endpoint(&args.dst).await?;
+    let started = Instant::now();
+    let size_bytes = source_size(&src, &args.src).await?;
+    let progress = progress_bar(size_bytes, args.quiet);
+    let chunk_bytes = match (&src, &dst) {
+        (Endpoint::Nfs { client: s, .. }, Endpoint::Nfs { client: d, .. }) => {
+            s.rsize_bytes().min(d.wsize_bytes())
+        }
+        (Endpoint::Nfs { client, .. }, _) => client.rsize_bytes(),
+        (_, Endpoint::Nfs { client, .. }) => client.wsize_bytes(),
+        _ => 1024 * 1024,
+    } as usize;
+    let window = usize::from(args.inflight);
+
+    let mut attempt = 1;
+    let copied = loop {
+        progress.set_position(0);
+        match copy_once(
+            &src,
+            &args.src,
+            &dst,
+            &args.dst,
+            chunk_bytes,
+            window,
+            &progress,
+        )
+        .await
+        {
+            Ok(copied) => break copied,
+            Err(CopyError::VerifierChanged) if attempt < MAX_COPY_ATTEMPTS => {
+                tracing::warn!(
+                    attempt,
+                    "server verifier changed during the copy; copying again"
+                );
+                attempt += 1;
+            }
+            Err(CopyError::VerifierChanged) => {
+                return Err(Failure::message(format!(
+                    "{}: the server lost unstable data {MAX_COPY_ATTEMPTS} times in a row (EIO)",
+                    args.dst
+                )));
+            }
+            Err(CopyError::Failed(failure)) => return Err(failure),
+        }
+    };
+    progress.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    if args.stats {
+        println!(
+            "copied {copied} bytes in {seconds:.3} s ({:.1} MB/s)",
+            copied as f64 / seconds.max(1e-9) / 1e6
+        );
+        for (label, endpoint) in [("source", &src), ("destination", &dst)] {
+            if let Endpoint::Nfs { client, .. } = endpoint {
+                println!("{label} {}:", client.server());
+                print!("{}", crate::report::stats_table(&client.stats()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(size_bytes: Option<u64>, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = match size_bytes {
+        Some(size) => ProgressBar::new(size),
+        None => ProgressBar::no_length(),
+    };
+    let style = ProgressStyle::with_template(
+        "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+async fn open_endpoint(text: &str) -> Result<Endpoint, Failure> {
+    if is_url(text) {
+        let client = crate::connect(text).await?;
+        Ok(Endpoint::Nfs {
+            url: text.to_owned(),
+            client,
+        })
+    } else {
+        Ok(Endpoint::Local(PathBuf::from(text)))
+    }
+}
+
+async fn source_size(src: &Endpoint, text: &str) -> Result<Option<u64>, Failure> {
+    match src {
+        Endpoint::Local(path) => {
+            let meta = std::fs::metadata(path).map_err(|e| Failure::io(text, e))?;
+            if meta.is_dir() {
+                return Err(Failure::message(format!("{text}: is a directory (EISDIR)")));
+            }
+            Ok(Some(meta.len()))
+        }
+        Endpoint::Nfs { client, url } => {
+            let (_, attributes) = client
+                .lookup_path(client.url_path())
+                .await
+                .map_err(|e| Failure::nfs(url, e))?;
+            if attributes.file_type == FileType::Directory {
+                return Err(Failure::nfs(
+                    url,
+                    NfsError::Status {
+                        proc_name: "READ",
+                        status: Nfs3Status::IsDir,
+                    },
+                ));
+            }
+            Ok(Some(attributes.size))
+        }
+    }
+}
+
+enum CopyError {
+    VerifierChanged,
+    Failed(Failure),
+}
+
+impl From<Failure> for CopyError {
+    fn from(failure: Failure) -> Self {
+        Self::Failed(failure)
+    }
+}
+
+async fn copy_once(
+    src: &Endpoint,
+    src_text: &str,
+    dst: &Endpoint,
+    dst_text: &str,
+    chunk_bytes: usize,
+    window: usize,
+    progress: &ProgressBar,
+) -> Result<u64, CopyError> {
+    let mut reader: Box<dyn ChunkSource> = match src {
+        Endpoint::Local(path) => Box::new(LocalReader::open(path, src_text, chunk_bytes)?),
+        Endpoint::Nfs { url, client } => {
+            let (handle, attributes) = client
+                .lookup_path(client.url_path())
+                .await
+                .map_err(|e| Failure::nfs(url, e))?;
+            Box::new(NfsReader::with_window(
+                client.clone(),
+                handle,
+                url.clone(),
+                attributes.size,
+                window,
+            ))
+        }
+    };
+    let mut writer: Box<dyn ChunkSink> = match dst {
+        Endpoint::Local(path) => {
+            let path = if path.is_dir() {
+                path.join(base_name(src_text))
+            } else {
+                path.clone()
+            };
+            Box::new(LocalWriter::create(&path, dst_text)?)
+        }
+        Endpoint::Nfs { url, client } => {
+            let mut path = client.url_path().to_owned();
+            if let Ok((_, attributes)) = client.lookup_path(&path).await {
+                if attributes.file_type == FileType::Directory {
+                    path = format!("{}/{}", path.trim_end_matches('/'), base_name(src_text));
+                }
+            }
+            let file = client
+                .create_file(&path, 0o644)
+                .await
+                .map_err(|e| Failure::nfs(url, e))?;
+            Box::new(NfsWriter::new(
+                client.clone(),
+                file.handle().clone(),
+                url.clone(),
+                window,
+            ))
+        }
+    };
+    let mut copied = 0u64;
+    while let Some(chunk) = reader.next_chunk().await? {
+        copied += chunk.len() as u64;
+        writer.write_chunk(chunk).await?;
+        progress.set_position(copied);
+    }
+    writer.finish().await?;
+    Ok(copied)
+}
+
+/// An ordered source of file contents.
+trait ChunkSource: Send {
+    /// The next chunk, or None at the end.
+    fn next_chunk(&mut self) -> futures_lite::BoxedChunk<'_>;
+}
+
+/// A sink that takes file contents in order.
+trait ChunkSink: Send {
+    /// Accepts the next chunk (may return before it is written).
+    fn write_chunk(&mut self, chunk: Bytes) -> futures_lite::BoxedUnit<'_>;
+    /// Waits until everything is written and durable where the sink promises it.
+    fn finish(&mut self) -> futures_lite::BoxedFinish<'_>;
+}
+
+/// Boxed future types for the object-safe traits above.
+mod futures_lite {
+    use std::future::Future;
+    use std::pin::Pin;
+
+    use bytes::Bytes;
+
+    use super::CopyError;
+    use crate::report::Failure;
+
+    pub type BoxedChunk<'a> =
+        Pin<Box<dyn Future<Output = Result<Option<Bytes>, Failure>> + Send + 'a>>;
+    pub type BoxedUnit<'a> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
+    pub type BoxedFinish<'a> = Pin<Box<dyn Future<Output = Result<(), CopyError>> + Send + 'a>>;
+}
+
+/// A READ in flight: its offset, its count, and the task that yields (data, eof).
+type InFlightRead = (u64, u32, JoinHandle<NfsResult<(Bytes, bool)>>);
+
+/// Reads an NFS file with a window of READs in flight, delivering chunks in order.
+pub struct NfsReader {
+    client: Client,
+    handle: FileHandle,
+    url: String,
+    next_offset: u64,
+    /// The file's size when opened: READs are sent ahead only below it (one more READ past
+    /// it finds out whether the file grew).
+    size_hint_bytes: u64,
+    window: usize,
+    in_flight: VecDeque<InFlightRead>,
+    eof: bool,
+}
+
+impl NfsReader {
+    /// A reader with the default window, for a file of `size_hint_bytes`.
+    pub fn new(client: Client, handle: FileHandle, url: String, size_hint_bytes: u64) -> Self {
+        Self::with_window(client, handle, url, size_hint_bytes, 16)
+    }
+
+    /// A reader with up to `window` READs in flight.
+    pub fn with_window(
+        client: Client,
+        handle: FileHandle,
+        url: String,
+        size_hint_bytes: u64,
+        window: usize,
+    ) -> Self {
+        Self {
+            client,
+            handle,
+            url,
+            next_offset: 0,
+            size_hint_bytes,
+            window: window.max(1),
+            in_flight: VecDeque::new(),
+            eof: false,
+        }
+    }
+
+    fn spawn_read(&mut self) {
+        let count = self.client.rsize_bytes();
+        let offset = self.next_offset;
+        let client = self.client.clone();
+        let handle = self.handle.clone();
+        let task = tokio::spawn(async move {
+            client
+                .read(&handle, offset, count)
+                .await
+                .map(|reply| (reply.data, reply.eof))
+        });
+        self.in_flight.push_back((offset, count, task));
+        self.next_offset += u64::from(count);
+    }
+
+    fn fail(&self, error: NfsError) -> Failure {
+        Failure::nfs(&self.url, error)
+    }
+
+    /// The next chunk of the file in order, or None at end of file.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, Failure> {
+        if self.eof {
+            return Ok(None);
+        }
+        while self.in_flight.is_empty()
+            || (self.in_flight.len() < self.window && self.next_offset < self.size_hint_bytes)
+        {
+            self.spawn_read();
+        }
+        let Some((offset, count, task)) = self.in_flight.pop_front() else {
+            return Ok(None);
+        };
+        let (mut data, mut eof) = task
+            .await
+            .map_err(|e| Failure::message(format!("{}: read task failed: {e}", self.url)))?
+            .map_err(|e| self.fail(e))?;
+        // A short read that is not at end of file leaves a gap before the next READ in
+        // flight: fill it before going on, so chunks stay contiguous.
+        if !eof && data.len() < count as usize && !data.is_empty() {
+            let mut filled = BytesMut::from(&data[..]);
+            while !eof && filled.len() < count as usize {
+                let want = count - filled.len() as u32;
+                let reply = self
+                    .client
+                    .read(&self.handle, offset + filled.len() as u64, want)
+                    .await
+                    .map_err(|e| self.fail(e))?;
+                eof = reply.eof || reply.data.is_empty();
+                filled.extend_from_slice(&reply.data);
+            }
+            data = filled.freeze();
+        }
+        if eof || data.is_empty() {
+            self.eof = true;
+            for (_, _, task) in self.in_flight.drain(..) {
+                task.abort();
+            }
+        }
+        if data.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(data))
+    }
+}
+
+impl ChunkSource for NfsReader {
+    fn next_chunk(&mut self) -> futures_lite::BoxedChunk<'_> {
+        Box::pin(NfsReader::next_chunk(self))
+    }
+}
+
+/// Reads a local file on a blocking thread, a bounded number of chunks ahead.
+struct LocalReader {
+    chunks: mpsc::Receiver<Result<Bytes, Failure>>,
+}
+
+impl LocalReader {
+    fn open(path: &Path, text: &str, chunk_bytes: usize) -> Result<Self, Failure> {
+        let mut file = std::fs::File::open(path).map_err(|e| Failure::io(text, e))?;
+        let (sender, chunks) = mpsc::channel(4);
+        let text = text.to_owned();
+        std::thread::spawn(move || {
+            loop {
+                let mut buf = BytesMut::zeroed(chunk_bytes);
+                let mut filled = 0;
+                while filled < chunk_bytes {
+                    match file.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = sender.blocking_send(Err(Failure::io(&text, e)));
+                            return;
+                        }
+                    }
+                }
+                if filled == 0 {
+                    return;
+                }
+                buf.truncate(filled);
+                if sender.blocking_send(Ok(buf.freeze())).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Self { chunks })
+    }
+}
+
+impl ChunkSource for LocalReader {
+    fn next_chunk(&mut self) -> futures_lite::BoxedChunk<'_> {
+        Box::pin(async move { self.chunks.recv().await.transpose() })
+    }
+}
+
+/// Writes to an NFS file with a window of UNSTABLE WRITEs in flight, then COMMITs.
+struct NfsWriter {
+    client: Client,
+    handle: FileHandle,
+    url: String,
+    offset: u64,
+    slots: Arc<Semaphore>,
+    tasks: JoinSet<NfsResult<WriteOutcome>>,
+    verifiers: BTreeSet<[u8; 8]>,
+    needs_commit: bool,
+}
+
+struct WriteOutcome {
+    verifiers: Vec<WriteVerifier>,
+    needs_commit: bool,
+}
+
+impl NfsWriter {
+    fn new(client: Client, handle: FileHandle, url: String, window: usize) -> Self {
+        Self {
+            client,
+            handle,
+            url,
+            offset: 0,
+            slots: Arc::new(Semaphore::new(window.max(1))),
+            tasks: JoinSet::new(),
+            verifiers: BTreeSet::new(),
+            needs_commit: false,
+        }
+    }
+
+    fn absorb(
+        &mut self,
+        joined: Result<NfsResult<WriteOutcome>, tokio::task::JoinError>,
+    ) -> Result<(), Failure> {
+        let outcome = joined
+            .map_err(|e| Failure::message(format!("{}: write task failed: {e}", self.url)))?
+            .map_err(|e| Failure::nfs(&self.url, e))?;
+        self.needs_commit |= outcome.needs_commit;
+        self.verifiers.extend(outcome.verifiers.iter().map(|v| v.0));
+        Ok(())
+    }
+}
+
+/// Sends `data` at `offset` UNSTABLE, resending the rest of short writes.
+async fn write_all_unstable(
+    client: Client,
+    handle: FileHandle,
+    mut data: Bytes,
+    mut offset: u64,
+) -> NfsResult<WriteOutcome> {
+    let mut outcome = WriteOutcome {
+        verifiers: Vec::new(),
+        needs_commit: false,
+    };
+    while !data.is_empty() {
+        let reply = client
+            .write(&handle, offset, data.clone(), StableHow::Unstable)
+            .await?;
+        if reply.count == 0 {
+            return Err(NfsError::Status {
+                proc_name: "WRITE",
+                status: Nfs3Status::Io,
+            });
+        }
+        if reply.committed != StableHow::FileSync {
+            outcome.needs_commit = true;
+            outcome.verifiers.push(reply.verf);
+        }
+        let _ = data.split_to(reply.count as usize);
+        offset += u64::from(reply.count);
+    }
+    Ok(outcome)
+}
+
+impl ChunkSink for NfsWriter {
+    fn write_chunk(&mut self, chunk: Bytes) -> futures_lite::BoxedUnit<'_> {
+        Box::pin(async move {
+            // Reap what has finished, so errors surface early and the set stays small.
+            while let Some(joined) = self.tasks.try_join_next() {
+                self.absorb(joined)?;
+            }
+            let permit = Arc::clone(&self.slots)
+                .acquire_owned()
+                .await
+                .map_err(|_| Failure::message("write window closed".into()))?;
+            let client = self.client.clone();
+            let handle = self.handle.clone();
+            let offset = self.offset;
+            self.offset += chunk.len() as u64;
+            self.tasks.spawn(async move {
+                let outcome = write_all_unstable(client, handle, chunk, offset).await;
+                drop(permit);
+                outcome
+            });
+            Ok(())
+        })
+    }
+
+    fn finish(&mut self) -> futures_lite::BoxedFinish<'_> {
+        Box::pin(async move {
+            while let Some(joined) = self.tasks.join_next().await {
+                self.absorb(joined)?;
+            }
+            if !self.needs_commit {
+                return Ok(());
+            }
+            let reply = self
+                .client
+                .commit(&self.handle, 0, 0)
+                .await
+                .map_err(|e| Failure::nfs(&self.url, e))?;
+            let changed = self.verifiers.iter().any(|v| *v != reply.verf.0);
+            if changed {
+                return Err(CopyError::VerifierChanged);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Writes a local file on a blocking thread.
+struct LocalWriter {
+    chunks: Option<mpsc::Sender<Bytes>>,
+    done: Option<std::thread::JoinHandle<Result<(), Failure>>>,
+}
+
+impl LocalWriter {
+    fn create(path: &Path, text: &str) -> Result<Self, Failure> {
+        let mut file = std::fs::File::create(path).map_err(|e| Failure::io(text, e))?;
+        let (sender, mut chunks) = mpsc::channel::<Bytes>(4);
+        let text = text.to_owned();
+        let done = std::thread::spawn(move || {
+            while let Some(chunk) = chunks.blocking_recv() {
+                file.write_all(&chunk).map_err(|e| Failure::io(&text, e))?;
+            }
+            file.flush().map_err(|e| Failure::io(&text, e))
+        });
+        Ok(Self {
+            chunks: Some(sender),
+            done: Some(done),
+        })
+    }
+
+    async fn join(&mut self) -> Result<(), Failure> {
+        self.chunks = None;
+        match self.done.take() {
+            Some(done) => tokio::task::spawn_blocking(move || done.join())
+                .await
+                .map_err(|e| Failure::message(format!("local writer failed: {e}")))?
+                .map_err(|_| Failure::message("local writer panicked".into()))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl ChunkSink for LocalWriter {
+    fn write_chunk(&mut self, chunk: Bytes) -> futures_lite::BoxedUnit<'_> {
+        Box::pin(async move {
+            let sent = match &self.chunks {
+                Some(sender) => sender.send(chunk).await.is_ok(),
+                None => false,
+            };
+            if sent {
+                Ok(())
+            } else {
+                // The writer thread stopped: it has the error.
+                self.join().await?;
+                Err(Failure::message("local writer stopped".into()))
+            }
+        })
+    }
+
+    fn finish(&mut self) -> futures_lite::BoxedFinish<'_> {
+        Box::pin(async move { self.join().await.map_err(CopyError::Failed) })
+    }
+}
