@@ -425,3 +425,75 @@ async fn ganesha_auth_sys_credentials_from_the_url() {
         .expect_err("no permission");
     assert_eq!(status(denied), Nfs3Status::Acces);
 }
+
+#[tokio::test]
+async fn ganesha_file_async_read_write_seek() {
+    use std::io::SeekFrom;
+    use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+    let Some(ganesha) = Ganesha::start() else {
+        return;
+    };
+    let client = Client::connect(&ganesha.url("")).await.expect("connect");
+    let payload: Vec<u8> = (0..2_500_000u32).map(|i| (i % 253) as u8).collect();
+
+    // Stream in through AsyncWrite (tokio::io::copy), then shut down (flush + commit).
+    let mut file = client
+        .create_file("stream.bin", 0o644)
+        .await
+        .expect("create");
+    let copied = tokio::io::copy(&mut &payload[..], &mut file)
+        .await
+        .expect("copy in");
+    assert_eq!(copied, payload.len() as u64);
+    file.shutdown().await.expect("shutdown");
+    assert_eq!(
+        std::fs::read(ganesha.export_dir.join("stream.bin")).expect("on disk"),
+        payload
+    );
+
+    // Read it back through AsyncRead, in odd-sized pieces, after seeks of every kind.
+    let mut file = client.open("stream.bin").await.expect("open");
+    let mut all = Vec::new();
+    file.read_to_end(&mut all).await.expect("read_to_end");
+    assert!(all == payload);
+    assert_eq!(
+        file.seek(SeekFrom::Start(1000)).await.expect("seek start"),
+        1000
+    );
+    let mut piece = [0u8; 777];
+    file.read_exact(&mut piece).await.expect("read_exact");
+    assert_eq!(&piece[..], &payload[1000..1777]);
+    assert_eq!(
+        file.seek(SeekFrom::Current(-77)).await.expect("seek back"),
+        1700
+    );
+    file.read_exact(&mut piece[..10])
+        .await
+        .expect("read after seek");
+    assert_eq!(&piece[..10], &payload[1700..1710]);
+    assert_eq!(
+        file.seek(SeekFrom::End(-5)).await.expect("seek end"),
+        payload.len() as u64 - 5
+    );
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).await.expect("tail");
+    assert_eq!(&tail[..], &payload[payload.len() - 5..]);
+    assert!(
+        file.seek(SeekFrom::Current(-(payload.len() as i64) - 1))
+            .await
+            .is_err(),
+        "seek before 0"
+    );
+
+    // Overwrite in the middle through AsyncWrite after a seek, then truncate with set_len.
+    file.seek(SeekFrom::Start(10)).await.expect("seek");
+    file.write_all(b"XYZ").await.expect("write");
+    file.flush().await.expect("flush");
+    file.set_len(20).await.expect("set_len");
+    assert_eq!(file.metadata().await.expect("getattr").size, 20);
+    let head = file.read_bytes_at(0, 100).await.expect("read");
+    let mut expected = payload[..20].to_vec();
+    expected[10..13].copy_from_slice(b"XYZ");
+    assert_eq!(&head[..], &expected[..]);
+    file.close().await.expect("close");
+}

@@ -30,7 +30,8 @@ enum Pending {
     Read(BoxFuture<Bytes>),
     Write(BoxFuture<usize>),
     Seek(BoxFuture<u64>),
-    Flush(BoxFuture<()>),
+    /// The COMMIT of `poll_shutdown`.
+    Commit(BoxFuture<()>),
 }
 
 /// An open regular file on an NFS export.
@@ -284,36 +285,36 @@ impl AsyncWrite for File {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let pending = this.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        match pending {
-            // A write in progress must finish before the flush counts.
-            Pending::Write(future) => {
-                let result = ready!(future.as_mut().poll(cx));
-                *pending = Pending::Idle;
-                let written = result.map_err(to_io)?;
-                this.position += written as u64;
-                Poll::Ready(Ok(()))
-            }
-            Pending::Flush(future) => {
-                let result = ready!(future.as_mut().poll(cx));
-                *pending = Pending::Idle;
-                Poll::Ready(result.map_err(to_io))
-            }
-            _ => Poll::Ready(Ok(())),
+        // A write in progress must finish before the flush counts.
+        if let Pending::Write(future) = pending {
+            let result = ready!(future.as_mut().poll(cx));
+            *pending = Pending::Idle;
+            let written = result.map_err(to_io)?;
+            this.position += written as u64;
         }
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.as_mut().poll_flush(cx))?;
+        // Once the COMMIT has started, only it is driven: re-flushing here would see an idle
+        // file after the COMMIT completes and start another one.
+        let committing = matches!(
+            self.pending.get_mut().unwrap_or_else(|e| e.into_inner()),
+            Pending::Commit(_)
+        );
+        if !committing {
+            ready!(self.as_mut().poll_flush(cx))?;
+        }
         let this = self.get_mut();
         let pending = this.pending.get_mut().unwrap_or_else(|e| e.into_inner());
         if matches!(pending, Pending::Idle) {
             let client = this.client.clone();
             let handle = this.handle.clone();
-            *pending = Pending::Flush(Box::pin(async move {
+            *pending = Pending::Commit(Box::pin(async move {
                 client.commit(&handle, 0, 0).await.map(drop)
             }));
         }
-        let Pending::Flush(future) = pending else {
+        let Pending::Commit(future) = pending else {
             return Poll::Ready(Err(io::Error::other("another operation is in progress")));
         };
         let result = ready!(future.as_mut().poll(cx));
