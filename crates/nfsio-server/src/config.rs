@@ -1,0 +1,270 @@
+//! What a server serves, where, to whom, and within which bounds.
+//!
+//! [`ServerConfig`] is the one value the CLI (or an embedding program) fills in; everything in
+//! it has a safe default (`ServerConfig::new`), so `nfsio serve DIR` needs no other setup.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use thiserror::Error;
+
+/// How AUTH_SYS identities are mapped before the server acts on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Squash {
+    /// Trust the client's uid and gids as sent.
+    None,
+    /// Map uid 0 to the anonymous uid, and gid 0 to the anonymous gid (`root_squash`).
+    #[default]
+    Root,
+    /// Map every user to the anonymous uid and gid (`all_squash`).
+    All,
+}
+
+/// An IP network in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address is a host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix_len: u8,
+}
+
+/// Why a string is not an [`IpNet`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("not an IP network (ADDRESS or ADDRESS/PREFIX): {0:?}")]
+pub struct IpNetParseError(String);
+
+impl IpNet {
+    /// The network of `addr` with `prefix_len` leading bits (clamped to the address size).
+    pub fn new(addr: IpAddr, prefix_len: u8) -> Self {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        Self {
+            addr,
+            prefix_len: prefix_len.min(max),
+        }
+    }
+
+    /// The network's address as given.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// The prefix length in bits.
+    pub fn prefix_len(&self) -> u8 {
+        self.prefix_len
+    }
+
+    /// True when `ip` is in the network (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = IpNetParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || IpNetParseError(s.to_owned());
+        let (addr, prefix) = match s.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix_len = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Self { addr, prefix_len })
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+/// Resource bounds. Every buffer the server allocates for a client is bounded by one of these,
+/// never by a length read from the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest READ or WRITE payload (FSINFO `rtmax`/`wtmax`; also the preferred size).
+    pub max_io_bytes: u32,
+    /// Largest RPC record accepted; a client announcing a larger one is disconnected before
+    /// anything is allocated for it.
+    pub max_record_bytes: u32,
+    /// Requests of one connection being processed at once; at the limit, the server stops
+    /// reading that connection.
+    pub max_requests_per_connection: usize,
+    /// Requests being processed at once, over all connections.
+    pub max_requests_total: usize,
+    /// Bytes of requests and replies one connection may hold at once (requests are charged
+    /// their size plus the largest reply they can produce).
+    pub max_connection_buffer_bytes: usize,
+    /// Open connections; more are accepted and closed at once.
+    pub max_connections: usize,
+    /// Open files kept by the local store (descriptor LRU).
+    pub open_files: usize,
+    /// Entries of the duplicate request cache.
+    pub drc_entries: usize,
+    /// Preferred READDIR size (FSINFO `dtpref`).
+    pub dtpref_bytes: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let max_io_bytes = 1 << 20;
+        Self {
+            max_io_bytes,
+            max_record_bytes: max_io_bytes + 64 * 1024,
+            max_requests_per_connection: 32,
+            max_requests_total: 256,
+            max_connection_buffer_bytes: 24 << 20,
+            max_connections: 1024,
+            open_files: 64,
+            drc_entries: 4096,
+            dtpref_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Everything `nfsio serve` needs to know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// The directory to export.
+    pub export_dir: PathBuf,
+    /// Where NFS listens (port 0: any free port; see `Server::nfs_addr`).
+    pub listen: SocketAddr,
+    /// Where MOUNT listens; `None`: MOUNT is served on the NFS port only.
+    pub mount_listen: Option<SocketAddr>,
+    /// Where a portmapper (v2) listens, answering for this server's programs; `None`: no
+    /// separate portmap listener (portmap is still answered on the NFS port).
+    pub portmap_listen: Option<SocketAddr>,
+    /// The path clients mount (`MNT`), e.g. `/export`.
+    pub export_name: String,
+    /// Refuse every change (`NFS3ERR_ROFS`).
+    pub read_only: bool,
+    /// Client networks allowed to connect; empty: everyone.
+    pub allow: Vec<IpNet>,
+    /// Identity mapping.
+    pub squash: Squash,
+    /// The uid squashed users become.
+    pub anonuid: u32,
+    /// The gid squashed users become.
+    pub anongid: u32,
+    /// Where the server keeps what must survive restarts (the file handle key). Must be
+    /// outside the export. [`ServerConfig::new`] sets [`default_state_dir`].
+    pub state_dir: PathBuf,
+    /// Resource bounds.
+    pub limits: Limits,
+    /// Seed of the write verifier and other instance randomness; `None`: from the system's
+    /// entropy, time and process id (what a real server wants). A simulation sets it so that
+    /// one seed fixes a whole run.
+    pub instance_seed: Option<u64>,
+}
+
+impl ServerConfig {
+    /// A configuration exporting `export_dir` as `/export` on 127.0.0.1:2049, read-write,
+    /// with root squashed to 65534 and the default state directory.
+    pub fn new(export_dir: impl Into<PathBuf>) -> Self {
+        let export_dir = export_dir.into();
+        let state_dir = default_state_dir(&export_dir);
+        Self {
+            export_dir,
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2049),
+            mount_listen: None,
+            portmap_listen: None,
+            export_name: "/export".to_owned(),
+            read_only: false,
+            allow: Vec::new(),
+            squash: Squash::Root,
+            anonuid: 65534,
+            anongid: 65534,
+            state_dir,
+            limits: Limits::default(),
+            instance_seed: None,
+        }
+    }
+}
+
+/// The default state directory of an export: `$XDG_STATE_HOME/nfsio/exports/<hash>`, else
+/// `/var/lib/nfsio/exports/<hash>` for root, else `~/.local/state/nfsio/exports/<hash>`, where
+/// `<hash>` names the export's absolute path. It is never inside the export.
+pub fn default_state_dir(export_dir: &Path) -> PathBuf {
+    let absolute = export_dir
+        .canonicalize()
+        .unwrap_or_else(|_| export_dir.to_path_buf());
+    let hash = crate::handle::path_hash(absolute.as_os_str().as_encoded_bytes());
+    let leaf = format!("{hash:016x}");
+    let base = if let Some(xdg) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        PathBuf::from(xdg).join("nfsio")
+    } else if is_root() {
+        PathBuf::from("/var/lib/nfsio")
+    } else if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        PathBuf::from(home).join(".local/state/nfsio")
+    } else {
+        std::env::temp_dir().join("nfsio-state")
+    };
+    base.join("exports").join(leaf)
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of a file this process just could create is its effective uid; /proc/self is
+    // owned by the process's effective uid without creating anything.
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_contains() {
+        let net: IpNet = "10.1.0.0/16".parse().unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let host: IpNet = "127.0.0.1".parse().unwrap();
+        assert_eq!(host.prefix_len(), 32);
+        assert!(host.contains("127.0.0.1".parse().unwrap()));
+        assert!(!host.contains("127.0.0.2".parse().unwrap()));
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+        let v6: IpNet = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
+        assert!("nonsense".parse::<IpNet>().is_err());
+        assert_eq!(net.to_string(), "10.1.0.0/16");
+    }
+
+    #[test]
+    fn default_state_dir_is_outside_the_export() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = default_state_dir(dir.path());
+        assert!(!state.starts_with(dir.path().canonicalize().unwrap()));
+        assert_eq!(state, default_state_dir(dir.path()), "stable");
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(state, default_state_dir(other.path()));
+    }
+}

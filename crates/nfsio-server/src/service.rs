@@ -1,0 +1,605 @@
+//! The request path without the network: one RPC record in, one reply record out.
+//!
+//! [`Service::handle`] is synchronous and owns everything between the bytes of a call and the
+//! bytes of its reply: the RPC header (RPC_MISMATCH, PROG_UNAVAIL, PROG_MISMATCH,
+//! PROC_UNAVAIL, GARBAGE_ARGS), authentication (AUTH_SYS and AUTH_NONE; anything else is
+//! AUTH_ERROR TOOWEAK) and squashing, the duplicate request cache, and the dispatch to NFSv3,
+//! MOUNT v3 and portmap v2. Keeping it free of I/O and tasks lets the connection layer run it
+//! on a blocking thread (local store) or inline (memory store, simulation), and lets the fuzz
+//! target drive it directly. It never panics on input and never allocates by a length read
+//! from the wire (the XDR decoder bounds every item by the record it arrived in).
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use nfsio_proto::mount::{
+    self, ExportList, ExportNode, MntRes, MountCall, MountEntry, MountList, MountReply, MountStatus,
+};
+use nfsio_proto::nfs3::{self, FileHandle, Nfs3Status, procs};
+use nfsio_proto::portmap::{self, Mapping, MappingList, PortmapCall, PortmapReply};
+use nfsio_proto::rpc::{
+    AcceptError, AuthStat, MessageHeader, OpaqueAuth, RPC_VERSION, ReplyHeader, ReplyStatus,
+    auth_flavor,
+};
+use nfsio_proto::{XdrDecode, XdrDecoder, XdrEncode, XdrEncoder};
+use tracing::{debug, trace};
+
+use crate::config::{IpNet, Limits, Squash};
+use crate::drc::{Begin, Drc};
+use crate::handle::{HandleCodec, HandleSecret};
+use crate::storage::{FileId, Storage};
+use crate::verifier::VerifierSource;
+
+/// Most mounts remembered for MOUNT DUMP (it is advisory).
+const MAX_MOUNT_ENTRIES: usize = 1024;
+
+/// The ports a server's programs answer on, for portmap GETPORT and DUMP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ports {
+    /// NFS.
+    pub nfs: u16,
+    /// MOUNT.
+    pub mount: u16,
+    /// The separate portmap listener, if any.
+    pub portmap: Option<u16>,
+}
+
+/// What a [`Service`] needs to know.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The path clients mount.
+    pub export_name: String,
+    /// Refuse every change with `NFS3ERR_ROFS`.
+    pub read_only: bool,
+    /// Identity mapping.
+    pub squash: Squash,
+    /// The uid squashed users become.
+    pub anonuid: u32,
+    /// The gid squashed users become.
+    pub anongid: u32,
+    /// Client networks allowed (listed by MOUNT EXPORT; enforced by the listener).
+    pub allow: Vec<IpNet>,
+    /// Resource bounds.
+    pub limits: Limits,
+    /// The secret that authenticates file handles.
+    pub secret: HandleSecret,
+    /// Seed of the write verifier and of the duplicate cache's hash; `None`: a fresh instance.
+    pub instance_seed: Option<u64>,
+    /// The ports, for portmap.
+    pub ports: Ports,
+}
+
+impl ServiceConfig {
+    /// A configuration for tests and simulations: `/export`, read-write, no squashing, default
+    /// limits, handle secret and verifier from `seed`.
+    pub fn for_tests(seed: u64) -> Self {
+        Self {
+            export_name: "/export".to_owned(),
+            read_only: false,
+            squash: Squash::None,
+            anonuid: 65534,
+            anongid: 65534,
+            allow: Vec::new(),
+            limits: Limits::default(),
+            secret: HandleSecret::from_seed(seed),
+            instance_seed: Some(seed),
+            ports: Ports::default(),
+        }
+    }
+}
+
+/// What to do with a call's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// Send this reply record (as segments, in order).
+    Reply(Vec<Bytes>),
+    /// Send nothing (a retransmission of a call still in progress, or a reply message).
+    Drop,
+    /// The bytes are not an RPC call at all: close the connection.
+    Close,
+}
+
+/// The caller's identity after squashing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cred {
+    pub uid: u32,
+    pub gid: u32,
+    pub gids: Vec<u32>,
+}
+
+impl Cred {
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.gids.contains(&gid)
+    }
+}
+
+/// NFSv3 procedures whose replies the duplicate request cache keeps.
+fn is_non_idempotent(proc_num: u32) -> bool {
+    matches!(
+        proc_num,
+        procs::SETATTR
+            | procs::CREATE
+            | procs::MKDIR
+            | procs::SYMLINK
+            | procs::MKNOD
+            | procs::REMOVE
+            | procs::RMDIR
+            | procs::RENAME
+            | procs::LINK
+    )
+}
+
+/// The server's request path: decode, authenticate, deduplicate, dispatch, encode.
+pub struct Service {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) handles: HandleCodec,
+    pub(crate) verifier: VerifierSource,
+    pub(crate) config: ServiceConfig,
+    drc: Mutex<Drc>,
+    drc_hash_key: (u64, u64),
+    mounts: Mutex<Vec<MountEntry>>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("export_name", &self.config.export_name)
+            .field("verifier", &self.verifier.current())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn be32(bytes: &[u8], at: usize) -> Option<u32> {
+    let word = bytes.get(at..at + 4)?;
+    Some(u32::from_be_bytes([word[0], word[1], word[2], word[3]]))
+}
+
+/// Encodes a reply header and body into segments.
+fn encode_reply(xid: u32, status: ReplyStatus, body: Option<&dyn XdrEncodeDyn>) -> Vec<Bytes> {
+    let mut enc = XdrEncoder::with_capacity(512);
+    ReplyHeader { xid, status }.encode(&mut enc);
+    if let Some(body) = body {
+        body.encode_dyn(&mut enc);
+    }
+    enc.finish()
+}
+
+/// Object-safe [`XdrEncode`].
+trait XdrEncodeDyn {
+    fn encode_dyn(&self, enc: &mut XdrEncoder);
+}
+
+impl<T: XdrEncode> XdrEncodeDyn for T {
+    fn encode_dyn(&self, enc: &mut XdrEncoder) {
+        self.encode(enc);
+    }
+}
+
+fn accept_error(xid: u32, error: AcceptError) -> Response {
+    Response::Reply(encode_reply(
+        xid,
+        ReplyStatus::AcceptError {
+            verf: OpaqueAuth::none(),
+            error,
+        },
+        None,
+    ))
+}
+
+fn success(xid: u32, body: &dyn XdrEncodeDyn) -> Vec<Bytes> {
+    encode_reply(
+        xid,
+        ReplyStatus::Success {
+            verf: OpaqueAuth::none(),
+        },
+        Some(body),
+    )
+}
+
+fn contiguous(segments: Vec<Bytes>) -> Bytes {
+    if segments.len() == 1 {
+        return segments.into_iter().next().unwrap_or_default();
+    }
+    let len = segments.iter().map(Bytes::len).sum();
+    let mut out = BytesMut::with_capacity(len);
+    for segment in &segments {
+        out.put_slice(segment);
+    }
+    out.freeze()
+}
+
+impl Service {
+    /// A service over `storage`.
+    pub fn new(storage: Arc<dyn Storage>, config: ServiceConfig) -> Self {
+        let verifier = match config.instance_seed {
+            Some(seed) => VerifierSource::from_seed(seed),
+            None => VerifierSource::new_instance(),
+        };
+        let hash_seed = u64::from_be_bytes(verifier.current().0);
+        let drc_hash_key = (hash_seed, hash_seed.rotate_left(29) ^ 0x5bd1_e995);
+        Self {
+            handles: HandleCodec::new(config.secret.clone()),
+            drc: Mutex::new(Drc::new(config.limits.drc_entries)),
+            drc_hash_key,
+            mounts: Mutex::new(Vec::new()),
+            storage,
+            verifier,
+            config,
+        }
+    }
+
+    /// The store.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// True when calls must run on a blocking thread (see [`Storage::is_blocking`]).
+    pub fn is_blocking(&self) -> bool {
+        self.storage.is_blocking()
+    }
+
+    /// The write verifier now (what WRITE and COMMIT replies carry).
+    pub fn write_verifier(&self) -> nfs3::WriteVerifier {
+        self.verifier.current()
+    }
+
+    /// How many times the write verifier changed because a write or sync failed.
+    pub fn verifier_resets(&self) -> u64 {
+        self.verifier.resets()
+    }
+
+    /// The handle of the export's root (what MNT returns).
+    pub fn root_handle(&self) -> FileHandle {
+        self.handles.encode(self.storage.root())
+    }
+
+    /// The handle of `id`.
+    pub fn handle_of(&self, id: FileId) -> FileHandle {
+        self.handles.encode(id)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// Sets the ports portmap reports (known once the listeners are bound).
+    pub fn set_ports(&mut self, ports: Ports) {
+        self.config.ports = ports;
+    }
+
+    /// Processes one call record from `client` and says what to send back.
+    pub fn handle(&self, client: IpAddr, record: Bytes) -> Response {
+        let (Some(xid), Some(msg_type)) = (be32(&record, 0), be32(&record, 4)) else {
+            return Response::Close;
+        };
+        match msg_type {
+            0 => {}
+            // A reply sent to a server: nothing to answer.
+            1 => return Response::Drop,
+            _ => return Response::Close,
+        }
+        match be32(&record, 8) {
+            Some(RPC_VERSION) => {}
+            Some(_) => {
+                return Response::Reply(encode_reply(
+                    xid,
+                    ReplyStatus::RpcMismatch {
+                        low: RPC_VERSION,
+                        high: RPC_VERSION,
+                    },
+                    None,
+                ));
+            }
+            None => return accept_error(xid, AcceptError::GarbageArgs),
+        }
+        let mut dec =
+            XdrDecoder::new(record.clone()).with_max_data_bytes(self.config.limits.max_io_bytes);
+        let header = match MessageHeader::decode(&mut dec) {
+            Ok(MessageHeader::Call(header)) => header,
+            Ok(MessageHeader::Reply(_)) => return Response::Drop,
+            Err(err) => {
+                debug!(xid, %err, "undecodable call header");
+                return accept_error(xid, AcceptError::GarbageArgs);
+            }
+        };
+        let cred = match self.credentials(&header.cred) {
+            Ok(cred) => cred,
+            Err(stat) => {
+                return Response::Reply(encode_reply(xid, ReplyStatus::AuthError(stat), None));
+            }
+        };
+        let key = crate::drc::key(
+            self.drc_hash_key,
+            client,
+            xid,
+            header.prog,
+            header.proc_num,
+            &record,
+        );
+        match lock(&self.drc).begin(key) {
+            Begin::New => {}
+            Begin::InProgress => {
+                debug!(xid, %client, "retransmission of a call in progress: dropped");
+                return Response::Drop;
+            }
+            Begin::Replay(reply) => {
+                debug!(xid, %client, "retransmission: original reply sent again");
+                return Response::Reply(vec![reply]);
+            }
+        }
+        let cache = header.prog == nfs3::PROGRAM
+            && header.vers == nfs3::VERSION
+            && is_non_idempotent(header.proc_num);
+        match self.dispatch(client, &header, &cred, &mut dec) {
+            Response::Reply(segments) if cache => {
+                let reply = contiguous(segments);
+                lock(&self.drc).finish(key, Some(reply.clone()));
+                Response::Reply(vec![reply])
+            }
+            response => {
+                lock(&self.drc).finish(key, None);
+                response
+            }
+        }
+    }
+
+    /// Maps the call's credentials to the identity the server acts as.
+    fn credentials(&self, auth: &OpaqueAuth) -> Result<Cred, AuthStat> {
+        let anon = Cred {
+            uid: self.config.anonuid,
+            gid: self.config.anongid,
+            gids: Vec::new(),
+        };
+        match auth.flavor {
+            auth_flavor::AUTH_NONE => Ok(anon),
+            auth_flavor::AUTH_SYS => {
+                let params = match auth.as_sys() {
+                    Some(Ok(params)) => params,
+                    _ => return Err(AuthStat::BadCred),
+                };
+                Ok(match self.config.squash {
+                    Squash::None => Cred {
+                        uid: params.uid,
+                        gid: params.gid,
+                        gids: params.gids,
+                    },
+                    Squash::All => anon,
+                    Squash::Root => {
+                        let map_gid = |g: u32| if g == 0 { self.config.anongid } else { g };
+                        Cred {
+                            uid: if params.uid == 0 {
+                                self.config.anonuid
+                            } else {
+                                params.uid
+                            },
+                            gid: map_gid(params.gid),
+                            gids: params.gids.into_iter().map(map_gid).collect(),
+                        }
+                    }
+                })
+            }
+            _ => Err(AuthStat::TooWeak),
+        }
+    }
+
+    fn dispatch(
+        &self,
+        client: IpAddr,
+        header: &nfsio_proto::rpc::CallHeader,
+        cred: &Cred,
+        dec: &mut XdrDecoder,
+    ) -> Response {
+        let xid = header.xid;
+        match header.prog {
+            nfs3::PROGRAM => {
+                if header.vers != nfs3::VERSION {
+                    return accept_error(
+                        xid,
+                        AcceptError::ProgMismatch {
+                            low: nfs3::VERSION,
+                            high: nfs3::VERSION,
+                        },
+                    );
+                }
+                let call = match nfs3::decode_call(header.proc_num, dec) {
+                    Ok(Some(call)) => call,
+                    Ok(None) => return accept_error(xid, AcceptError::ProcUnavail),
+                    Err(err) => {
+                        debug!(xid, proc = nfs3::proc_name(header.proc_num), %err, "garbage arguments");
+                        return accept_error(xid, AcceptError::GarbageArgs);
+                    }
+                };
+                if dec.finish().is_err() {
+                    return accept_error(xid, AcceptError::GarbageArgs);
+                }
+                trace!(xid, proc = call.proc_name(), uid = cred.uid, "NFS call");
+                let reply = self.nfs_call(cred, call);
+                if !reply.status().is_ok() {
+                    debug!(xid, proc = reply.proc_name(), status = %reply.status(), "NFS call failed");
+                }
+                Response::Reply(success(xid, &reply))
+            }
+            mount::PROGRAM => {
+                if header.vers != mount::VERSION {
+                    return accept_error(
+                        xid,
+                        AcceptError::ProgMismatch {
+                            low: mount::VERSION,
+                            high: mount::VERSION,
+                        },
+                    );
+                }
+                let call = match mount::decode_call(header.proc_num, dec) {
+                    Ok(Some(call)) => call,
+                    Ok(None) => return accept_error(xid, AcceptError::ProcUnavail),
+                    Err(_) => return accept_error(xid, AcceptError::GarbageArgs),
+                };
+                if dec.finish().is_err() {
+                    return accept_error(xid, AcceptError::GarbageArgs);
+                }
+                Response::Reply(success(xid, &self.mount_call(client, call)))
+            }
+            portmap::PROGRAM => {
+                if header.vers != portmap::VERSION {
+                    return accept_error(
+                        xid,
+                        AcceptError::ProgMismatch {
+                            low: portmap::VERSION,
+                            high: portmap::VERSION,
+                        },
+                    );
+                }
+                let call = match portmap::decode_call(header.proc_num, dec) {
+                    Ok(Some(call)) => call,
+                    Ok(None) => return accept_error(xid, AcceptError::ProcUnavail),
+                    Err(_) => return accept_error(xid, AcceptError::GarbageArgs),
+                };
+                if dec.finish().is_err() {
+                    return accept_error(xid, AcceptError::GarbageArgs);
+                }
+                match self.portmap_call(call) {
+                    Some(reply) => Response::Reply(success(xid, &reply)),
+                    None => accept_error(xid, AcceptError::ProcUnavail),
+                }
+            }
+            _ => accept_error(xid, AcceptError::ProgUnavail),
+        }
+    }
+
+    /// Normalises a MOUNT path: no trailing slashes (except `/` itself).
+    fn normalise(path: &[u8]) -> &[u8] {
+        let mut path = path;
+        while path.len() > 1 && path.ends_with(b"/") {
+            path = &path[..path.len() - 1];
+        }
+        path
+    }
+
+    /// Resolves a MOUNT path to a directory of the export (the export itself, or a directory
+    /// below it; never through a symbolic link, `.` or `..`).
+    fn mount_path(&self, path: &[u8]) -> Result<FileId, MountStatus> {
+        let path = Self::normalise(path);
+        let export = Self::normalise(self.config.export_name.as_bytes());
+        let rest = if path == export {
+            &[][..]
+        } else if path.starts_with(export)
+            && (export == b"/" || path.get(export.len()) == Some(&b'/'))
+        {
+            &path[export.len()..]
+        } else {
+            return Err(MountStatus::NoEnt);
+        };
+        let mut id = self.storage.root();
+        for component in rest.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            if component == b"." || component == b".." {
+                return Err(MountStatus::Inval);
+            }
+            let (next, attr) = self
+                .storage
+                .lookup(id, component)
+                .map_err(|e| match e.status {
+                    Nfs3Status::NoEnt => MountStatus::NoEnt,
+                    Nfs3Status::NotDir => MountStatus::NotDir,
+                    Nfs3Status::Acces | Nfs3Status::Perm => MountStatus::Acces,
+                    Nfs3Status::NameTooLong => MountStatus::NameTooLong,
+                    _ => MountStatus::Io,
+                })?;
+            if attr.file_type != nfs3::FileType::Directory {
+                return Err(MountStatus::NotDir);
+            }
+            id = next;
+        }
+        Ok(id)
+    }
+
+    fn mount_call(&self, client: IpAddr, call: MountCall) -> MountReply {
+        let hostname = Bytes::from(client.to_string());
+        match call {
+            MountCall::Null => MountReply::Null,
+            MountCall::Mnt(args) => match self.mount_path(&args.dirpath) {
+                Ok(id) => {
+                    let mut mounts = lock(&self.mounts);
+                    let entry = MountEntry {
+                        hostname,
+                        directory: args.dirpath.clone(),
+                    };
+                    if !mounts.contains(&entry) {
+                        if mounts.len() >= MAX_MOUNT_ENTRIES {
+                            mounts.remove(0);
+                        }
+                        mounts.push(entry);
+                    }
+                    debug!(%client, path = %String::from_utf8_lossy(&args.dirpath), "MNT");
+                    MountReply::Mnt(MntRes::Ok {
+                        fhandle: self.handles.encode(id),
+                        auth_flavors: vec![auth_flavor::AUTH_SYS, auth_flavor::AUTH_NONE],
+                    })
+                }
+                Err(status) => MountReply::Mnt(MntRes::Fail(status)),
+            },
+            MountCall::Dump => MountReply::Dump(MountList(lock(&self.mounts).clone())),
+            MountCall::Umnt(args) => {
+                lock(&self.mounts)
+                    .retain(|m| !(m.hostname == hostname && m.directory == args.dirpath));
+                MountReply::Umnt
+            }
+            MountCall::UmntAll => {
+                lock(&self.mounts).retain(|m| m.hostname != hostname);
+                MountReply::UmntAll
+            }
+            MountCall::Export => MountReply::Export(ExportList(vec![ExportNode {
+                dir: Bytes::from(self.config.export_name.clone()),
+                groups: self
+                    .config
+                    .allow
+                    .iter()
+                    .map(|net| Bytes::from(net.to_string()))
+                    .collect(),
+            }])),
+        }
+    }
+
+    fn mappings(&self) -> Vec<Mapping> {
+        let ports = self.config.ports;
+        let tcp = |prog, vers, port: u16| Mapping {
+            prog,
+            vers,
+            prot: portmap::IPPROTO_TCP,
+            port: u32::from(port),
+        };
+        let mut list = vec![
+            tcp(nfs3::PROGRAM, nfs3::VERSION, ports.nfs),
+            tcp(mount::PROGRAM, mount::VERSION, ports.mount),
+        ];
+        if let Some(port) = ports.portmap {
+            list.push(tcp(portmap::PROGRAM, portmap::VERSION, port));
+        }
+        list
+    }
+
+    fn portmap_call(&self, call: PortmapCall) -> Option<PortmapReply> {
+        Some(match call {
+            PortmapCall::Null => PortmapReply::Null,
+            // This portmapper answers for this server only; nobody may register.
+            PortmapCall::Set(_) => PortmapReply::Set(false),
+            PortmapCall::Unset(_) => PortmapReply::Unset(false),
+            PortmapCall::Getport(want) => PortmapReply::Getport(
+                self.mappings()
+                    .iter()
+                    .find(|m| m.prog == want.prog && m.vers == want.vers && m.prot == want.prot)
+                    .map_or(0, |m| m.port),
+            ),
+            PortmapCall::Dump => PortmapReply::Dump(MappingList(self.mappings())),
+            // Indirect calls would make the server an amplifier; not offered.
+            PortmapCall::Callit(_) => return None,
+        })
+    }
+}

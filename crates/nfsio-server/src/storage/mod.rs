@@ -1,0 +1,435 @@
+//! The storage seam: everything the NFS server does to files goes through [`Storage`].
+//!
+//! The server maps NFSv3 onto this trait and nothing else, so that the same protocol code runs
+//! on a real directory ([`LocalStore`]) and on the in-memory store with a crash model that the
+//! simulation uses ([`MemStore`]). The trait is NFS-shaped on purpose: objects are named by a
+//! [`FileId`] (inode number and generation, what a file handle carries), results carry the
+//! attributes RFC 1813 wants (weak cache consistency data taken by the store, as close to the
+//! change as it can), and errors are NFSv3 statuses.
+//!
+//! Permission checks, credential squashing, read-only exports, file handles and the write
+//! verifier are the server's business, not the store's: a store does what it is asked, as the
+//! owner it is given.
+
+use std::io;
+
+use bytes::Bytes;
+use nfsio_proto::nfs3::{
+    CookieVerifier, CreateVerifier, Fattr, MknodData, Nfs3Status, NfsTime, Sattr, StableHow,
+    WccData,
+};
+use thiserror::Error;
+
+pub mod local;
+pub mod memory;
+mod sys;
+
+pub use local::LocalStore;
+pub use memory::{Fault, MemStore};
+
+/// Names a file system object: what a file handle carries, besides its MAC.
+///
+/// `generation` distinguishes two objects that had the same inode number at different times, so
+/// that the handle of a removed file stays stale even when its inode number is reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId {
+    /// Inode number (also the NFS `fileid`).
+    pub ino: u64,
+    /// A value that changes when the inode number is reused.
+    pub generation: u64,
+}
+
+/// The owner a store gives a new object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Owner {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("{status}{}", if *.lost_unstable_data { " (a write or sync failed: unstable data may be lost)" } else { "" })]
+pub struct StoreError {
+    /// The NFSv3 status to answer.
+    pub status: Nfs3Status,
+    /// True when a write or a sync failed in a way that may have lost data written UNSTABLE
+    /// before: the server must change its write verifier so that clients write it again.
+    pub lost_unstable_data: bool,
+}
+
+impl StoreError {
+    /// A failure with `status` that lost nothing.
+    pub fn new(status: Nfs3Status) -> Self {
+        Self {
+            status,
+            lost_unstable_data: false,
+        }
+    }
+
+    /// A failure of a write or a sync: `status` from the error, and unstable data may be lost.
+    pub fn write_failed(err: &io::Error) -> Self {
+        Self {
+            status: status_from_io(err),
+            lost_unstable_data: true,
+        }
+    }
+}
+
+impl From<Nfs3Status> for StoreError {
+    fn from(status: Nfs3Status) -> Self {
+        Self::new(status)
+    }
+}
+
+impl From<io::Error> for StoreError {
+    fn from(err: io::Error) -> Self {
+        Self::new(status_from_io(&err))
+    }
+}
+
+impl From<StoreError> for Nfs3Status {
+    fn from(err: StoreError) -> Self {
+        err.status
+    }
+}
+
+/// The result of a storage operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Maps an operating-system error to the NFSv3 status RFC 1813 gives it.
+pub fn status_from_io(err: &io::Error) -> Nfs3Status {
+    let Some(errno) = err.raw_os_error() else {
+        return match err.kind() {
+            io::ErrorKind::NotFound => Nfs3Status::NoEnt,
+            io::ErrorKind::PermissionDenied => Nfs3Status::Acces,
+            io::ErrorKind::AlreadyExists => Nfs3Status::Exist,
+            io::ErrorKind::InvalidInput => Nfs3Status::Inval,
+            _ => Nfs3Status::Io,
+        };
+    };
+    match errno {
+        libc::EPERM => Nfs3Status::Perm,
+        libc::ENOENT => Nfs3Status::NoEnt,
+        libc::EIO => Nfs3Status::Io,
+        libc::ENXIO => Nfs3Status::NxIo,
+        libc::EACCES => Nfs3Status::Acces,
+        libc::EEXIST => Nfs3Status::Exist,
+        libc::EXDEV => Nfs3Status::XDev,
+        libc::ENODEV => Nfs3Status::NoDev,
+        libc::ENOTDIR => Nfs3Status::NotDir,
+        libc::EISDIR => Nfs3Status::IsDir,
+        libc::EINVAL => Nfs3Status::Inval,
+        libc::EFBIG => Nfs3Status::FBig,
+        libc::ENOSPC => Nfs3Status::NoSpc,
+        libc::EROFS => Nfs3Status::RoFs,
+        libc::EMLINK => Nfs3Status::MLink,
+        libc::ENAMETOOLONG => Nfs3Status::NameTooLong,
+        libc::ENOTEMPTY => Nfs3Status::NotEmpty,
+        libc::EDQUOT => Nfs3Status::DQuot,
+        libc::ESTALE => Nfs3Status::Stale,
+        // A symbolic link where the server refused to follow one: the object is not what
+        // the client thinks it is.
+        libc::ELOOP => Nfs3Status::Inval,
+        libc::EOPNOTSUPP => Nfs3Status::NotSupp,
+        libc::EAGAIN | libc::EBUSY | libc::ETXTBSY => Nfs3Status::Jukebox,
+        libc::EBADF | libc::EOVERFLOW => Nfs3Status::Inval,
+        _ => Nfs3Status::Io,
+    }
+}
+
+/// What READ returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOutcome {
+    /// The bytes read (fewer than asked at the end of the file).
+    pub data: Bytes,
+    /// True when the read reached the end of the file.
+    pub eof: bool,
+    /// The file's attributes after the read.
+    pub attr: Fattr,
+}
+
+/// What WRITE returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Bytes written (a store may write fewer than asked).
+    pub count: u32,
+    /// How durable those bytes are now: never less than asked, never more than true.
+    pub committed: StableHow,
+    /// The file's attributes before and after.
+    pub wcc: WccData,
+}
+
+/// What the creating procedures (CREATE, MKDIR, SYMLINK, MKNOD) return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// The new (or, for an idempotent CREATE, existing) object.
+    pub id: FileId,
+    /// Its attributes.
+    pub attr: Fattr,
+    /// The directory's attributes before and after.
+    pub dir_wcc: WccData,
+}
+
+/// How CREATE treats an existing file (the store's view of `createhow3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateMode<'a> {
+    /// Create or reuse the existing file, then apply the attributes.
+    Unchecked(&'a Sattr),
+    /// Fail with `NFS3ERR_EXIST` if the name exists.
+    Guarded(&'a Sattr),
+    /// Create exactly once: the verifier is kept with the file, and a retransmission with the
+    /// same verifier finds it and succeeds.
+    Exclusive(CreateVerifier),
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The entry's file id (inode number).
+    pub fileid: u64,
+    /// Its name.
+    pub name: Bytes,
+    /// The cookie that resumes after it.
+    pub cookie: u64,
+    /// Its identity and attributes, when asked for (READDIRPLUS) and available.
+    pub plus: Option<(FileId, Fattr)>,
+}
+
+/// A batch of directory entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirPage {
+    /// The directory's attributes.
+    pub dir_attr: Option<Fattr>,
+    /// The verifier to send back with the cookies.
+    pub verifier: CookieVerifier,
+    /// The entries, in cookie order.
+    pub entries: Vec<DirEntry>,
+    /// True when the last entry is the directory's last.
+    pub eof: bool,
+}
+
+/// Dynamic file system information (FSSTAT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FsStat {
+    /// Total size in bytes.
+    pub total_bytes: u64,
+    /// Free bytes.
+    pub free_bytes: u64,
+    /// Free bytes available to unprivileged users.
+    pub avail_bytes: u64,
+    /// Total file slots.
+    pub total_files: u64,
+    /// Free file slots.
+    pub free_files: u64,
+    /// Free file slots available to unprivileged users.
+    pub avail_files: u64,
+}
+
+/// Static limits of the store (PATHCONF, FSINFO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Maximum number of hard links.
+    pub link_max: u32,
+    /// Maximum name length in bytes.
+    pub name_max: u32,
+    /// Maximum file size in bytes.
+    pub max_file_bytes: u64,
+    /// Time granularity.
+    pub time_delta: NfsTime,
+}
+
+/// Where files live. Every method is synchronous; the server calls the ones of a store whose
+/// [`Storage::is_blocking`] is true on a blocking thread.
+///
+/// Names are single path components: never empty, never containing `/` or NUL; `.` and `..`
+/// are valid in [`Storage::lookup`] only (`..` of the root is the root). No method may reach an
+/// object outside the store's tree, or follow a symbolic link while resolving a name.
+pub trait Storage: Send + Sync + 'static {
+    /// True when the methods block on I/O (the server then runs them on blocking threads);
+    /// false for a store that only touches memory (run inline, which keeps a simulation
+    /// deterministic).
+    fn is_blocking(&self) -> bool;
+
+    /// The root directory of the tree.
+    fn root(&self) -> FileId;
+
+    /// A 64-bit identifier of the file system (the `fsid` of every [`Fattr`]).
+    fn fsid(&self) -> u64;
+
+    /// Static limits.
+    fn limits(&self) -> StoreLimits;
+
+    /// The attributes of `id`.
+    fn getattr(&self, id: FileId) -> StoreResult<Fattr>;
+
+    /// Looks `name` up in directory `dir`.
+    fn lookup(&self, dir: FileId, name: &[u8]) -> StoreResult<(FileId, Fattr)>;
+
+    /// Changes attributes; when `guard` is set, only if the object's ctime equals it
+    /// (`NFS3ERR_NOT_SYNC` otherwise). Returns the object's attributes before and after.
+    fn setattr(&self, id: FileId, attrs: &Sattr, guard: Option<NfsTime>) -> StoreResult<WccData>;
+
+    /// Reads up to `count` bytes at `offset`.
+    fn read(&self, id: FileId, offset: u64, count: u32) -> StoreResult<ReadOutcome>;
+
+    /// Writes `data` at `offset`, at least as durably as `stable` asks before returning.
+    fn write(
+        &self,
+        id: FileId,
+        offset: u64,
+        data: &Bytes,
+        stable: StableHow,
+    ) -> StoreResult<WriteOutcome>;
+
+    /// Makes everything written to the file durable (`count` 0: to the end). Returns the
+    /// file's attributes before and after.
+    fn commit(&self, id: FileId, offset: u64, count: u32) -> StoreResult<WccData>;
+
+    /// Creates a regular file `name` in `dir`, owned by `owner`.
+    fn create(
+        &self,
+        dir: FileId,
+        name: &[u8],
+        mode: CreateMode<'_>,
+        owner: Owner,
+    ) -> StoreResult<Created>;
+
+    /// Creates a directory.
+    fn mkdir(&self, dir: FileId, name: &[u8], attrs: &Sattr, owner: Owner) -> StoreResult<Created>;
+
+    /// Creates a symbolic link to `target` (stored as given, never interpreted).
+    fn symlink(
+        &self,
+        dir: FileId,
+        name: &[u8],
+        target: &[u8],
+        attrs: &Sattr,
+        owner: Owner,
+    ) -> StoreResult<Created>;
+
+    /// Creates a special file (FIFO, socket; devices where the store allows them).
+    fn mknod(
+        &self,
+        dir: FileId,
+        name: &[u8],
+        what: &MknodData,
+        owner: Owner,
+    ) -> StoreResult<Created>;
+
+    /// Removes a non-directory. Returns the directory's attributes before and after.
+    fn remove(&self, dir: FileId, name: &[u8]) -> StoreResult<WccData>;
+
+    /// Removes an empty directory. Returns the parent's attributes before and after.
+    fn rmdir(&self, dir: FileId, name: &[u8]) -> StoreResult<WccData>;
+
+    /// Renames; returns the attributes of the source and target directories before and
+    /// after.
+    fn rename(
+        &self,
+        from_dir: FileId,
+        from_name: &[u8],
+        to_dir: FileId,
+        to_name: &[u8],
+    ) -> StoreResult<(WccData, WccData)>;
+
+    /// Makes a hard link to `id` named `name` in `dir`. Returns the file's attributes and the
+    /// directory's before and after.
+    fn link(&self, id: FileId, dir: FileId, name: &[u8]) -> StoreResult<(Fattr, WccData)>;
+
+    /// The target of a symbolic link, and the link's attributes.
+    fn readlink(&self, id: FileId) -> StoreResult<(Bytes, Fattr)>;
+
+    /// Up to `max_entries` entries of `dir` after `cookie` (0: from the start), with
+    /// identities and attributes when `plus`. A store may check `verifier` for cookies other
+    /// than 0 and answer `NFS3ERR_BAD_COOKIE`.
+    fn readdir(
+        &self,
+        dir: FileId,
+        cookie: u64,
+        verifier: CookieVerifier,
+        max_entries: usize,
+        plus: bool,
+    ) -> StoreResult<DirPage>;
+
+    /// Space and file-slot counts.
+    fn fsstat(&self, id: FileId) -> StoreResult<FsStat>;
+}
+
+/// Splits a validated name for the stores: rejects what can never be a single component.
+pub(crate) fn check_name(name: &[u8]) -> StoreResult<()> {
+    if name.is_empty() || name.contains(&b'/') || name.contains(&0) {
+        return Err(StoreError::new(Nfs3Status::Inval));
+    }
+    if name.len() > 255 {
+        return Err(StoreError::new(Nfs3Status::NameTooLong));
+    }
+    Ok(())
+}
+
+/// Checks a name for the creating and removing procedures, where `.` and `..` are invalid.
+pub(crate) fn check_new_name(name: &[u8]) -> StoreResult<()> {
+    check_name(name)?;
+    if name == b"." || name == b".." {
+        return Err(StoreError::new(Nfs3Status::Inval));
+    }
+    Ok(())
+}
+
+/// The pre-operation subset of attributes.
+pub fn wcc_attr(attr: &Fattr) -> nfsio_proto::nfs3::WccAttr {
+    nfsio_proto::nfs3::WccAttr {
+        size: attr.size,
+        mtime: attr.mtime,
+        ctime: attr.ctime,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_mapping_follows_rfc_1813() {
+        let cases = [
+            (libc::ENOENT, Nfs3Status::NoEnt),
+            (libc::EEXIST, Nfs3Status::Exist),
+            (libc::ENOTDIR, Nfs3Status::NotDir),
+            (libc::EISDIR, Nfs3Status::IsDir),
+            (libc::ENOTEMPTY, Nfs3Status::NotEmpty),
+            (libc::ENAMETOOLONG, Nfs3Status::NameTooLong),
+            (libc::EROFS, Nfs3Status::RoFs),
+            (libc::ENOSPC, Nfs3Status::NoSpc),
+            (libc::EDQUOT, Nfs3Status::DQuot),
+            (libc::EFBIG, Nfs3Status::FBig),
+            (libc::EACCES, Nfs3Status::Acces),
+            (libc::EPERM, Nfs3Status::Perm),
+            (libc::EXDEV, Nfs3Status::XDev),
+            (libc::EINVAL, Nfs3Status::Inval),
+            (libc::EMLINK, Nfs3Status::MLink),
+            (libc::EIO, Nfs3Status::Io),
+        ];
+        for (errno, status) in cases {
+            assert_eq!(
+                status_from_io(&io::Error::from_raw_os_error(errno)),
+                status,
+                "errno {errno}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_single_components() {
+        assert!(check_name(b"a").is_ok());
+        assert!(check_name(b"..").is_ok());
+        assert_eq!(check_name(b"").unwrap_err().status, Nfs3Status::Inval);
+        assert_eq!(check_name(b"a/b").unwrap_err().status, Nfs3Status::Inval);
+        assert_eq!(check_name(b"a\0").unwrap_err().status, Nfs3Status::Inval);
+        assert_eq!(check_new_name(b"..").unwrap_err().status, Nfs3Status::Inval);
+        assert_eq!(
+            check_name(&[b'x'; 256]).unwrap_err().status,
+            Nfs3Status::NameTooLong
+        );
+    }
+}

@@ -1,0 +1,327 @@
+//! File handles and containment: stale handles, forged handles, `..`, symbolic links.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::*;
+use nfsio_proto::nfs3::*;
+use nfsio_proto::rpc::{AcceptError, ReplyStatus};
+use nfsio_server::MemStore;
+
+fn ok<T: std::fmt::Debug, F: std::fmt::Debug>(res: NfsRes<T, F>) -> T {
+    match res {
+        NfsRes::Ok(ok) => ok,
+        NfsRes::Fail { status, fail } => panic!("{status}: {fail:?}"),
+    }
+}
+
+#[tokio::test]
+async fn removed_file_handle_is_stale_even_when_the_inode_number_is_reused() {
+    let dirs = Dirs::new();
+    let server = start_local(dirs.config()).await;
+    let mut c = server.client().await;
+    let root = c.root().await;
+    let old = c.create_file(&root, "victim").await;
+    let old_ino = ok(c.getattr(&old).await).obj_attributes.fileid;
+    ok(c.remove(&root, "victim").await);
+    assert_eq!(c.getattr(&old).await.status(), Nfs3Status::Stale);
+    assert_eq!(
+        c.write(&old, 0, b"x", StableHow::Unstable).await.status(),
+        Nfs3Status::Stale
+    );
+
+    // ext4 hands a freed inode number out again soon; provoke it.
+    let mut reused = None;
+    for i in 0..200 {
+        let name = format!("new{i}");
+        let handle = c.create_file(&root, &name).await;
+        if ok(c.getattr(&handle).await).obj_attributes.fileid == old_ino {
+            reused = Some(handle);
+            break;
+        }
+    }
+    if let Some(new) = reused {
+        assert_ne!(new, old, "same inode number, different generation");
+        assert_eq!(c.getattr(&old).await.status(), Nfs3Status::Stale);
+        assert_eq!(
+            c.read(&old, 0, 10).await.status(),
+            Nfs3Status::Stale,
+            "the old handle must not reach the new file"
+        );
+        ok(c.getattr(&new).await);
+    } else {
+        eprintln!("inode number {old_ino} was not reused; reuse checked on the memory store only");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reused_inode_number_on_the_memory_store_is_stale() {
+    let store = Arc::new(MemStore::new());
+    let server = start_mem(store, 5).await;
+    let mut c = server.client().await;
+    let root = c.root().await;
+    let old = c.create_file(&root, "a").await;
+    let old_id = ok(c.getattr(&old).await).obj_attributes.fileid;
+    ok(c.remove(&root, "a").await);
+    let new = c.create_file(&root, "b").await;
+    assert_eq!(ok(c.getattr(&new).await).obj_attributes.fileid, old_id);
+    assert_eq!(c.getattr(&old).await.status(), Nfs3Status::Stale);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn dotdot_at_the_export_root_stays_at_the_root() {
+    let dirs = Dirs::new();
+    let server = start_local(dirs.config()).await;
+    let mut c = server.client().await;
+    let root = c.root().await;
+    let root_id = ok(c.getattr(&root).await).obj_attributes.fileid;
+    let up = ok(c.lookup(&root, "..").await);
+    assert_eq!(up.object, root);
+    assert_eq!(up.obj_attributes.unwrap().fileid, root_id);
+    let up_up = ok(c.lookup(&up.object, "..").await);
+    assert_eq!(up_up.object, root);
+
+    // READDIRPLUS of the root lists `..` as the root too.
+    let listing = match c
+        .nfs(Nfs3Call::Readdirplus(ReaddirplusArgs {
+            dir: root.clone(),
+            cookie: 0,
+            cookieverf: CookieVerifier::default(),
+            dircount: 8192,
+            maxcount: 65536,
+        }))
+        .await
+    {
+        Nfs3Reply::Readdirplus(res) => ok(res),
+        other => panic!("{other:?}"),
+    };
+    let dotdot = listing
+        .entries
+        .iter()
+        .find(|e| &e.name[..] == b"..")
+        .expect("a .. entry");
+    assert_eq!(dotdot.fileid, root_id);
+    assert_eq!(dotdot.name_handle.as_ref(), Some(&root));
+
+    // `..` of a subdirectory is the root.
+    std::fs::create_dir(dirs.export.path().join("d")).unwrap();
+    let d = ok(c.lookup(&root, "d").await).object;
+    assert_eq!(ok(c.lookup(&d, "..").await).object, root);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn symlinks_are_read_but_never_followed() {
+    let dirs = Dirs::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"top secret").unwrap();
+    let export = dirs.export.path();
+    std::os::unix::fs::symlink(outside.path(), export.join("out_dir")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret"), export.join("out_file")).unwrap();
+    let server = start_local(dirs.config()).await;
+    let mut c = server.client().await;
+    let root = c.root().await;
+
+    // LOOKUP finds the link itself, READLINK returns its text.
+    let link = ok(c.lookup(&root, "out_dir").await);
+    assert_eq!(link.obj_attributes.unwrap().file_type, FileType::Symlink);
+    let target = match c
+        .nfs(Nfs3Call::Readlink(ReadlinkArgs {
+            symlink: link.object.clone(),
+        }))
+        .await
+    {
+        Nfs3Reply::Readlink(res) => ok(res).data,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(&target[..], outside.path().as_os_str().as_encoded_bytes());
+
+    // Nothing goes through the link.
+    assert_eq!(
+        c.lookup(&link.object, "secret").await.status(),
+        Nfs3Status::NotDir
+    );
+    let attrs = Sattr {
+        mode: Some(0o644),
+        ..Sattr::default()
+    };
+    assert_eq!(
+        c.create(&link.object, "planted", CreateHow::Unchecked(attrs.clone()))
+            .await
+            .status(),
+        Nfs3Status::NotDir
+    );
+    assert!(!outside.path().join("planted").exists());
+
+    // A file link is not opened: READ and WRITE refuse it, UNCHECKED CREATE with size 0
+    // (O_TRUNC) does not truncate the target.
+    let file_link = ok(c.lookup(&root, "out_file").await).object;
+    assert_ne!(c.read(&file_link, 0, 100).await.status(), Nfs3Status::Ok);
+    assert_ne!(
+        c.write(&file_link, 0, b"pwned", StableHow::FileSync)
+            .await
+            .status(),
+        Nfs3Status::Ok
+    );
+    let truncate = Sattr {
+        size: Some(0),
+        ..Sattr::default()
+    };
+    assert_ne!(
+        c.create(&root, "out_file", CreateHow::Unchecked(truncate))
+            .await
+            .status(),
+        Nfs3Status::Ok
+    );
+    assert_eq!(
+        std::fs::read(outside.path().join("secret")).unwrap(),
+        b"top secret"
+    );
+    // SETATTR on a link does not change its target.
+    let before = std::fs::metadata(outside.path().join("secret"))
+        .unwrap()
+        .mode();
+    let _ = c
+        .nfs(Nfs3Call::Setattr(SetattrArgs {
+            object: file_link.clone(),
+            new_attributes: Sattr {
+                mode: Some(0o777),
+                ..Sattr::default()
+            },
+            guard: None,
+        }))
+        .await;
+    assert_eq!(
+        std::fs::metadata(outside.path().join("secret"))
+            .unwrap()
+            .mode(),
+        before
+    );
+
+    // MOUNT does not follow links either.
+    assert!(matches!(
+        c.mount("/export/out_dir").await,
+        nfsio_proto::mount::MntRes::Fail(_)
+    ));
+
+    // A link created over NFS is stored as given, and not followed either.
+    let made = match c
+        .nfs(Nfs3Call::Symlink(SymlinkArgs {
+            where_: dir_op(&root, "made"),
+            symlink: SymlinkData {
+                symlink_attributes: Sattr::default(),
+                symlink_data: Bytes::from_static(b"../../../../etc"),
+            },
+        }))
+        .await
+    {
+        Nfs3Reply::Symlink(res) => ok(res).obj.unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(c.lookup(&made, "passwd").await.status(), Nfs3Status::NotDir);
+    assert_eq!(
+        std::fs::read_link(export.join("made")).unwrap(),
+        std::path::Path::new("../../../../etc")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn forged_and_tampered_handles_are_rejected() {
+    let dirs = Dirs::new();
+    std::fs::write(dirs.export.path().join("f"), b"data").unwrap();
+    let server = start_local(dirs.config()).await;
+    let mut c = server.client().await;
+    let root = c.root().await;
+    let file = ok(c.lookup(&root, "f").await).object;
+
+    // Flip a bit of the inode number: the MAC no longer matches.
+    let mut tampered = file.as_bytes().to_vec();
+    tampered[19] ^= 1;
+    assert_eq!(
+        c.getattr(&FileHandle::from(tampered)).await.status(),
+        Nfs3Status::BadHandle
+    );
+    // A handle of the right length made up from scratch.
+    assert_eq!(
+        c.getattr(&FileHandle::from(vec![0x6e; 44])).await.status(),
+        Nfs3Status::BadHandle
+    );
+    // Empty and wrong-length handles.
+    assert_eq!(
+        c.getattr(&FileHandle::default()).await.status(),
+        Nfs3Status::BadHandle
+    );
+    assert_eq!(
+        c.read(&FileHandle::from(vec![1u8; 64]), 0, 10)
+            .await
+            .status(),
+        Nfs3Status::BadHandle
+    );
+    // Longer than NFSv3 allows: the arguments do not decode.
+    let mut enc_handle = vec![0u8; 4];
+    enc_handle[..4].copy_from_slice(&65u32.to_be_bytes());
+    enc_handle.extend_from_slice(&[0u8; 68]);
+    let reply = c
+        .call(PROGRAM, VERSION, procs::GETATTR, &|enc| {
+            enc.put_opaque_fixed(&enc_handle)
+        })
+        .await;
+    assert!(matches!(
+        reply.header.status,
+        ReplyStatus::AcceptError {
+            error: AcceptError::GarbageArgs,
+            ..
+        }
+    ));
+    // A handle from another server (another key) is rejected.
+    let other = Dirs::new();
+    let other_server = start_local(other.config()).await;
+    let mut o = other_server.client().await;
+    let foreign_root = o.root().await;
+    assert_eq!(
+        c.getattr(&foreign_root).await.status(),
+        Nfs3Status::BadHandle
+    );
+    // The real one still works.
+    ok(c.getattr(&file).await);
+    other_server.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn handles_follow_renames_over_nfs_and_behind_the_servers_back() {
+    let dirs = Dirs::new();
+    let server = start_local(dirs.config()).await;
+    let mut c = server.client().await;
+    let root = c.root().await;
+    std::fs::create_dir_all(dirs.export.path().join("a/b")).unwrap();
+    std::fs::write(dirs.export.path().join("a/b/f"), b"x").unwrap();
+    let a = ok(c.lookup(&root, "a").await).object;
+    let b = ok(c.lookup(&a, "b").await).object;
+    let f = ok(c.lookup(&b, "f").await).object;
+    // Renamed over NFS: the map follows.
+    match c
+        .nfs(Nfs3Call::Rename(RenameArgs {
+            from: dir_op(&root, "a"),
+            to: dir_op(&root, "z"),
+        }))
+        .await
+    {
+        Nfs3Reply::Rename(res) => {
+            ok(res);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ok(c.getattr(&f).await).obj_attributes.size, 1);
+    // Renamed behind the server's back: found by walking the export.
+    std::fs::rename(dirs.export.path().join("z/b"), dirs.export.path().join("y")).unwrap();
+    assert_eq!(ok(c.getattr(&f).await).obj_attributes.size, 1);
+    assert_eq!(ok(c.lookup(&b, "f").await).object, f);
+    server.stop().await;
+}
