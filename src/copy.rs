@@ -64,7 +64,7 @@ fn base_name(text: &str) -> &str {
         .unwrap_or(path)
 }
 
-pub async fn run(args: CpArgs) -> Result<(), Failure> {
+pub(crate) async fn run(args: CpArgs) -> Result<(), Failure> {
     let src = open_endpoint(&args.src).await?;
     let dst = open_endpoint(&args.dst).await?;
     let started = Instant::now();
@@ -128,7 +128,7 @@ pub async fn run(args: CpArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn progress_bar(size_bytes: Option<u64>, quiet: bool) -> ProgressBar {
+pub(crate) fn progress_bar(size_bytes: Option<u64>, quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -184,8 +184,11 @@ async fn source_size(src: &Endpoint, text: &str) -> Result<Option<u64>, Failure>
     }
 }
 
-enum CopyError {
+/// Why one attempt at a copy failed.
+pub(crate) enum CopyError {
+    /// The server's verifier changed: it may have lost unstable data; copy again.
     VerifierChanged,
+    /// Anything else, already phrased for the user.
     Failed(Failure),
 }
 
@@ -259,13 +262,13 @@ async fn copy_once(
 }
 
 /// An ordered source of file contents.
-trait ChunkSource: Send {
+pub(crate) trait ChunkSource: Send {
     /// The next chunk, or None at the end.
     fn next_chunk(&mut self) -> futures_lite::BoxedChunk<'_>;
 }
 
 /// A sink that takes file contents in order.
-trait ChunkSink: Send {
+pub(crate) trait ChunkSink: Send {
     /// Accepts the next chunk (may return before it is written).
     fn write_chunk(&mut self, chunk: Bytes) -> futures_lite::BoxedUnit<'_>;
     /// Waits until everything is written and durable where the sink promises it.
@@ -273,7 +276,7 @@ trait ChunkSink: Send {
 }
 
 /// Boxed future types for the object-safe traits above.
-mod futures_lite {
+pub(crate) mod futures_lite {
     use std::future::Future;
     use std::pin::Pin;
 
@@ -447,7 +450,7 @@ impl ChunkSource for LocalReader {
 }
 
 /// Writes to an NFS file with a window of UNSTABLE WRITEs in flight, then COMMITs.
-struct NfsWriter {
+pub(crate) struct NfsWriter {
     client: Client,
     handle: FileHandle,
     url: String,
@@ -464,7 +467,7 @@ struct WriteOutcome {
 }
 
 impl NfsWriter {
-    fn new(client: Client, handle: FileHandle, url: String, window: usize) -> Self {
+    pub(crate) fn new(client: Client, handle: FileHandle, url: String, window: usize) -> Self {
         Self {
             client,
             handle,

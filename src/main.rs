@@ -4,7 +4,9 @@
 //! failure print one line naming the path, the NFS status and the errno, and exit non-zero.
 
 mod copy;
+mod demo;
 mod report;
+mod serve;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -61,6 +63,11 @@ enum Command {
         /// nfs://host/export/path
         url: String,
     },
+    /// Serve a local directory over NFSv3 (MOUNT v3, and portmap v2 with --portmap-port).
+    Serve(serve::ServeArgs),
+    /// Start the embedded server on a temporary directory, write a generated file through
+    /// the client, make it durable, read it back, verify, print throughput and RPC counts.
+    Demo(demo::DemoArgs),
     /// Rename a file or directory within one export.
     Mv {
         /// nfs://host/export/from
@@ -110,6 +117,8 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Cp(args) => copy::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Ls { long, url } => ls(&url, long).await,
         Command::Cat { url } => cat(&url).await,
         Command::Stat { url } => stat(&url).await,
