@@ -114,12 +114,12 @@ fn same_content(a: &Path, b: &Path) -> bool {
     let (Ok(mut fa), Ok(mut fb)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
         return false;
     };
-    let same_len = match (fa.metadata(), fb.metadata()) {
-        (Ok(ma), Ok(mb)) => ma.len() == mb.len(),
-        _ => false,
-    };
+    match (fa.metadata(), fb.metadata()) {
+        (Ok(ma), Ok(mb)) if ma.len() == mb.len() => {}
+        _ => return false,
+    }
     let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
-    while same_len {
+    loop {
         let n = fa.read(&mut ba).expect("read");
         if n == 0 {
             return true;
@@ -128,7 +128,6 @@ fn same_content(a: &Path, b: &Path) -> bool {
             return false;
         }
     }
-    false
 }
 
 /// Runs the copy, waits until `trigger_bytes` are on the server's disk, applies `fault`, and

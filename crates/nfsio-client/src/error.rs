@@ -95,6 +95,7 @@ pub mod errno {
     pub const EREMOTE: i32 = 66;
     pub const EPROTO: i32 = 71;
     pub const EOPNOTSUPP: i32 = 95;
+    pub const ECONNRESET: i32 = 104;
     pub const ECONNREFUSED: i32 = 111;
     pub const ETIMEDOUT: i32 = 110;
     pub const ESTALE: i32 = 116;
@@ -126,6 +127,7 @@ pub mod errno {
             EREMOTE => "EREMOTE",
             EPROTO => "EPROTO",
             EOPNOTSUPP => "EOPNOTSUPP",
+            ECONNRESET => "ECONNRESET",
             ECONNREFUSED => "ECONNREFUSED",
             ETIMEDOUT => "ETIMEDOUT",
             ESTALE => "ESTALE",
@@ -195,6 +197,7 @@ fn rpc_errno(error: &RpcError) -> i32 {
         RpcError::Connect(io) | RpcError::Io(io) => io.raw_os_error().unwrap_or(EIO),
         RpcError::ConnectTimedOut { .. } | RpcError::TimedOut { .. } => ETIMEDOUT,
         RpcError::Shutdown => EIO,
+        RpcError::ConnectionLost { .. } => ECONNRESET,
         RpcError::Record(_) | RpcError::Xdr(_) | RpcError::GarbageArgs => EPROTO,
         RpcError::ProgUnavail | RpcError::ProgMismatch { .. } | RpcError::ProcUnavail => EOPNOTSUPP,
         RpcError::RpcMismatch { .. } => EPROTO,
@@ -248,6 +251,7 @@ impl NfsError {
             errno::EOPNOTSUPP => K::Unsupported,
             errno::ETIMEDOUT => K::TimedOut,
             errno::ECONNREFUSED => K::ConnectionRefused,
+            errno::ECONNRESET => K::ConnectionReset,
             errno::EHOSTUNREACH => K::HostUnreachable,
             errno::EAGAIN => K::WouldBlock,
             errno::EPROTO => K::InvalidData,

@@ -220,7 +220,9 @@ struct Pending {
     proc_num: u32,
     request: Arc<[Bytes]>,
     request_len_bytes: u64,
-    reply_tx: oneshot::Sender<Reply>,
+    /// Where the reply goes — or the error that ends the call (a soft call whose connections
+    /// kept failing).
+    reply_tx: oneshot::Sender<Result<Reply, RpcError>>,
     /// In [`State::queue`].
     queued: bool,
     /// Generation of the connection it was last written to.
@@ -425,11 +427,13 @@ impl RpcClient {
         let reply = loop {
             tries = tries.saturating_add(1);
             match tokio::time::timeout(timeout, &mut reply_rx).await {
-                Ok(Ok(reply)) => break reply,
+                Ok(Ok(Ok(reply))) => break reply,
+                Ok(Ok(Err(error))) => return Err(error),
                 Ok(Err(_)) => return Err(RpcError::Shutdown),
                 Err(_elapsed) => {
                     match reply_rx.try_recv() {
-                        Ok(reply) => break reply,
+                        Ok(Ok(reply)) => break reply,
+                        Ok(Err(error)) => return Err(error),
                         Err(oneshot::error::TryRecvError::Closed) => {
                             return Err(RpcError::Shutdown);
                         }
@@ -572,10 +576,10 @@ impl Shared {
                 self.stats
                     .replied(pending.prog, pending.proc_num, len_bytes, rtt);
                 // The caller may have gone in the meantime; then nobody wants the reply.
-                let _ = pending.reply_tx.send(Reply {
+                let _ = pending.reply_tx.send(Ok(Reply {
                     status: reply.status,
                     results: dec,
-                });
+                }));
             }
             None => {
                 debug!(xid = reply.xid, "reply with unknown XID dropped");
@@ -606,7 +610,10 @@ impl Shared {
         state.conn_gen
     }
 
-    /// Marks the connection as gone: nothing is queued until the next one.
+    /// Marks the connection as gone: nothing is queued until the next one. Under
+    /// [`RetryPolicy::Soft`], a lost connection counts as a failed try: a call already sent
+    /// `max_tries` times ends with [`RpcError::ConnectionLost`] instead of being sent again
+    /// (a server that drops every connection must not hang a soft call).
     fn connection_down(&self) {
         let mut guard = self.lock();
         let state = &mut *guard;
@@ -614,6 +621,26 @@ impl Shared {
         state.queue.clear();
         for pending in state.pending.values_mut() {
             pending.queued = false;
+        }
+        if let RetryPolicy::Soft { max_tries } = self.config.retry {
+            let exhausted: Vec<u32> = state
+                .pending
+                .iter()
+                .filter(|(_, p)| p.transmissions >= max_tries.max(1))
+                .map(|(&xid, _)| xid)
+                .collect();
+            for xid in exhausted {
+                if let Some(pending) = state.pending.remove(&xid) {
+                    debug!(
+                        xid,
+                        tries = pending.transmissions,
+                        "connection lost, giving up"
+                    );
+                    let _ = pending.reply_tx.send(Err(RpcError::ConnectionLost {
+                        tries: pending.transmissions,
+                    }));
+                }
+            }
         }
     }
 

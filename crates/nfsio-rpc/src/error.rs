@@ -34,7 +34,13 @@ pub enum RpcError {
         /// How many times the call was tried.
         tries: u32,
     },
-    /// The transport was shut down (explicitly, or because its last handle was dropped).
+    /// Under the soft retry policy: the connection was lost before a reply, on every try.
+    #[error("the server closed the connection before replying, {tries} times")]
+    ConnectionLost {
+        /// Times the call was sent.
+        tries: u32,
+    },
+    /// The transport was shut down (or its last handle dropped) before the reply came.
     #[error("the RPC transport is shut down")]
     Shutdown,
     /// A record could not be read (too large, truncated).
@@ -82,7 +88,11 @@ impl RpcError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Connect(_) | Self::ConnectTimedOut { .. } | Self::Io(_) | Self::TimedOut { .. }
+            Self::Connect(_)
+                | Self::ConnectTimedOut { .. }
+                | Self::Io(_)
+                | Self::TimedOut { .. }
+                | Self::ConnectionLost { .. }
         )
     }
 

@@ -168,6 +168,40 @@ async fn timeout_replaces_the_connection_and_retransmits_the_same_xid() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn soft_policy_counts_lost_connections_as_tries() {
+    let config = RpcConfig {
+        retry: RetryPolicy::Soft { max_tries: 3 },
+        ..test_config()
+    };
+    let (client, mut listener, conn) = client_and_server(config).await;
+    // A server that reads each call and hangs up without answering (as one does for a
+    // client it refuses): the soft call must fail, not reconnect forever.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen_by_server = seen.clone();
+    tokio::spawn(async move {
+        let mut conn = conn;
+        loop {
+            if let Some(call) = conn.recv().await {
+                seen_by_server.lock().unwrap().push(call.header.xid);
+            }
+            drop(conn);
+            conn = listener.accept().await;
+        }
+    });
+    let result = call_u32(&client, 1, 5).await;
+    assert!(
+        matches!(result, Err(RpcError::ConnectionLost { tries: 3 })),
+        "{result:?}"
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        3,
+        "sent once per connection, three times"
+    );
+    assert_eq!(client.stats().pending_calls, 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn soft_policy_gives_up_after_max_tries() {
     let config = RpcConfig {
         retry: RetryPolicy::Soft { max_tries: 3 },

@@ -29,7 +29,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::config::{IpNet, Limits, ServerConfig};
+use crate::config::{Limits, ServerConfig};
 use crate::error::ServerError;
 use crate::handle::HandleSecret;
 use crate::listener::Listener;
@@ -59,7 +59,6 @@ pub struct Server<L: Listener = TcpListener> {
     mount_addr: SocketAddr,
     portmap_addr: Option<SocketAddr>,
     limits: Limits,
-    allow: Vec<IpNet>,
 }
 
 impl<L: Listener> std::fmt::Debug for Server<L> {
@@ -246,7 +245,6 @@ impl<L: Listener> Server<L> {
             mount_addr,
             portmap_addr,
             limits: config.limits,
-            allow: config.allow.clone(),
         })
     }
 
@@ -294,7 +292,6 @@ impl<L: Listener> Server<L> {
         let shared = Arc::new(Shared {
             service: self.service,
             limits: self.limits,
-            allow: self.allow,
             requests: Arc::new(Semaphore::new(self.limits.max_requests_total)),
             connections: Arc::new(Semaphore::new(self.limits.max_connections)),
         });
@@ -338,15 +335,8 @@ pub async fn serve(
 struct Shared {
     service: Arc<Service>,
     limits: Limits,
-    allow: Vec<IpNet>,
     requests: Arc<Semaphore>,
     connections: Arc<Semaphore>,
-}
-
-impl Shared {
-    fn allowed(&self, ip: IpAddr) -> bool {
-        self.allow.is_empty() || self.allow.iter().any(|net| net.contains(ip))
-    }
 }
 
 async fn accept_loop<L: Listener>(
@@ -370,10 +360,6 @@ async fn accept_loop<L: Listener>(
                 continue;
             }
         };
-        if !shared.allowed(peer.ip()) {
-            warn!(%peer, "connection from a client not in the allow list: closed");
-            continue;
-        }
         let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
             warn!(%peer, "too many connections: closed");
             continue;

@@ -399,6 +399,17 @@ impl Service {
     ) -> Response {
         let xid = header.xid;
         match header.prog {
+            // A client outside the allow list may ask the portmapper and MOUNT's NULL and
+            // EXPORT (so it learns why it cannot mount), but MNT answers MNT3ERR_ACCES and
+            // NFS calls are rejected for security reasons, as knfsd and rpc.mountd do.
+            nfs3::PROGRAM if !self.allowed(client) => {
+                debug!(xid, %client, "NFS call from a client not in the allow list");
+                Response::Reply(encode_reply(
+                    xid,
+                    ReplyStatus::AuthError(AuthStat::TooWeak),
+                    None,
+                ))
+            }
             nfs3::PROGRAM => {
                 if header.vers != nfs3::VERSION {
                     return accept_error(
@@ -520,10 +531,19 @@ impl Service {
         Ok(id)
     }
 
+    /// Whether `client` is in the export's allow list (an empty list allows everyone).
+    fn allowed(&self, client: IpAddr) -> bool {
+        self.config.allow.is_empty() || self.config.allow.iter().any(|net| net.contains(client))
+    }
+
     fn mount_call(&self, client: IpAddr, call: MountCall) -> MountReply {
         let hostname = Bytes::from(client.to_string());
         match call {
             MountCall::Null => MountReply::Null,
+            MountCall::Mnt(_) if !self.allowed(client) => {
+                debug!(%client, "MNT from a client not in the allow list");
+                MountReply::Mnt(MntRes::Fail(MountStatus::Acces))
+            }
             MountCall::Mnt(args) => match self.mount_path(&args.dirpath) {
                 Ok(id) => {
                     let mut mounts = lock(&self.mounts);

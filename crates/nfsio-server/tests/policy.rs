@@ -8,7 +8,6 @@ use bytes::Bytes;
 use common::*;
 use nfsio_proto::nfs3::*;
 use nfsio_server::Squash;
-use tokio::io::AsyncReadExt;
 
 fn ok<T: std::fmt::Debug, F: std::fmt::Debug>(res: NfsRes<T, F>) -> T {
     match res {
@@ -279,17 +278,48 @@ impl IntoSetattr for Nfs3Reply {
 }
 
 #[tokio::test]
-async fn clients_outside_the_allow_list_are_disconnected() {
+async fn clients_outside_the_allow_list_cannot_mount_or_call() {
     let dirs = Dirs::new();
     let mut config = dirs.config();
     config.allow = vec!["10.0.0.0/8".parse().unwrap()];
     let server = start_local(config).await;
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut buf = [0u8; 16];
-    let read = tokio::time::timeout(TIMEOUT, stream.read(&mut buf))
+    // MNT answers MNT3ERR_ACCES at once (the client learns why), like rpc.mountd.
+    let url = format!(
+        "nfs://127.0.0.1/export?nfsport={0}&mountport={0}",
+        server.addr.port()
+    );
+    let error = tokio::time::timeout(TIMEOUT, nfsio_client::Client::connect(&url))
         .await
-        .expect("closed in time");
-    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        .expect("connect fails promptly")
+        .expect_err("127.0.0.1 is not allowed");
+    assert!(
+        matches!(
+            error,
+            nfsio_client::NfsError::Mount(nfsio_proto::mount::MountStatus::Acces)
+        ),
+        "{error}"
+    );
+    assert_eq!(error.errno_name(), "EACCES");
+    // NFS calls (with a handle learned elsewhere) are rejected as too weak.
+    let mut c = server.client().await;
+    let reply = c
+        .call(
+            nfsio_proto::nfs3::PROGRAM,
+            nfsio_proto::nfs3::VERSION,
+            1,
+            &|enc| {
+                enc.put_opaque(&[0u8; 44]);
+            },
+        )
+        .await;
+    assert!(
+        matches!(
+            reply.header.status,
+            nfsio_proto::rpc::ReplyStatus::AuthError(nfsio_proto::rpc::AuthStat::TooWeak)
+        ),
+        "{:?}",
+        reply.header.status
+    );
     server.stop().await;
 
     let dirs = Dirs::new();

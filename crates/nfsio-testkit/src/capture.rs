@@ -26,11 +26,15 @@ pub(crate) const NOT_MARK: &str = "!(udp contains \"nfsio-testkit-capture-mark:\
 /// - reassemble RPC records up to 64 MiB: the default limit (`rpc.max_tcp_pdu_size`, 4 MiB)
 ///   is below a 4 MiB WRITE call or READ reply with its headers, which would then show only
 ///   as undissected "Continuation" data.
-pub(crate) const READ_OPTS: [&str; 4] = [
+pub(crate) const READ_OPTS: [&str; 6] = [
     "-o",
     "tcp.try_heuristic_first:TRUE",
     "-o",
     "rpc.max_tcp_pdu_size:67108864",
+    // On loopback, segments sent from two CPUs at once are sometimes captured out of
+    // order; without this, tshark leaves the records they belong to undissected.
+    "-o",
+    "tcp.reassemble_out_of_order:TRUE",
 ];
 
 /// A running `tshark -i lo` capture of some TCP ports into a pcapng file.
