@@ -92,7 +92,30 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
+/// Keeps freed memory in the process instead of returning it to the kernel.
+///
+/// Every 1 MiB READ reply and WRITE payload is a fresh buffer; with glibc's defaults, freeing
+/// one hands its pages back to the kernel, and the next allocation faults them in zeroed
+/// again. Measured here downloading 1 GiB from ganesha: 1.4 s of system time per GiB with
+/// the defaults, 0.6 s with these settings, and the copy 40% faster. The resident set stays
+/// at its peak, which the transfer window bounds.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    const MMAP_THRESHOLD_BYTES: libc::c_int = 64 << 20;
+    const TRIM_THRESHOLD_BYTES: libc::c_int = 512 << 20;
+    // SAFETY: mallopt only changes glibc's allocation parameters; it is called before any
+    // other thread exists, and a refused setting (return value 0) leaves the default.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
