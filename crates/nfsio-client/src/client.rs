@@ -498,7 +498,8 @@ impl Client {
         Ok(ok.data)
     }
 
-    /// READ of at most `count` bytes at `offset` (one RPC; may return fewer bytes).
+    /// READ of at most `count` bytes at `offset` (one RPC; may return fewer bytes, but never
+    /// none before the end of the file: that is [`NfsError::Protocol`]).
     pub async fn read(&self, file: &FileHandle, offset: u64, count: u32) -> NfsResult<ReadResOk> {
         let ok: ReadResOk = self
             .call::<_, _, Option<Fattr>>(
@@ -510,6 +511,13 @@ impl Client {
                 },
             )
             .await?;
+        // A READ that returns nothing before the end of the file makes no progress; taken
+        // as end of file it would silently shorten what the caller reads.
+        if count > 0 && ok.data.is_empty() && !ok.eof {
+            return Err(NfsError::Protocol(format!(
+                "READ of {count} bytes at {offset} returned no data and no end of file"
+            )));
+        }
         if ok.data.len() > count as usize || ok.count as usize != ok.data.len() {
             return Err(NfsError::Protocol(format!(
                 "READ of {count} bytes returned count {} with {} data bytes",
