@@ -7,34 +7,15 @@
 //! - The wire check: a capture of an interop run decodes in tshark with no malformed frame and
 //!   no expert error, and shows nfsio's WRITEs as UNSTABLE followed by a COMMIT.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
+use common::{assert_same_file, make_file};
 use nfsio_testkit::{Capture, Ganesha, StableHow, require_tool, wire_check};
 
 const NFSIO: &str = env!("CARGO_BIN_EXE_nfsio");
-
-/// Writes `len_bytes` of reproducible pseudo-random data to `path`.
-fn make_file(path: &Path, len_bytes: usize, seed: u64) {
-    let mut state = seed | 1;
-    let mut out =
-        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).expect("create"));
-    let mut block = vec![0u8; 1 << 20];
-    let mut left = len_bytes;
-    while left > 0 {
-        for word in block.chunks_exact_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes());
-        }
-        let n = left.min(block.len());
-        out.write_all(&block[..n]).expect("write");
-        left -= n;
-    }
-    out.flush().expect("flush");
-}
 
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)
@@ -52,49 +33,6 @@ fn run_ok(program: &str, args: &[&str]) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
-}
-
-/// Compares two files without reading either into memory whole.
-fn assert_same_file(a: &Path, b: &Path) {
-    use std::io::Read;
-    let (mut fa, mut fb) = (
-        std::fs::File::open(a).expect("open a"),
-        std::fs::File::open(b).expect("open b"),
-    );
-    let (la, lb) = (
-        fa.metadata().expect("meta").len(),
-        fb.metadata().expect("meta").len(),
-    );
-    assert_eq!(
-        la,
-        lb,
-        "{} and {} differ in length",
-        a.display(),
-        b.display()
-    );
-    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
-    let mut offset = 0u64;
-    loop {
-        let n = fa.read(&mut ba).expect("read a");
-        if n == 0 {
-            break;
-        }
-        fb.read_exact(&mut bb[..n]).expect("read b");
-        if ba[..n] != bb[..n] {
-            let at = ba[..n]
-                .iter()
-                .zip(&bb[..n])
-                .position(|(x, y)| x != y)
-                .unwrap_or(0);
-            panic!(
-                "{} and {} differ at byte {}",
-                a.display(),
-                b.display(),
-                offset + at as u64
-            );
-        }
-        offset += n as u64;
-    }
 }
 
 fn scratch(name: &str) -> PathBuf {

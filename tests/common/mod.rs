@@ -230,9 +230,15 @@ impl Serve {
     }
 
     /// Stops the server (cleanly, see [`Serve::stop`]) and starts it again on the same
-    /// directory, state directory and ports; retries while the port is still held.
+    /// directory, state directory and ports.
     pub fn restart(&mut self) {
         self.stop();
+        self.respawn();
+    }
+
+    /// Starts the server again after it was stopped (cleanly or not) on the same directory,
+    /// state directory and ports; retries while the port is still held.
+    pub fn respawn(&mut self) {
         let ports = (self.nfs_port, self.mount_port);
         let deadline = Instant::now() + REBIND_TIMEOUT;
         loop {

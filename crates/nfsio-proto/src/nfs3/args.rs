@@ -1,4 +1,4 @@
-//! The arguments of the NFSv3 procedures (`XXX3args`, RFC 1813 section 3.3).
+//! The arguments of the NFSv3 procedures (the `*3args` structures of RFC 1813 section 3.3).
 
 use bytes::Bytes;
 

@@ -1,4 +1,4 @@
-//! The results of the NFSv3 procedures (`XXX3res`, `XXX3resok`, `XXX3resfail`).
+//! The results of the NFSv3 procedures (the `*3res`, `*3resok` and `*3resfail` structures).
 //!
 //! Every result is an [`NfsRes`] of its `resok` and `resfail` arms. Where RFC 1813 gives several
 //! procedures results of the same shape (CREATE, MKDIR, SYMLINK, MKNOD; REMOVE, RMDIR), the
