@@ -226,9 +226,9 @@ impl Engine {
         let limit = self.config.verifier_mismatch_limit;
         let inode = self.store.inode_mut(ino);
         inode.mismatches += 1;
-        tracing::debug!(
+        tracing::warn!(
             mismatches = inode.mismatches,
-            "write verifier changed; rewriting"
+            "the server's write verifier changed: it may have lost unstable data; writing it again"
         );
         if inode.mismatches >= limit && !inode.file_sync {
             inode.file_sync = true;

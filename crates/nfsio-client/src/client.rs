@@ -28,6 +28,7 @@ use tracing::{debug, warn};
 use crate::dir::ReadDir;
 use crate::error::{NfsError, NfsResult};
 use crate::url::NfsUrl;
+use crate::writeback::{self, Cache};
 
 /// Options for [`Client::connect_with`].
 #[derive(Debug, Clone)]
@@ -44,7 +45,17 @@ pub struct ClientOptions {
     pub machine_name: Option<String>,
     /// Timeout for the MOUNT and portmapper exchanges at connect time.
     pub mount_timeout_ms: u64,
+    /// The write-back cache's one memory bound (dirty, in flight, awaiting COMMIT and clean
+    /// bytes of every file of this client); writers wait at it.
+    pub cache_bytes: u64,
+    /// The whole write-back configuration, for tests and benchmarks; `None` derives it from
+    /// the mount (FSINFO's transfer sizes, the transport's slots) and `cache_bytes`. Transfer
+    /// sizes given here are capped at the mount's.
+    pub cache_config: Option<nfsio_cache::EngineConfig>,
 }
+
+/// The default memory bound of the write-back cache.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -55,6 +66,8 @@ impl Default for ClientOptions {
             gids: Vec::new(),
             machine_name: None,
             mount_timeout_ms: 15_000,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            cache_config: None,
         }
     }
 }
@@ -68,13 +81,16 @@ pub struct Created {
     pub attributes: Option<Fattr>,
 }
 
-/// A mounted NFSv3 export. Cheap to clone; all clones share one connection.
+/// A mounted NFSv3 export. Cheap to clone; all clones share one connection and one
+/// write-back cache (see [`File`](crate::File)). The cache's background work runs in a task
+/// on the tokio runtime that connected; it stops when the last clone is dropped, so close (or
+/// `sync_all`) files before dropping the client: bytes still dirty then are not sent.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     rpc: RpcClient,
     cred: OpaqueAuth,
     root: FileHandle,
@@ -83,6 +99,16 @@ struct Inner {
     url_path: String,
     fsinfo: Option<FsinfoResOk>,
     server: SocketAddr,
+    /// The write-back cache beneath every `File` of this client (set once FSINFO answered).
+    cache: Option<Arc<Cache>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(cache) = &self.cache {
+            cache.stop();
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -253,6 +279,7 @@ impl Client {
                 url_path,
                 fsinfo: None,
                 server,
+                cache: None,
             }),
         };
         let fsinfo = client.fsinfo(&root).await?;
@@ -263,9 +290,21 @@ impl Client {
             dtpref = fsinfo.dtpref,
             "mounted"
         );
+        let config = writeback::engine_config(
+            options.cache_config.clone(),
+            options.cache_bytes,
+            transfer_size(fsinfo.wtpref, fsinfo.wtmax),
+            transfer_size(fsinfo.rtpref, fsinfo.rtmax),
+            options.rpc.slots,
+        );
+        let engine = nfsio_cache::Engine::new(config)
+            .map_err(|e| NfsError::InvalidArgument(format!("write-back cache: {e}")))?;
+        let cache = Cache::new(engine);
         if let Some(inner) = Arc::get_mut(&mut client.inner) {
             inner.fsinfo = Some(fsinfo);
+            inner.cache = Some(Arc::clone(&cache));
         }
+        cache.spawn_driver(Arc::downgrade(&client.inner));
         Ok(client)
     }
 
@@ -321,6 +360,28 @@ impl Client {
     /// Per-procedure call statistics of the NFS connection.
     pub fn stats(&self) -> TransportStats {
         self.inner.rpc.stats()
+    }
+
+    /// Counters of the write-back cache (bytes dirty, in flight, awaiting COMMIT and clean;
+    /// WRITEs and COMMITs sent, verifier mismatches, writers that waited at the bound).
+    pub fn cache_stats(&self) -> nfsio_cache::EngineStats {
+        self.inner
+            .cache
+            .as_ref()
+            .map(|cache| cache.stats())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    /// The write-back cache (present once `connect_with` returned).
+    pub(crate) fn cache(&self) -> NfsResult<&Arc<Cache>> {
+        self.inner
+            .cache
+            .as_ref()
+            .ok_or_else(|| NfsError::Protocol("the client has no write-back cache".into()))
     }
 
     /// The transport, for callers that send their own calls.
@@ -865,7 +926,7 @@ impl Client {
                 proc_name: "LOOKUP",
                 status: Nfs3Status::IsDir,
             }),
-            _ => Ok(crate::File::new(self.clone(), handle, attributes)),
+            _ => crate::File::new(self.clone(), handle, attributes),
         }
     }
 
@@ -908,7 +969,7 @@ impl Client {
             Some(attributes) => attributes,
             None => self.getattr(&created.handle).await?,
         };
-        Ok(crate::File::new(self.clone(), created.handle, attributes))
+        crate::File::new(self.clone(), created.handle, attributes)
     }
 
     /// Removes the file at `path`.

@@ -65,6 +65,10 @@ pub enum NfsError {
     /// A caller-side invalid argument (empty name, a seek before 0, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The write-back cache cannot go on: its driver stopped (the client was dropped) or it
+    /// failed an internal check. Bytes not yet durable may be lost: EIO.
+    #[error("write-back cache: {0}")]
+    WriteBack(String),
 }
 
 /// Result type of the client.
@@ -227,6 +231,7 @@ impl NfsError {
             Self::Url(_) | Self::InvalidArgument(_) => EINVAL,
             Self::Rpc(error) => rpc_errno(error),
             Self::Decode(_) | Self::Protocol(_) => EPROTO,
+            Self::WriteBack(_) => EIO,
         }
     }
 

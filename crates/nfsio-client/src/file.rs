@@ -1,51 +1,59 @@
-//! `File`: an open regular file with positional and streaming I/O.
+//! `File`: an open regular file with positional and streaming I/O, over the write-back cache.
 //!
 //! `read_at`/`write_at` are the primitives; tokio's `AsyncRead`, `AsyncWrite` and `AsyncSeek`
-//! are adapters over them so a `File` works with `tokio::io::copy` and friends. This type is
-//! the seam where the write-back cache slots in: its methods keep their signatures when writes
-//! start landing in the cache instead of on the wire. Until then writes are sent FILE_SYNC,
-//! so every `write_at` that returned Ok is durable on the server and `sync_all` has nothing
-//! left to make durable.
+//! are adapters over them so a `File` works with `tokio::io::copy` and friends. A write returns
+//! once its bytes are in the client's write-back cache (it waits only at the cache's memory
+//! bound); reads see the file's cached writes. The cache sends the bytes as UNSTABLE WRITEs
+//! in the background and COMMITs them; [`File::sync_all`] and [`File::close`] return once
+//! every byte written before them is durable on the server, or with the first write-back error
+//! since the last report (each error is reported once). Opening a file revalidates the cache
+//! against the server's attributes (close-to-open consistency).
 
-use std::future::Future;
 use std::io::{self, SeekFrom};
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use nfsio_proto::nfs3::{Fattr, FileHandle, Sattr, StableHow};
+use nfsio_cache::FileId;
+use nfsio_proto::nfs3::{Fattr, FileHandle};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
+use tokio::sync::oneshot;
 
 use crate::client::Client;
 use crate::error::{NfsError, NfsResult};
+use crate::writeback::{Attempt, Cache, SyncResult, file_error};
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = NfsResult<T>> + Send>>;
+/// The name errors of write-back (reported by `sync_all`, `close`, later writes) carry.
+const WRITE_BACK: &str = "write-back";
 
-/// The state of the streaming adapters: at most one operation in progress.
+/// What the streaming adapters wait for: at most one thing at a time.
 #[derive(Default)]
 enum Pending {
     #[default]
     Idle,
-    Read(BoxFuture<Bytes>),
-    Write(BoxFuture<usize>),
-    Seek(BoxFuture<u64>),
-    /// The COMMIT of `poll_shutdown`.
-    Commit(BoxFuture<()>),
+    /// A read of uncached bytes: try again when the READ has answered.
+    Read(oneshot::Receiver<()>),
+    /// A write at the memory bound: try again when there is room.
+    Write(oneshot::Receiver<()>),
+    /// The `fsync` of `poll_shutdown`.
+    Sync(oneshot::Receiver<SyncResult>),
 }
 
 /// An open regular file on an NFS export.
 pub struct File {
     client: Client,
+    cache: Arc<Cache>,
     handle: FileHandle,
     attributes: Fattr,
+    id: FileId,
+    /// `close` started: dropping the file must not close it again.
+    closed: bool,
     /// The position of the streaming adapters.
     position: u64,
-    /// Bytes read ahead of the caller's buffer by the streaming reader.
-    read_leftover: Bytes,
     /// The seek target requested by `start_seek`.
     seek_target: Option<SeekFrom>,
-    pending: Mutex<Pending>,
+    pending: Pending,
 }
 
 impl std::fmt::Debug for File {
@@ -58,16 +66,21 @@ impl std::fmt::Debug for File {
 }
 
 impl File {
-    pub(crate) fn new(client: Client, handle: FileHandle, attributes: Fattr) -> Self {
-        Self {
+    /// Opens `handle` in the client's cache with the attributes just fetched from the server.
+    pub(crate) fn new(client: Client, handle: FileHandle, attributes: Fattr) -> NfsResult<Self> {
+        let cache = Arc::clone(client.cache()?);
+        let id = cache.open(handle.clone(), &attributes)?;
+        Ok(Self {
             client,
+            cache,
             handle,
             attributes,
+            id,
+            closed: false,
             position: 0,
-            read_leftover: Bytes::new(),
             seek_target: None,
-            pending: Mutex::new(Pending::Idle),
-        }
+            pending: Pending::Idle,
+        })
     }
 
     /// The file handle.
@@ -85,14 +98,23 @@ impl File {
         &self.attributes
     }
 
-    /// Fresh attributes from the server (GETATTR).
+    /// Fresh attributes from the server (GETATTR), with the size this client sees (cached
+    /// writes not yet on the server grow it; a pending truncation sets it).
     pub async fn metadata(&self) -> NfsResult<Fattr> {
-        self.client.getattr(&self.handle).await
+        let mut attributes = self.client.getattr(&self.handle).await?;
+        attributes.size = self.cache.size_bytes(self.id)?;
+        Ok(attributes)
     }
 
-    /// Reads up to `len_bytes` at `offset`; fewer only at end of file.
+    /// The size of the file as this client sees it (no RPC).
+    pub fn size_bytes(&self) -> NfsResult<u64> {
+        self.cache.size_bytes(self.id)
+    }
+
+    /// Reads up to `len_bytes` at `offset`; fewer only at end of file. Cached bytes
+    /// (including this client's writes not yet on the server) are served from the cache.
     pub async fn read_bytes_at(&self, offset: u64, len_bytes: usize) -> NfsResult<Bytes> {
-        read_range(&self.client, &self.handle, offset, len_bytes).await
+        self.cache.read(self.id, offset, len_bytes).await
     }
 
     /// Reads into `buf` at `offset`; returns the number of bytes read (fewer than `buf.len()`
@@ -103,36 +125,37 @@ impl File {
         Ok(data.len())
     }
 
-    /// Writes all of `data` at `offset`.
+    /// Writes all of `data` at `offset` into the cache.
     pub async fn write_bytes_at(&self, data: Bytes, offset: u64) -> NfsResult<()> {
-        write_range(&self.client, &self.handle, data, offset).await
+        self.cache.write(self.id, offset, &data).await
     }
 
-    /// Writes all of `buf` at `offset`; returns `buf.len()`.
+    /// Writes all of `buf` at `offset` into the cache; returns `buf.len()`. Fails at once
+    /// after the server ran out of space (or quota, or file size) for this file, until
+    /// `sync_all` or `close` has reported that error.
     pub async fn write_at(&self, buf: &[u8], offset: u64) -> NfsResult<usize> {
-        self.write_bytes_at(Bytes::copy_from_slice(buf), offset)
-            .await?;
+        self.cache.write(self.id, offset, buf).await?;
         Ok(buf.len())
     }
 
-    /// Truncates or extends the file to `len_bytes`.
+    /// Truncates or extends the file to `len_bytes` (SETATTR, once no WRITE in flight reaches
+    /// past the new size).
     pub async fn set_len(&self, len_bytes: u64) -> NfsResult<()> {
-        self.client
-            .setattr(
-                &self.handle,
-                Sattr {
-                    size: Some(len_bytes),
-                    ..Sattr::default()
-                },
-                None,
-            )
+        let id = self.id;
+        self.cache
+            .sync("SETATTR", |engine, now_ms| {
+                engine.truncate(id, len_bytes, now_ms)
+            })
             .await
-            .map(drop)
     }
 
-    /// Makes every byte written so far durable on the server (COMMIT).
+    /// Makes every byte written so far durable on the server (the file's dirty bytes are sent,
+    /// then COMMITted), or reports the first write-back error since the last report.
     pub async fn sync_all(&self) -> NfsResult<()> {
-        self.client.commit(&self.handle, 0, 0).await.map(drop)
+        let id = self.id;
+        self.cache
+            .sync(WRITE_BACK, |engine, now_ms| engine.fsync(id, now_ms))
+            .await
     }
 
     /// Makes the data written so far durable (the same as [`File::sync_all`] in NFSv3).
@@ -140,66 +163,24 @@ impl File {
         self.sync_all().await
     }
 
-    /// Closes the file, making what was written durable and reporting any error.
-    pub async fn close(self) -> NfsResult<()> {
-        self.sync_all().await
+    /// Closes the file: what was written is made durable, and any write-back error not
+    /// reported yet is returned. A `File` dropped without `close` is still flushed and
+    /// committed in the background, but its errors can only be logged.
+    pub async fn close(mut self) -> NfsResult<()> {
+        self.closed = true;
+        let id = self.id;
+        self.cache
+            .sync(WRITE_BACK, |engine, now_ms| engine.close(id, now_ms))
+            .await
     }
 }
 
-/// Reads `len_bytes` at `offset` in READs of the server's transfer size.
-async fn read_range(
-    client: &Client,
-    handle: &FileHandle,
-    offset: u64,
-    len_bytes: usize,
-) -> NfsResult<Bytes> {
-    let rsize = client.rsize_bytes() as usize;
-    if len_bytes <= rsize {
-        let reply = client.read(handle, offset, len_bytes as u32).await?;
-        return Ok(reply.data);
-    }
-    let mut out = bytes::BytesMut::with_capacity(len_bytes);
-    while out.len() < len_bytes {
-        let want = (len_bytes - out.len()).min(rsize) as u32;
-        let reply = client.read(handle, offset + out.len() as u64, want).await?;
-        out.extend_from_slice(&reply.data);
-        if reply.eof || reply.data.is_empty() {
-            break;
+impl Drop for File {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.cache.close_detached(self.id);
         }
     }
-    Ok(out.freeze())
-}
-
-/// Writes `data` at `offset` FILE_SYNC in WRITEs of the server's transfer size, resending the
-/// remainder of short writes.
-async fn write_range(
-    client: &Client,
-    handle: &FileHandle,
-    mut data: Bytes,
-    mut offset: u64,
-) -> NfsResult<()> {
-    let wsize = client.wsize_bytes() as usize;
-    while !data.is_empty() {
-        let chunk = data.slice(..data.len().min(wsize));
-        let reply = client
-            .write(handle, offset, chunk, StableHow::FileSync)
-            .await?;
-        if reply.count == 0 {
-            return Err(NfsError::Status {
-                proc_name: "WRITE",
-                status: nfsio_proto::nfs3::Nfs3Status::Io,
-            });
-        }
-        if reply.committed != StableHow::FileSync {
-            return Err(NfsError::Protocol(format!(
-                "FILE_SYNC WRITE answered {:?}",
-                reply.committed
-            )));
-        }
-        let _ = data.split_to(reply.count as usize);
-        offset += u64::from(reply.count);
-    }
-    Ok(())
 }
 
 fn to_io(error: NfsError) -> io::Error {
@@ -213,35 +194,28 @@ impl AsyncRead for File {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.read_leftover.is_empty() {
-            let n = this.read_leftover.len().min(buf.remaining());
-            buf.put_slice(&this.read_leftover.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-        let pending = this.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        if matches!(pending, Pending::Idle) {
+        loop {
+            if let Pending::Read(rx) = &mut this.pending {
+                let woken = ready!(Pin::new(rx).poll(cx));
+                this.pending = Pending::Idle;
+                woken.map_err(|_| io::Error::other("the write-back driver stopped"))?;
+            }
             if buf.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
-            let client = this.client.clone();
-            let handle = this.handle.clone();
-            let offset = this.position;
-            let len = buf.remaining().min(client.rsize_bytes() as usize);
-            *pending = Pending::Read(Box::pin(async move {
-                read_range(&client, &handle, offset, len).await
-            }));
+            match this
+                .cache
+                .try_read(this.id, this.position, buf.remaining())
+                .map_err(to_io)?
+            {
+                Attempt::Ready(data) => {
+                    buf.put_slice(&data);
+                    this.position += data.len() as u64;
+                    return Poll::Ready(Ok(()));
+                }
+                Attempt::Wait(rx) => this.pending = Pending::Read(rx),
+            }
         }
-        let Pending::Read(future) = pending else {
-            return Poll::Ready(Err(io::Error::other("another operation is in progress")));
-        };
-        let result = ready!(future.as_mut().poll(cx));
-        *pending = Pending::Idle;
-        let mut data = result.map_err(to_io)?;
-        this.position += data.len() as u64;
-        let n = data.len().min(buf.remaining());
-        buf.put_slice(&data.split_to(n));
-        this.read_leftover = data;
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -252,130 +226,86 @@ impl AsyncWrite for File {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if !this.read_leftover.is_empty() {
-            // Bytes read ahead were not consumed: the logical position is before them.
-            this.position -= this.read_leftover.len() as u64;
-            this.read_leftover = Bytes::new();
-        }
-        let pending = this.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        if matches!(pending, Pending::Idle) {
+        loop {
+            if let Pending::Write(rx) = &mut this.pending {
+                let woken = ready!(Pin::new(rx).poll(cx));
+                this.pending = Pending::Idle;
+                woken.map_err(|_| io::Error::other("the write-back driver stopped"))?;
+            }
             if buf.is_empty() {
                 return Poll::Ready(Ok(0));
             }
-            let client = this.client.clone();
-            let handle = this.handle.clone();
-            let offset = this.position;
-            let len = buf.len().min(client.wsize_bytes() as usize);
-            let data = Bytes::copy_from_slice(&buf[..len]);
-            *pending = Pending::Write(Box::pin(async move {
-                write_range(&client, &handle, data, offset).await?;
-                Ok(len)
-            }));
+            match this
+                .cache
+                .try_write(this.id, this.position, buf)
+                .map_err(to_io)?
+            {
+                Attempt::Ready(written) => {
+                    this.position += written as u64;
+                    return Poll::Ready(Ok(written));
+                }
+                Attempt::Wait(rx) => this.pending = Pending::Write(rx),
+            }
         }
-        let Pending::Write(future) = pending else {
-            return Poll::Ready(Err(io::Error::other("another operation is in progress")));
-        };
-        let result = ready!(future.as_mut().poll(cx));
-        *pending = Pending::Idle;
-        let written = result.map_err(to_io)?;
-        this.position += written as u64;
-        Poll::Ready(Ok(written))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let pending = this.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        // A write in progress must finish before the flush counts.
-        if let Pending::Write(future) = pending {
-            let result = ready!(future.as_mut().poll(cx));
-            *pending = Pending::Idle;
-            let written = result.map_err(to_io)?;
-            this.position += written as u64;
-        }
+    /// The bytes of every completed `poll_write` are in the cache: nothing to do (use
+    /// `shutdown`, `sync_all` or `close` for durability).
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Once the COMMIT has started, only it is driven: re-flushing here would see an idle
-        // file after the COMMIT completes and start another one.
-        let committing = matches!(
-            self.pending.get_mut().unwrap_or_else(|e| e.into_inner()),
-            Pending::Commit(_)
-        );
-        if !committing {
-            ready!(self.as_mut().poll_flush(cx))?;
-        }
+    /// An `fsync`: every byte written so far is durable once this returns `Ok`.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let pending = this.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        if matches!(pending, Pending::Idle) {
-            let client = this.client.clone();
-            let handle = this.handle.clone();
-            *pending = Pending::Commit(Box::pin(async move {
-                client.commit(&handle, 0, 0).await.map(drop)
-            }));
+        if !matches!(this.pending, Pending::Sync(_)) {
+            let id = this.id;
+            let attempt = this
+                .cache
+                .start_sync(WRITE_BACK, |engine, now_ms| engine.fsync(id, now_ms))
+                .map_err(to_io)?;
+            match attempt {
+                Attempt::Ready(result) => {
+                    this.pending = Pending::Idle;
+                    return Poll::Ready(result.map_err(|e| to_io(file_error(WRITE_BACK, e))));
+                }
+                Attempt::Wait(rx) => this.pending = Pending::Sync(rx),
+            }
         }
-        let Pending::Commit(future) = pending else {
-            return Poll::Ready(Err(io::Error::other("another operation is in progress")));
+        let Pending::Sync(rx) = &mut this.pending else {
+            return Poll::Ready(Err(io::Error::other("no sync in progress")));
         };
-        let result = ready!(future.as_mut().poll(cx));
-        *pending = Pending::Idle;
-        Poll::Ready(result.map_err(to_io))
+        let result = ready!(Pin::new(rx).poll(cx));
+        this.pending = Pending::Idle;
+        let result = result.map_err(|_| io::Error::other("the write-back driver stopped"))?;
+        Poll::Ready(result.map_err(|e| to_io(file_error(WRITE_BACK, e))))
     }
 }
 
 impl AsyncSeek for File {
     fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> io::Result<()> {
         let this = self.get_mut();
-        let pending = this.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        if !matches!(pending, Pending::Idle) {
-            return Err(io::Error::other("another operation is in progress"));
-        }
         this.seek_target = Some(position);
         Ok(())
     }
 
-    fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+    fn poll_complete(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
         let this = self.get_mut();
-        let pending = this.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        if matches!(pending, Pending::Idle) {
-            let Some(target) = this.seek_target.take() else {
-                return Poll::Ready(Ok(this.position));
-            };
-            let relative = |base: u64, delta: i64| {
-                base.checked_add_signed(delta).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::InvalidInput, "seek before start of file")
-                })
-            };
-            let position = match target {
-                SeekFrom::Start(offset) => Ok(offset),
-                SeekFrom::Current(delta) => relative(
-                    this.position
-                        .saturating_sub(this.read_leftover.len() as u64),
-                    delta,
-                ),
-                SeekFrom::End(delta) => {
-                    let client = this.client.clone();
-                    let handle = this.handle.clone();
-                    *pending = Pending::Seek(Box::pin(async move {
-                        let size = client.getattr(&handle).await?.size;
-                        size.checked_add_signed(delta).ok_or_else(|| {
-                            NfsError::InvalidArgument("seek before start of file".into())
-                        })
-                    }));
-                    return Pin::new(this).poll_complete(cx);
-                }
-            }?;
-            this.read_leftover = Bytes::new();
-            this.position = position;
-            return Poll::Ready(Ok(position));
-        }
-        let Pending::Seek(future) = pending else {
-            return Poll::Ready(Err(io::Error::other("another operation is in progress")));
+        let Some(target) = this.seek_target.take() else {
+            return Poll::Ready(Ok(this.position));
         };
-        let result = ready!(future.as_mut().poll(cx));
-        *pending = Pending::Idle;
-        let position = result.map_err(to_io)?;
-        this.read_leftover = Bytes::new();
+        let relative = |base: u64, delta: i64| {
+            base.checked_add_signed(delta).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "seek before start of file")
+            })
+        };
+        let position = match target {
+            SeekFrom::Start(offset) => offset,
+            SeekFrom::Current(delta) => relative(this.position, delta)?,
+            SeekFrom::End(delta) => {
+                relative(this.cache.size_bytes(this.id).map_err(to_io)?, delta)?
+            }
+        };
         this.position = position;
         Poll::Ready(Ok(position))
     }

@@ -4,8 +4,11 @@
 //! (`nfs://host/export/path?nfsport=N&mountport=N`); the client then offers every NFSv3
 //! operation on file handles, path-level conveniences (`open`, `create_file`, `mkdir_path`,
 //! ...), directory listing as a stream ([`ReadDir`]), and [`File`] with positional and
-//! streaming I/O. Errors are one type, [`NfsError`], that carries the NFS status and maps to
-//! errno and `std::io::ErrorKind`.
+//! streaming I/O over a write-back cache (the sans-IO engine of `nfsio-cache`, driven here):
+//! writes return once in the cache, go out as coalesced UNSTABLE WRITEs with many in flight,
+//! and are COMMITted; `sync_all` and `close` return once they are durable. Errors are one
+//! type, [`NfsError`], that carries the NFS status and maps to errno and
+//! `std::io::ErrorKind`.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), nfsio_client::NfsError> {
@@ -26,11 +29,13 @@ mod dir;
 pub mod error;
 mod file;
 pub mod url;
+mod writeback;
 
-pub use client::{Client, ClientOptions, Created};
+pub use client::{Client, ClientOptions, Created, DEFAULT_CACHE_BYTES};
 pub use dir::{DirEntry, ReadDir};
 pub use error::{NfsError, NfsResult};
 pub use file::File;
+pub use nfsio_cache as cache;
 pub use nfsio_proto as proto;
 pub use nfsio_rpc as rpc;
 pub use url::NfsUrl;

@@ -49,4 +49,4 @@ pub use handle::{HandleCodec, HandleSecret};
 pub use listener::Listener;
 pub use server::{Server, serve};
 pub use service::{Ports, Response, Service, ServiceConfig};
-pub use storage::{FileId, LocalStore, MemStore, Storage};
+pub use storage::{Fault, FileId, LocalStore, MemOptions, MemStore, Storage};

@@ -25,7 +25,7 @@ pub mod memory;
 mod sys;
 
 pub use local::LocalStore;
-pub use memory::{Fault, MemStore};
+pub use memory::{Fault, MemOptions, MemStore};
 
 /// Names a file system object: what a file handle carries, besides its MAC.
 ///

@@ -1,0 +1,467 @@
+//! The write-back cache beneath `File`, end to end: the real client (engine, async shell,
+//! transport) against the real server over its in-memory store, whose durable content and
+//! crash model let a test check what a successful `sync_all` or `close` promised.
+//!
+//! The engine's own regression and property tests (crates/nfsio-cache) explore the
+//! interleavings; these check that the shell drives it right: coalescing, read-your-writes,
+//! backpressure at the memory bound, errors reported once, data resent after a server crash
+//! changed the verifier, truncation, close-to-open consistency.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nfsio_client::cache::EngineConfig;
+use nfsio_client::{Client, ClientOptions, NfsError, NfsUrl};
+use nfsio_proto::nfs3::{self, Nfs3Status};
+use nfsio_server::{Fault, HandleSecret, MemOptions, MemStore, Server, ServerConfig, Storage};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long any step may take before the test fails.
+const STEP: Duration = Duration::from_secs(30);
+
+/// The handle key of every test server: a restarted server must accept the old handles.
+const SECRET_SEED: u64 = 7;
+
+/// An in-process server over a memory store.
+struct MemServer {
+    addr: SocketAddr,
+    url: String,
+    store: Arc<MemStore>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl MemServer {
+    /// Serves `store` on `addr` (port 0: any) with write verifiers from `instance_seed`.
+    async fn start(store: Arc<MemStore>, addr: SocketAddr, instance_seed: u64) -> Self {
+        let mut config = ServerConfig::new("/nonexistent");
+        config.listen = addr;
+        config.squash = nfsio_server::Squash::None;
+        config.instance_seed = Some(instance_seed);
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let storage: Arc<dyn Storage> = store.clone();
+        let server = Server::with_listeners(
+            &config,
+            storage,
+            HandleSecret::from_seed(SECRET_SEED),
+            listener,
+            None,
+            None,
+        )
+        .expect("server");
+        let addr = server.nfs_addr();
+        let url = server.url();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("server runs");
+        });
+        Self {
+            addr,
+            url,
+            store,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server (its connections close; calls in progress get no reply).
+    async fn stop(mut self) -> (Arc<MemStore>, SocketAddr) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(STEP, task)
+                .await
+                .expect("server stops")
+                .expect("server task");
+        }
+        (self.store.clone(), self.addr)
+    }
+
+    fn durable(&self, path: &str) -> Vec<u8> {
+        let id = self.store.lookup_path(path).expect("file exists");
+        self.store.durable_content(id).expect("a file")
+    }
+}
+
+impl Drop for MemServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn client(url: &str, config: Option<EngineConfig>) -> Client {
+    let options = ClientOptions {
+        cache_config: config,
+        ..ClientOptions::default()
+    };
+    Client::connect_with(&NfsUrl::parse(url).expect("url"), options)
+        .await
+        .expect("mount")
+}
+
+/// A small cache: 4 MiB bound with 1 MiB WRITEs, flushing from 1 MiB dirty.
+fn small_cache() -> EngineConfig {
+    EngineConfig {
+        memory_bound_bytes: 4 << 20,
+        background_flush_bytes: 1 << 20,
+        commit_threshold_bytes: 2 << 20,
+        ..EngineConfig::default()
+    }
+}
+
+/// Deterministic bytes: `len` of them, different for each `seed`.
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn count(client: &Client, proc_num: u32) -> u64 {
+    client
+        .stats()
+        .proc_stats(nfs3::PROGRAM, proc_num)
+        .map_or(0, |p| p.calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_sequential_writes_coalesce_and_read_back_before_sync() {
+    let server =
+        MemServer::start(Arc::new(MemStore::new()), "127.0.0.1:0".parse().unwrap(), 1).await;
+    let client = client(&server.url, None).await;
+    let file = client.create_file("seq.bin", 0o644).await.expect("create");
+    let data = pattern(1, 2 << 20);
+    for (i, piece) in data.chunks(1000).enumerate() {
+        file.write_at(piece, (i * 1000) as u64)
+            .await
+            .expect("write");
+    }
+    // Read-your-writes, whatever has or has not reached the server yet.
+    let back = file.read_bytes_at(12_345, 100_000).await.expect("read");
+    assert_eq!(&back[..], &data[12_345..112_345]);
+    assert_eq!(file.size_bytes().expect("size"), data.len() as u64);
+    file.sync_all().await.expect("sync");
+    assert_eq!(server.durable("seq.bin"), data, "durable after sync_all");
+    let writes = count(&client, nfs3::procs::WRITE);
+    let app_writes = data.len().div_ceil(1000) as u64;
+    assert!(
+        writes <= 4,
+        "{app_writes} application writes of 1000 bytes went out as {writes} WRITEs"
+    );
+    file.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_small_writes_are_byte_exact_with_far_fewer_writes() {
+    let server =
+        MemServer::start(Arc::new(MemStore::new()), "127.0.0.1:0".parse().unwrap(), 2).await;
+    let client = client(&server.url, None).await;
+    let file = client
+        .create_file("random.bin", 0o644)
+        .await
+        .expect("create");
+    let size = 8usize << 20;
+    file.set_len(size as u64).await.expect("set_len");
+    let mut reference = vec![0u8; size];
+    let offsets = pattern(3, 4000);
+    let block = pattern(4, 4096 * 64);
+    for i in 0..2000 {
+        let page =
+            u16::from_le_bytes([offsets[2 * i], offsets[2 * i + 1]]) as usize % (size / 4096);
+        let data = &block[(i % 64) * 4096..(i % 64 + 1) * 4096];
+        file.write_at(data, (page * 4096) as u64)
+            .await
+            .expect("write");
+        reference[page * 4096..(page + 1) * 4096].copy_from_slice(data);
+    }
+    file.sync_all().await.expect("sync");
+    assert!(
+        server.durable("random.bin") == reference,
+        "durable content differs"
+    );
+    let writes = count(&client, nfs3::procs::WRITE);
+    assert!(
+        writes < 1000,
+        "2000 random 4 KiB writes went out as {writes} WRITEs"
+    );
+    file.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_wait_at_the_memory_bound() {
+    let server =
+        MemServer::start(Arc::new(MemStore::new()), "127.0.0.1:0".parse().unwrap(), 3).await;
+    let config = small_cache();
+    let bound = config.memory_bound_bytes;
+    let client = client(&server.url, Some(config)).await;
+    let file = client.create_file("big.bin", 0o644).await.expect("create");
+    let data = pattern(5, 48 << 20);
+    let mut peak = 0;
+    for (i, piece) in data.chunks(256 << 10).enumerate() {
+        file.write_at(piece, (i * (256 << 10)) as u64)
+            .await
+            .expect("write");
+        peak = peak.max(client.cache_stats().total_bytes());
+    }
+    file.close().await.expect("close");
+    assert!(
+        peak <= bound,
+        "the cache held {peak} bytes over its bound of {bound}"
+    );
+    let stats = client.cache_stats();
+    assert!(
+        stats.app_writes_blocked > 0,
+        "no writer ever waited: {stats:?}"
+    );
+    assert!(
+        stats.commits_sent >= 2,
+        "COMMITs overlap the writing: {stats:?}"
+    );
+    assert!(server.durable("big.bin") == data, "durable content differs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_space_is_reported_once_and_later_writes_fail_until_then() {
+    let store = Arc::new(MemStore::with_options(MemOptions {
+        capacity_bytes: 4 << 20,
+        ..MemOptions::default()
+    }));
+    let server = MemServer::start(store, "127.0.0.1:0".parse().unwrap(), 4).await;
+    let client = client(&server.url, Some(small_cache())).await;
+    let filler = client
+        .create_file("filler.bin", 0o644)
+        .await
+        .expect("create");
+    filler
+        .write_at(&pattern(6, 3 << 20), 0)
+        .await
+        .expect("write");
+    filler.close().await.expect("the first 3 MiB fit");
+    let file = client.create_file("full.bin", 0o644).await.expect("create");
+    // 2 MiB more than fits in the 1 MiB left: some WRITE fails with NOSPC, here or in the
+    // background; once it has, writes are refused until the error has been reported.
+    let data = pattern(7, 2 << 20);
+    let mut refused = None;
+    for (i, piece) in data.chunks(64 << 10).enumerate() {
+        if let Err(error) = file.write_at(piece, (i * (64 << 10)) as u64).await {
+            refused = Some(error);
+            break;
+        }
+    }
+    let error = file.sync_all().await.expect_err("sync_all reports NOSPC");
+    assert!(
+        matches!(
+            error,
+            NfsError::Status {
+                status: Nfs3Status::NoSpc,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(error.errno_name(), "ENOSPC");
+    if let Some(refused) = refused {
+        assert_eq!(refused.errno_name(), "ENOSPC", "{refused}");
+    }
+    // Reported: not again, and writes are accepted again.
+    file.write_at(b"x", 0)
+        .await
+        .expect("writes work after the report");
+    file.close()
+        .await
+        .expect("the error was reported once, by sync_all");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_crash_before_commit_makes_the_client_resend() {
+    let store = Arc::new(MemStore::new());
+    let server = MemServer::start(store, "127.0.0.1:0".parse().unwrap(), 5).await;
+    let config = EngineConfig {
+        background_flush_bytes: 1 << 20,
+        // No COMMIT before sync_all.
+        commit_threshold_bytes: 1 << 40,
+        ..EngineConfig::default()
+    };
+    let client = client(&server.url, Some(config)).await;
+    let file = client
+        .create_file("crash.bin", 0o644)
+        .await
+        .expect("create");
+    let data = pattern(7, 16 << 20);
+    file.write_at(&data, 0).await.expect("write");
+    // Wait until every byte was written UNSTABLE and none committed.
+    tokio::time::timeout(STEP, async {
+        loop {
+            let stats = client.cache_stats();
+            if stats.dirty_bytes == 0 && stats.inflight_bytes == 0 && stats.unstable_bytes > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the background flush sends everything");
+    assert_eq!(
+        server
+            .store
+            .content(server.store.lookup_path("crash.bin").unwrap())
+            .unwrap(),
+        data
+    );
+    let (store, addr) = server.stop().await;
+    store.crash();
+    assert!(
+        store
+            .durable_content(store.lookup_path("crash.bin").unwrap())
+            .unwrap()
+            .len()
+            < data.len(),
+        "the crash lost the unstable bytes"
+    );
+    // The same port, a new instance: a new write verifier; the handles still work.
+    let server = MemServer::start(store, addr, 6).await;
+    file.sync_all().await.expect("sync after the restart");
+    assert!(server.durable("crash.bin") == data, "resent and committed");
+    let stats = client.cache_stats();
+    assert!(stats.verifier_mismatches >= 1, "{stats:?}");
+    file.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_is_reported_once() {
+    let store = Arc::new(MemStore::new());
+    let server = MemServer::start(store.clone(), "127.0.0.1:0".parse().unwrap(), 8).await;
+    let client = client(&server.url, None).await;
+    let file = client
+        .create_file("commit.bin", 0o644)
+        .await
+        .expect("create");
+    let data = pattern(8, 4 << 20);
+    file.write_at(&data, 0).await.expect("write");
+    store.inject(Fault::SyncError(Nfs3Status::Io));
+    let error = file.sync_all().await.expect_err("the COMMIT failed");
+    assert_eq!(error.errno_name(), "EIO", "{error}");
+    assert!(
+        server.durable("commit.bin") != data,
+        "the server lost the data, as the error said"
+    );
+    // Reported once (as Linux and the engine's documentation say: the failed bytes are
+    // dropped, not retried forever); what is written afterwards is durable again.
+    file.sync_all().await.expect("nothing new to report");
+    file.write_at(&data, 0).await.expect("write again");
+    file.close().await.expect("close");
+    assert!(
+        server.durable("commit.bin") == data,
+        "rewritten and committed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncation_drops_cached_bytes_past_the_new_end() {
+    let server =
+        MemServer::start(Arc::new(MemStore::new()), "127.0.0.1:0".parse().unwrap(), 9).await;
+    let client = client(&server.url, None).await;
+    let file = client
+        .create_file("trunc.bin", 0o644)
+        .await
+        .expect("create");
+    let data = pattern(9, 3 << 20);
+    file.write_at(&data, 0).await.expect("write");
+    file.set_len(1000).await.expect("truncate");
+    assert_eq!(file.size_bytes().expect("size"), 1000);
+    let back = file.read_bytes_at(0, 1 << 20).await.expect("read");
+    assert_eq!(&back[..], &data[..1000]);
+    file.write_at(b"tail", 5000)
+        .await
+        .expect("write past the end");
+    file.close().await.expect("close");
+    let mut expected = data[..1000].to_vec();
+    expected.resize(5000, 0);
+    expected.extend_from_slice(b"tail");
+    assert!(
+        server.durable("trunc.bin") == expected,
+        "no old bytes past the end"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_to_open_sees_another_clients_writes() {
+    let server = MemServer::start(
+        Arc::new(MemStore::new()),
+        "127.0.0.1:0".parse().unwrap(),
+        10,
+    )
+    .await;
+    let alice = client(&server.url, None).await;
+    let bob = client(&server.url, None).await;
+    let first = pattern(10, 300_000);
+    let file = alice
+        .create_file("shared.bin", 0o644)
+        .await
+        .expect("create");
+    file.write_at(&first, 0).await.expect("write");
+    // Alice's cache keeps the bytes (clean after close).
+    file.close().await.expect("close");
+    let file = bob.open("shared.bin").await.expect("open");
+    assert_eq!(
+        &file.read_bytes_at(0, first.len()).await.expect("read")[..],
+        &first[..]
+    );
+    let second = pattern(11, 200_000);
+    file.write_at(&second, 0).await.expect("write");
+    file.close().await.expect("close");
+    let file = alice.open("shared.bin").await.expect("reopen");
+    let back = file.read_bytes_at(0, first.len()).await.expect("read");
+    let mut expected = first.clone();
+    expected[..second.len()].copy_from_slice(&second);
+    assert!(back[..] == expected[..], "open revalidated the cache");
+    file.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_adapters_go_through_the_cache() {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+    let server = MemServer::start(
+        Arc::new(MemStore::new()),
+        "127.0.0.1:0".parse().unwrap(),
+        11,
+    )
+    .await;
+    let client = client(&server.url, Some(small_cache())).await;
+    let mut file = client
+        .create_file("stream.bin", 0o644)
+        .await
+        .expect("create");
+    let data = pattern(12, 9 << 20);
+    let mut source = &data[..];
+    let copied = tokio::io::copy(&mut source, &mut file).await.expect("copy");
+    assert_eq!(copied, data.len() as u64);
+    file.shutdown().await.expect("shutdown syncs");
+    assert!(
+        server.durable("stream.bin") == data,
+        "durable after shutdown"
+    );
+    assert_eq!(
+        file.seek(std::io::SeekFrom::End(-10)).await.expect("seek"),
+        data.len() as u64 - 10
+    );
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).await.expect("read");
+    assert_eq!(&tail[..], &data[data.len() - 10..]);
+    file.close().await.expect("close");
+}
