@@ -1,23 +1,23 @@
 //! `nfsio cp`: a pipelined copy between local files and NFS.
 //!
 //! The source is read in transfer-sized chunks with a bounded number of READs in flight and
-//! delivered in order; the destination takes the chunks with a bounded number of UNSTABLE
-//! WRITEs in flight, then one COMMIT. Every WRITE's verifier is checked against the COMMIT's:
-//! a difference means the server restarted and may have lost unstable data, so the copy is
-//! made again (RFC 1813 section 4.12).
+//! delivered in order. An NFS destination is written through the client's write-back cache
+//! (`nfsio_client::File`): the chunks land in the cache, which sends them as UNSTABLE WRITEs
+//! with many in flight, COMMITs as unstable bytes pile up (so the server's flush to disk
+//! overlaps the transfer), resends what a server restart lost (RFC 1813 section 4.12), and
+//! reports any failure at `close`, which returns once everything is durable.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use indicatif::{ProgressBar, ProgressStyle};
-use nfsio_client::proto::nfs3::{FileHandle, FileType, Nfs3Status, StableHow, WriteVerifier};
-use nfsio_client::{Client, NfsError, NfsResult};
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::{JoinHandle, JoinSet};
+use nfsio_client::proto::nfs3::{FileHandle, FileType, Nfs3Status};
+use nfsio_client::{Client, File, NfsError, NfsResult};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::report::Failure;
 
@@ -38,9 +38,6 @@ pub struct CpArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     inflight: u16,
 }
-
-/// How many times a copy is made again after the server lost unstable data.
-const MAX_COPY_ATTEMPTS: u32 = 3;
 
 enum Endpoint {
     Local(PathBuf),
@@ -80,37 +77,16 @@ pub(crate) async fn run(args: CpArgs) -> Result<(), Failure> {
     } as usize;
     let window = usize::from(args.inflight);
 
-    let mut attempt = 1;
-    let copied = loop {
-        progress.set_position(0);
-        match copy_once(
-            &src,
-            &args.src,
-            &dst,
-            &args.dst,
-            chunk_bytes,
-            window,
-            &progress,
-        )
-        .await
-        {
-            Ok(copied) => break copied,
-            Err(CopyError::VerifierChanged) if attempt < MAX_COPY_ATTEMPTS => {
-                tracing::warn!(
-                    attempt,
-                    "server verifier changed during the copy; copying again"
-                );
-                attempt += 1;
-            }
-            Err(CopyError::VerifierChanged) => {
-                return Err(Failure::message(format!(
-                    "{}: the server lost unstable data {MAX_COPY_ATTEMPTS} times in a row (EIO)",
-                    args.dst
-                )));
-            }
-            Err(CopyError::Failed(failure)) => return Err(failure),
-        }
-    };
+    let copied = copy_once(
+        &src,
+        &args.src,
+        &dst,
+        &args.dst,
+        chunk_bytes,
+        window,
+        &progress,
+    )
+    .await?;
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     if args.stats {
@@ -122,6 +98,9 @@ pub(crate) async fn run(args: CpArgs) -> Result<(), Failure> {
             if let Endpoint::Nfs { client, .. } = endpoint {
                 println!("{label} {}:", client.server());
                 print!("{}", crate::report::stats_table(&client.stats()));
+                if label == "destination" {
+                    println!("{}", crate::report::cache_line(&client.cache_stats()));
+                }
             }
         }
     }
@@ -184,20 +163,6 @@ async fn source_size(src: &Endpoint, text: &str) -> Result<Option<u64>, Failure>
     }
 }
 
-/// Why one attempt at a copy failed.
-pub(crate) enum CopyError {
-    /// The server's verifier changed: it may have lost unstable data; copy again.
-    VerifierChanged,
-    /// Anything else, already phrased for the user.
-    Failed(Failure),
-}
-
-impl From<Failure> for CopyError {
-    fn from(failure: Failure) -> Self {
-        Self::Failed(failure)
-    }
-}
-
 async fn copy_once(
     src: &Endpoint,
     src_text: &str,
@@ -206,7 +171,7 @@ async fn copy_once(
     chunk_bytes: usize,
     window: usize,
     progress: &ProgressBar,
-) -> Result<u64, CopyError> {
+) -> Result<u64, Failure> {
     let mut reader: Box<dyn ChunkSource> = match src {
         Endpoint::Local(path) => Box::new(LocalReader::open(path, src_text, chunk_bytes)?),
         Endpoint::Nfs { url, client } => {
@@ -243,12 +208,7 @@ async fn copy_once(
                 .create_file(&path, 0o644)
                 .await
                 .map_err(|e| Failure::nfs(url, e))?;
-            Box::new(NfsWriter::new(
-                client.clone(),
-                file.handle().clone(),
-                url.clone(),
-                window,
-            ))
+            Box::new(NfsWriter::new(file, url.clone()))
         }
     };
     let mut copied = 0u64;
@@ -282,13 +242,12 @@ pub(crate) mod futures_lite {
 
     use bytes::Bytes;
 
-    use super::CopyError;
     use crate::report::Failure;
 
     pub type BoxedChunk<'a> =
         Pin<Box<dyn Future<Output = Result<Option<Bytes>, Failure>> + Send + 'a>>;
     pub type BoxedUnit<'a> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
-    pub type BoxedFinish<'a> = Pin<Box<dyn Future<Output = Result<(), CopyError>> + Send + 'a>>;
+    pub type BoxedFinish<'a> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
 }
 
 /// A READ in flight: its offset, its count, and the task that yields (data, eof).
@@ -449,123 +408,46 @@ impl ChunkSource for LocalReader {
     }
 }
 
-/// Writes to an NFS file with a window of UNSTABLE WRITEs in flight, then COMMITs.
+/// Writes an NFS file in order through the client's write-back cache; `finish` closes it
+/// (flush, COMMIT, verifiers checked, data resent if the server lost it).
 pub(crate) struct NfsWriter {
-    client: Client,
-    handle: FileHandle,
+    file: Option<File>,
     url: String,
     offset: u64,
-    slots: Arc<Semaphore>,
-    tasks: JoinSet<NfsResult<WriteOutcome>>,
-    verifiers: BTreeSet<[u8; 8]>,
-    needs_commit: bool,
-}
-
-struct WriteOutcome {
-    verifiers: Vec<WriteVerifier>,
-    needs_commit: bool,
 }
 
 impl NfsWriter {
-    pub(crate) fn new(client: Client, handle: FileHandle, url: String, window: usize) -> Self {
+    pub(crate) fn new(file: File, url: String) -> Self {
         Self {
-            client,
-            handle,
+            file: Some(file),
             url,
             offset: 0,
-            slots: Arc::new(Semaphore::new(window.max(1))),
-            tasks: JoinSet::new(),
-            verifiers: BTreeSet::new(),
-            needs_commit: false,
         }
     }
-
-    fn absorb(
-        &mut self,
-        joined: Result<NfsResult<WriteOutcome>, tokio::task::JoinError>,
-    ) -> Result<(), Failure> {
-        let outcome = joined
-            .map_err(|e| Failure::message(format!("{}: write task failed: {e}", self.url)))?
-            .map_err(|e| Failure::nfs(&self.url, e))?;
-        self.needs_commit |= outcome.needs_commit;
-        self.verifiers.extend(outcome.verifiers.iter().map(|v| v.0));
-        Ok(())
-    }
-}
-
-/// Sends `data` at `offset` UNSTABLE, resending the rest of short writes.
-async fn write_all_unstable(
-    client: Client,
-    handle: FileHandle,
-    mut data: Bytes,
-    mut offset: u64,
-) -> NfsResult<WriteOutcome> {
-    let mut outcome = WriteOutcome {
-        verifiers: Vec::new(),
-        needs_commit: false,
-    };
-    while !data.is_empty() {
-        let reply = client
-            .write(&handle, offset, data.clone(), StableHow::Unstable)
-            .await?;
-        if reply.count == 0 {
-            return Err(NfsError::Status {
-                proc_name: "WRITE",
-                status: Nfs3Status::Io,
-            });
-        }
-        if reply.committed != StableHow::FileSync {
-            outcome.needs_commit = true;
-            outcome.verifiers.push(reply.verf);
-        }
-        let _ = data.split_to(reply.count as usize);
-        offset += u64::from(reply.count);
-    }
-    Ok(outcome)
 }
 
 impl ChunkSink for NfsWriter {
     fn write_chunk(&mut self, chunk: Bytes) -> futures_lite::BoxedUnit<'_> {
         Box::pin(async move {
-            // Reap what has finished, so errors surface early and the set stays small.
-            while let Some(joined) = self.tasks.try_join_next() {
-                self.absorb(joined)?;
-            }
-            let permit = Arc::clone(&self.slots)
-                .acquire_owned()
+            let file = self
+                .file
+                .as_ref()
+                .ok_or_else(|| Failure::message(format!("{}: already closed", self.url)))?;
+            let len = chunk.len() as u64;
+            file.write_bytes_at(chunk, self.offset)
                 .await
-                .map_err(|_| Failure::message("write window closed".into()))?;
-            let client = self.client.clone();
-            let handle = self.handle.clone();
-            let offset = self.offset;
-            self.offset += chunk.len() as u64;
-            self.tasks.spawn(async move {
-                let outcome = write_all_unstable(client, handle, chunk, offset).await;
-                drop(permit);
-                outcome
-            });
+                .map_err(|e| Failure::nfs(&self.url, e))?;
+            self.offset += len;
             Ok(())
         })
     }
 
     fn finish(&mut self) -> futures_lite::BoxedFinish<'_> {
         Box::pin(async move {
-            while let Some(joined) = self.tasks.join_next().await {
-                self.absorb(joined)?;
+            match self.file.take() {
+                Some(file) => file.close().await.map_err(|e| Failure::nfs(&self.url, e)),
+                None => Ok(()),
             }
-            if !self.needs_commit {
-                return Ok(());
-            }
-            let reply = self
-                .client
-                .commit(&self.handle, 0, 0)
-                .await
-                .map_err(|e| Failure::nfs(&self.url, e))?;
-            let changed = self.verifiers.iter().any(|v| *v != reply.verf.0);
-            if changed {
-                return Err(CopyError::VerifierChanged);
-            }
-            Ok(())
         })
     }
 }
@@ -623,6 +505,6 @@ impl ChunkSink for LocalWriter {
     }
 
     fn finish(&mut self) -> futures_lite::BoxedFinish<'_> {
-        Box::pin(async move { self.join().await.map_err(CopyError::Failed) })
+        Box::pin(async move { self.join().await })
     }
 }

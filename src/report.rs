@@ -81,3 +81,17 @@ pub fn stats_table(stats: &nfsio_client::rpc::TransportStats) -> String {
     );
     out
 }
+
+/// One line on what the write-back cache did: the application's writes against the WRITEs
+/// and COMMITs that carried them, verifier mismatches, and writers that waited at the bound.
+pub fn cache_line(stats: &nfsio_client::cache::EngineStats) -> String {
+    format!(
+        "write-back: {} writes -> {} WRITEs ({} bytes), {} COMMITs, {} verifier mismatches, {} waits at the memory bound",
+        stats.app_writes,
+        stats.writes_sent,
+        stats.write_bytes_sent,
+        stats.commits_sent,
+        stats.verifier_mismatches,
+        stats.app_writes_blocked
+    )
+}
