@@ -48,6 +48,9 @@ pub struct EngineConfig {
     /// After this many successive verifier mismatches on one file, the file is written
     /// FILE_SYNC (some servers' WRITE and COMMIT verifiers never match).
     pub verifier_mismatch_limit: u32,
+    /// Longest run of bytes with known server content (clean cached bytes, known zeros) that
+    /// a WRITE may carry to join two dirty ranges into one call (0: never join).
+    pub bridge_gap_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -67,6 +70,7 @@ impl Default for EngineConfig {
             retry_initial_ms: 100,
             retry_max_ms: 10_000,
             verifier_mismatch_limit: 3,
+            bridge_gap_bytes: 64 << 10,
         }
     }
 }

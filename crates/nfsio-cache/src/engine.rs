@@ -170,6 +170,11 @@ impl Engine {
         if inode.bytes.nonclean() == 0 && inode.truncates.is_empty() && inode.rpcs_out == 0 {
             inode.size_bytes = attrs.size;
         }
+        // Someone else changed the file: only what lies past both sizes is known zero.
+        inode.zeros.clear();
+        inode
+            .zeros
+            .insert(attrs.size.max(inode.size_bytes), u64::MAX);
         inode.seen = stamp;
     }
 
@@ -229,6 +234,7 @@ impl Engine {
         }
         self.taint_reads(ino, offset_bytes, end);
         let inode = self.store.inode_mut(ino);
+        inode.zeros.remove(offset_bytes, end);
         inode.size_bytes = inode.size_bytes.max(end);
         self.stats.app_writes += 1;
         self.active.insert(ino);
@@ -576,6 +582,9 @@ impl Engine {
         let inode = self.store.inode_mut(ino);
         inode.read_wanted.remove(changed_from, u64::MAX);
         inode.size_bytes = size_bytes;
+        // Past the new size the file reads as zeros once the SETATTR is done, and no WRITE
+        // reaches past it before then.
+        inode.zeros.insert(size_bytes, u64::MAX);
         inode.truncates.push_back(PendingTruncate {
             ticket,
             size_bytes,

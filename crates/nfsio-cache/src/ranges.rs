@@ -1,7 +1,11 @@
-//! A small set of disjoint half-open byte ranges.
+//! Sets of disjoint half-open byte ranges.
 //!
 //! The read path needs set algebra on a handful of ranges (what a READ may still fill, what a
 //! file still wants read); a sorted vector is the simplest structure that is fast at that size.
+//! What a file is known to hold as zeros on the server is fragmented by every application
+//! write (tens of thousands of ranges under random writes): a B-tree keeps that logarithmic.
+
+use std::collections::BTreeMap;
 
 /// Disjoint, non-adjacent, sorted half-open ranges `[start, end)`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,9 +105,131 @@ impl RangeSet {
     }
 }
 
+/// Disjoint, non-adjacent half-open ranges `[start, end)` in a B-tree (start -> end), for sets
+/// with many ranges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RangeTree {
+    ranges: BTreeMap<u64, u64>,
+}
+
+impl RangeTree {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Removes everything.
+    pub(crate) fn clear(&mut self) {
+        self.ranges.clear();
+    }
+
+    /// Adds `[start, end)`, merging with overlapping or adjacent ranges.
+    pub(crate) fn insert(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        let mut new_start = start;
+        let mut new_end = end;
+        // A range that starts before `start` and reaches it.
+        if let Some((&s, &e)) = self.ranges.range(..start).next_back() {
+            if e >= start {
+                new_start = s;
+                new_end = new_end.max(e);
+                self.ranges.remove(&s);
+            }
+        }
+        // Ranges that start within `[start, end]`.
+        let inside: Vec<(u64, u64)> = self
+            .ranges
+            .range(start..=new_end)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        for (s, e) in inside {
+            new_end = new_end.max(e);
+            self.ranges.remove(&s);
+        }
+        self.ranges.insert(new_start, new_end);
+    }
+
+    /// Removes `[start, end)`.
+    pub(crate) fn remove(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        if let Some((&s, &e)) = self.ranges.range(..start).next_back() {
+            if e > start {
+                self.ranges.insert(s, start);
+                if e > end {
+                    self.ranges.insert(end, e);
+                    return;
+                }
+            }
+        }
+        let inside: Vec<(u64, u64)> = self
+            .ranges
+            .range(start..end)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        for (s, e) in inside {
+            self.ranges.remove(&s);
+            if e > end {
+                self.ranges.insert(end, e);
+            }
+        }
+    }
+
+    /// True when every byte of `[start, end)` is in the set (an empty range is).
+    pub(crate) fn contains(&self, start: u64, end: u64) -> bool {
+        start >= end
+            || self
+                .ranges
+                .range(..=start)
+                .next_back()
+                .is_some_and(|(_, &e)| e >= end)
+    }
+
+    /// The ranges, in order.
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.ranges.iter().map(|(&s, &e)| (s, e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn range_tree_agrees_with_the_vector_set() {
+        // Deterministic pseudo-random inserts and removes on both; same ranges after each.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut tree = RangeTree::new();
+        let mut set = RangeSet::new();
+        for _ in 0..5000 {
+            let a = next(1000);
+            let b = a + next(60);
+            if next(3) == 0 {
+                tree.remove(a, b);
+                set.remove(a, b);
+            } else {
+                tree.insert(a, b);
+                set.insert(a, b);
+            }
+            assert_eq!(
+                tree.iter().collect::<Vec<_>>(),
+                set.iter().collect::<Vec<_>>()
+            );
+            let (c, d) = (next(1000), next(1000));
+            let (c, d) = (c.min(d), c.max(d));
+            let covered: u64 = set.intersect(c, d).iter().map(|(x, y)| y - x).sum();
+            assert_eq!(tree.contains(c, d), covered == d - c, "contains({c}, {d})");
+        }
+    }
 
     #[test]
     fn insert_merges_overlapping_and_adjacent() {

@@ -19,7 +19,7 @@ use bytes::{Bytes, BytesMut};
 use nfsio_proto::nfs3::{Fattr, FileHandle, Nfs3Status, NfsTime, StableHow, WriteVerifier};
 
 use crate::api::{FileId, RpcId, SyncTicket, WaitToken};
-use crate::ranges::RangeSet;
+use crate::ranges::{RangeSet, RangeTree};
 
 /// Internal identity of a cached file (one per file handle).
 pub(crate) type InodeId = u64;
@@ -249,6 +249,10 @@ pub(crate) struct Inode {
     pub(crate) flush_cursor: u64,
     /// Calls in flight for this file.
     pub(crate) rpcs_out: usize,
+    /// Ranges the server holds as zeros (or that lie past its end of file) as far as this
+    /// engine knows: past the size at first open, past a truncation; every application write
+    /// removes its range. WRITEs may carry zeros there to join dirty ranges.
+    pub(crate) zeros: RangeTree,
 }
 
 impl Inode {
@@ -282,6 +286,11 @@ impl Inode {
             file_sync: false,
             flush_cursor: 0,
             rpcs_out: 0,
+            zeros: {
+                let mut zeros = RangeTree::new();
+                zeros.insert(attrs.size, u64::MAX);
+                zeros
+            },
         }
     }
 

@@ -5,8 +5,10 @@
 //! files being synced (everything dirty, in offset order); background WRITEs (the fullest
 //! chunk first: only full, aligned chunks until memory pressure, then anything); READs.
 //!
-//! A WRITE is built from contiguous dirty extents of one chunk (so never more than wsize and
-//! never across a gap), stopping at any byte that overlaps a WRITE still in flight: two
+//! A WRITE is built from the dirty extents of one chunk (so never more than wsize), contiguous
+//! or joined across short runs of bytes whose server content is known (clean cached bytes,
+//! known zeros: never across unknown bytes), stopping at any byte that overlaps a WRITE still
+//! in flight: two
 //! overlapping WRITEs with different data are never in flight together, because a server may
 //! apply concurrent WRITEs in any order. The WRITE's payload becomes the extents' bytes (they
 //! are re-pointed at it), so the in-flight state *is* the snapshot, and a later application
@@ -206,33 +208,80 @@ impl Engine {
             })
     }
 
-    /// Builds the WRITE that starts at the dirty extent at `start` and takes the contiguous
-    /// sendable dirty extents after it, within the chunk.
+    /// Builds the WRITE that starts at the dirty extent at `start` and takes the sendable
+    /// dirty extents after it, within the chunk. Dirty extents separated by bytes whose
+    /// content on the server is known — clean cached extents, or a range the server holds as
+    /// zeros — are joined into one WRITE that carries those bytes too, as long as each such
+    /// bridge is at most `bridge_gap_bytes` (one WRITE instead of two; the bridged bytes
+    /// rewrite what the server already has, so neither a reply nor a crash can make them
+    /// wrong).
     fn build_write(&mut self, ino: InodeId, start: u64) -> Transmit {
+        /// A piece of the WRITE's payload.
+        enum Piece {
+            Dirty(u64),
+            Clean(u64),
+            Zeros(u64, u64),
+        }
         let chunk_end = self.store.chunk_end(start);
+        let bridge_max = self.config.bridge_gap_bytes;
         let inode = self.store.inode(ino);
         let hold = inode.write_hold_bytes();
-        let mut starts = Vec::new();
+        let sendable =
+            |s: u64, e: u64| e <= hold && inode.inflight_write_overlapping(s, e).is_none();
+        let mut pieces: Vec<Piece> = Vec::new();
+        // Pieces up to the last dirty one, and where it ends.
+        let mut keep = 0;
         let mut end = start;
+        let mut pos = start;
+        // Bytes since the last dirty piece (the bridge being built).
+        let mut bridge = 0;
         for (&s, ext) in inode.extents.range(start..chunk_end) {
             let ext_end = s + ext.len();
-            if s != end
-                || !ext.state.is_dirty()
-                || ext_end > hold
-                || inode.inflight_write_overlapping(s, ext_end).is_some()
-            {
+            if s != pos {
+                // Uncached bytes: bridgeable only when known zeros on the server.
+                bridge += s - pos;
+                if bridge > bridge_max
+                    || !inode.zeros.contains(pos, s)
+                    || inode.inflight_write_overlapping(pos, s).is_some()
+                {
+                    break;
+                }
+                pieces.push(Piece::Zeros(pos, s));
+            }
+            if ext.state.is_dirty() {
+                if !sendable(s, ext_end) {
+                    break;
+                }
+                pieces.push(Piece::Dirty(s));
+                keep = pieces.len();
+                end = ext_end;
+                bridge = 0;
+            } else if ext.state.is_clean() {
+                bridge += ext.len();
+                if bridge > bridge_max || !sendable(s, ext_end) {
+                    break;
+                }
+                pieces.push(Piece::Clean(s));
+            } else {
                 break;
             }
-            starts.push(s);
-            end = ext_end;
+            pos = ext_end;
         }
+        pieces.truncate(keep);
         assert!(
-            !starts.is_empty(),
+            matches!(pieces.first(), Some(Piece::Dirty(s)) if *s == start),
             "build_write at a start that cannot be sent"
         );
         let len = end - start;
+        let dirty_len: u64 = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Dirty(s) => inode.extents[s].len(),
+                _ => 0,
+            })
+            .sum();
         // A flush that is the file's only unfinished business goes FILE_SYNC: no COMMIT.
-        let alone = inode.bytes.dirty == len
+        let alone = inode.bytes.dirty == dirty_len
             && inode.bytes.inflight == 0
             && inode.bytes.unstable == 0
             && inode.inflight_writes.is_empty()
@@ -243,23 +292,29 @@ impl Engine {
             StableHow::Unstable
         };
         let handle = inode.handle.clone();
-        let taken: Vec<(u64, Extent)> = starts
-            .iter()
-            .map(|&s| (s, self.store.remove(ino, s)))
-            .collect();
-        let mut sinces = Vec::with_capacity(taken.len());
-        let data = if taken.len() == 1 {
-            let (s, ext) = taken.into_iter().next().expect("one extent");
-            sinces.push((s, ext.len(), ext.since));
+        let mut sinces = Vec::with_capacity(pieces.len());
+        let data = if let [Piece::Dirty(s)] = pieces.as_slice() {
+            let ext = self.store.remove(ino, *s);
+            sinces.push((*s, ext.len(), ext.since));
             ext.data.into_bytes()
         } else {
             let mut buf = BytesMut::with_capacity(len as usize);
-            for (s, ext) in &taken {
-                sinces.push((*s, ext.len(), ext.since));
-                buf.extend_from_slice(ext.data.as_slice());
+            for piece in &pieces {
+                match *piece {
+                    Piece::Dirty(s) => {
+                        let ext = self.store.remove(ino, s);
+                        sinces.push((s, ext.len(), ext.since));
+                        buf.extend_from_slice(ext.data.as_slice());
+                    }
+                    Piece::Clean(s) => {
+                        buf.extend_from_slice(self.store.inode(ino).extents[&s].data.as_slice());
+                    }
+                    Piece::Zeros(a, b) => buf.resize(buf.len() + (b - a) as usize, 0),
+                }
             }
             buf.freeze()
         };
+        debug_assert_eq!(data.len() as u64, len, "the payload covers the WRITE");
         let id = self.rpc_id();
         self.store.add_rpc(
             id,

@@ -158,6 +158,7 @@ fn config() -> EngineConfig {
         retry_initial_ms: 100,
         retry_max_ms: 800,
         verifier_mismatch_limit: 3,
+        bridge_gap_bytes: 768,
     }
 }
 

@@ -67,6 +67,80 @@ fn coalescing_never_exceeds_wsize_never_bridges_gaps() {
 }
 
 #[test]
+fn gaps_of_known_zeros_are_bridged_unknown_bytes_never() {
+    let config = nfsio_cache::EngineConfig {
+        bridge_gap_bytes: 512,
+        ..small_config()
+    };
+    // A new file: everything the application did not write reads as zeros.
+    let mut d = Driver::new(config.clone());
+    let f = d.open("new");
+    let mut model = vec![0u8; 9510];
+    for start in (0..5000).step_by(100).chain((5100..9000).step_by(100)) {
+        let data = pattern(start as u8, 100);
+        write_ok(&mut d, f, start, &data);
+        model[start as usize..start as usize + 100].copy_from_slice(&data);
+    }
+    let tail = pattern(7, 10);
+    write_ok(&mut d, f, 9500, &tail);
+    model[9500..].copy_from_slice(&tail);
+    let sync = d.engine.fsync(f, 0).unwrap();
+    let mut writes = serve_all_writes(&mut d);
+    assert_eq!(d.finish(sync), Ok(()));
+    writes.sort();
+    assert_eq!(
+        writes,
+        vec![
+            (0, 2048),
+            (2048, 4096),
+            (4096, 6144),
+            (6144, 8192),
+            (8192, 9510)
+        ],
+        "the 100- and 500-byte gaps of zeros are carried, within the chunk"
+    );
+    assert_eq!(d.durable("new"), model);
+
+    // A file with content the cache has not read: its gaps are unknown, never bridged; once
+    // read (clean in the cache), they are.
+    let mut d = Driver::new(config);
+    let old = pattern(9, 6000);
+    d.server.file(&handle("old")).volatile = old.clone();
+    d.server.file(&handle("old")).durable = old.clone();
+    let f = d.open("old");
+    let mut model = old.clone();
+    for start in [0u64, 1000] {
+        let data = pattern(start as u8 + 1, 500);
+        write_ok(&mut d, f, start, &data);
+        model[start as usize..start as usize + 500].copy_from_slice(&data);
+    }
+    let sync = d.engine.fsync(f, 0).unwrap();
+    let mut writes = serve_all_writes(&mut d);
+    assert_eq!(d.finish(sync), Ok(()));
+    writes.sort();
+    assert_eq!(
+        writes,
+        vec![(0, 500), (1000, 1500)],
+        "no bridge over unknown bytes"
+    );
+    assert_eq!(d.read_all(f, 4096, 1904), old[4096..6000].to_vec());
+    for start in [4096u64, 4600] {
+        let data = pattern(start as u8 + 2, 100);
+        write_ok(&mut d, f, start, &data);
+        model[start as usize..start as usize + 100].copy_from_slice(&data);
+    }
+    let sync = d.engine.fsync(f, 0).unwrap();
+    let writes = serve_all_writes(&mut d);
+    assert_eq!(d.finish(sync), Ok(()));
+    assert_eq!(
+        writes,
+        vec![(4096, 4700)],
+        "bridged over clean cached bytes"
+    );
+    assert_eq!(d.durable("old"), model);
+}
+
+#[test]
 fn unaligned_run_is_split_at_wsize_boundaries() {
     let mut d = Driver::new(small_config());
     let f = d.open("a");

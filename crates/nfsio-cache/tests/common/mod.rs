@@ -355,6 +355,7 @@ pub fn small_config() -> EngineConfig {
         retry_initial_ms: 100,
         retry_max_ms: 1_000,
         verifier_mismatch_limit: 3,
+        bridge_gap_bytes: 0,
     }
 }
 
