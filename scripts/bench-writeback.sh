@@ -13,7 +13,7 @@
 #      dd writes straight into ganesha's export directory, on the same disk: the physical
 #      limit. Both NFS clients write UNSTABLE and COMMIT at the end, which ganesha answers
 #      after fsync. Every output is checked with cmp against SRC, then removed.
-#   b. random (RANDOM=1): RANDOM_COUNT (100000) writes of 4 KiB at random 4 KiB-aligned
+#   b. random (RAND=1): RANDOM_COUNT (100000) writes of 4 KiB at random 4 KiB-aligned
 #      offsets into a RANDOM_SIZE_MIB (256) MiB file, then fsync, RUNS rounds, A/B alternating:
 #          random_writes --mode cache   (File::write_at each, then sync_all and close)
 #          random_writes --mode direct  (one UNSTABLE WRITE each, 16 in flight, one COMMIT)
@@ -29,7 +29,7 @@
 # the next one) and nothing else: no cache is dropped. Prints each sample on stderr, then
 # tables of medians with the samples' range. Needs root (ganesha), python3 for arithmetic.
 #
-# Env knobs: SEQ=0 / RANDOM=0 / PEAK=0 skip a part; RANDOM_COUNT, RANDOM_SIZE_MIB,
+# Env knobs: SEQ=0 / RAND=0 / PEAK=0 skip a part; RANDOM_COUNT, RANDOM_SIZE_MIB,
 # PEAK_SIZE_MIB, BOUND_MIB as above; BENCH_DIR (scratch dir, default a new
 # /tmp/nfsio-bench.XXXXXX; it holds ganesha's export too), KEEP=1 to leave it.
 set -euo pipefail
@@ -38,12 +38,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 size_mib=${1:-1024}
 runs=${2:-3}
 do_seq=${SEQ:-1}
-# RANDOM is bash's random-number variable: reading $RANDOM never gives the value the caller
-# set, so the knob is read from this process's initial environment, and then unset (which
-# also keeps a fixed seed out of the children, e.g. ganesha.sh's port picking).
-do_random=$(tr '\0' '\n' < /proc/$$/environ | sed -n 's/^RANDOM=//p')
-do_random=${do_random:-1}
-unset RANDOM
+do_random=${RAND:-1}
 do_peak=${PEAK:-1}
 random_count=${RANDOM_COUNT:-100000}
 random_size_mib=${RANDOM_SIZE_MIB:-256}
