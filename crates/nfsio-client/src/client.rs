@@ -22,7 +22,7 @@ use nfsio_proto::nfs3::{
 };
 use nfsio_proto::rpc::{AuthSysParams, OpaqueAuth};
 use nfsio_proto::{XdrDecode, XdrEncode, mount, portmap};
-use nfsio_rpc::{RetryPolicy, RpcClient, RpcConfig, TcpConnector, TransportStats};
+use nfsio_rpc::{Connector, RetryPolicy, RpcClient, RpcConfig, TcpConnector, TransportStats};
 use tracing::{debug, warn};
 
 use crate::dir::ReadDir;
@@ -69,6 +69,27 @@ impl Default for ClientOptions {
             cache_bytes: DEFAULT_CACHE_BYTES,
             cache_config: None,
         }
+    }
+}
+
+/// How the client reaches a server address: TCP ([`Tcp`]) normally; a simulated network in
+/// deterministic tests (the transport is generic over the stream).
+pub trait Network: Send + Sync + 'static {
+    /// The connector for one server address.
+    type Connector: Connector;
+    /// A connector that opens connections to `addr` (reconnects use it too).
+    fn connector(&self, addr: SocketAddr) -> Self::Connector;
+}
+
+/// The real network: TCP with `TCP_NODELAY`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tcp;
+
+impl Network for Tcp {
+    type Connector = TcpConnector;
+
+    fn connector(&self, addr: SocketAddr) -> TcpConnector {
+        TcpConnector::new(addr)
     }
 }
 
@@ -161,7 +182,8 @@ fn control_config(timeout_ms: u64) -> RpcConfig {
     }
 }
 
-async fn portmap_getport(
+async fn portmap_getport<N: Network>(
+    net: &N,
     host: &str,
     ip: IpAddr,
     prog: u32,
@@ -169,7 +191,7 @@ async fn portmap_getport(
     timeout_ms: u64,
 ) -> NfsResult<u16> {
     let rpc = nfsio_rpc::connect(
-        TcpConnector::new(SocketAddr::new(ip, PORTMAP_PORT)),
+        net.connector(SocketAddr::new(ip, PORTMAP_PORT)),
         control_config(timeout_ms),
     )
     .await?;
@@ -240,6 +262,16 @@ impl Client {
 
     /// Connects to the export named by `url`.
     pub async fn connect_with(url: &NfsUrl, options: ClientOptions) -> NfsResult<Self> {
+        Self::connect_via(url, options, &Tcp).await
+    }
+
+    /// Connects to the export named by `url` over `net` (TCP, or a simulated network). The
+    /// URL's host must be an IP address unless `net` is TCP with a resolver at hand.
+    pub async fn connect_via<N: Network>(
+        url: &NfsUrl,
+        options: ClientOptions,
+        net: &N,
+    ) -> NfsResult<Self> {
         let ip = resolve(&url.host).await?;
         let (process_uid, process_gid) = process_ids();
         let cred = OpaqueAuth::sys(&AuthSysParams {
@@ -253,22 +285,32 @@ impl Client {
         let mount_port = match url.mount_port {
             Some(port) => port,
             None => {
-                portmap_getport(&url.host, ip, mount::PROGRAM, mount::VERSION, timeout_ms).await?
+                portmap_getport(
+                    net,
+                    &url.host,
+                    ip,
+                    mount::PROGRAM,
+                    mount::VERSION,
+                    timeout_ms,
+                )
+                .await?
             }
         };
         let nfs_port = match url.nfs_port {
             Some(port) => port,
             None => {
-                portmap_getport(&url.host, ip, nfs3::PROGRAM, nfs3::VERSION, timeout_ms).await?
+                portmap_getport(net, &url.host, ip, nfs3::PROGRAM, nfs3::VERSION, timeout_ms)
+                    .await?
             }
         };
 
-        let (export, root) = mount_export(ip, mount_port, &cred, &url.path, timeout_ms).await?;
+        let (export, root) =
+            mount_export(net, ip, mount_port, &cred, &url.path, timeout_ms).await?;
         let url_path = url.path[export.trim_end_matches('/').len()..]
             .trim_start_matches('/')
             .to_owned();
         let server = SocketAddr::new(ip, nfs_port);
-        let rpc = nfsio_rpc::connect(TcpConnector::new(server), options.rpc.clone()).await?;
+        let rpc = nfsio_rpc::connect(net.connector(server), options.rpc.clone()).await?;
         let mut client = Self {
             inner: Arc::new(Inner {
                 rpc,
@@ -842,7 +884,8 @@ fn dir_op(dir: &FileHandle, name: &str) -> NfsResult<DirOpArgs> {
 
 /// Asks MOUNT for the export list, picks the longest export that is a prefix of `path`, and
 /// mounts it. Servers that hide their export list are tried with the path's prefixes.
-async fn mount_export(
+async fn mount_export<N: Network>(
+    net: &N,
     ip: IpAddr,
     mount_port: u16,
     cred: &OpaqueAuth,
@@ -850,7 +893,7 @@ async fn mount_export(
     timeout_ms: u64,
 ) -> NfsResult<(String, FileHandle)> {
     let rpc = nfsio_rpc::connect(
-        TcpConnector::new(SocketAddr::new(ip, mount_port)),
+        net.connector(SocketAddr::new(ip, mount_port)),
         control_config(timeout_ms),
     )
     .await?;

@@ -31,7 +31,7 @@ mod file;
 pub mod url;
 mod writeback;
 
-pub use client::{Client, ClientOptions, Created, DEFAULT_CACHE_BYTES};
+pub use client::{Client, ClientOptions, Created, DEFAULT_CACHE_BYTES, Network, Tcp};
 pub use dir::{DirEntry, ReadDir};
 pub use error::{NfsError, NfsResult};
 pub use file::File;

@@ -212,6 +212,7 @@ impl Cache {
                 Some(at_ms) => {
                     let at = self.epoch + Duration::from_millis(at_ms);
                     tokio::select! {
+                        biased;
                         _ = notified => {}
                         _ = tokio::time::sleep_until(at) => {}
                     }

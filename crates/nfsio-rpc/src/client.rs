@@ -740,11 +740,13 @@ async fn reconnect<C: Connector>(
     loop {
         if *backoff_ms > 0 {
             tokio::select! {
+                biased;
                 () = tokio::time::sleep(Duration::from_millis(*backoff_ms)) => {}
                 () = shutdown_signal(shutdown_rx) => return None,
             }
         }
         let attempt = tokio::select! {
+            biased;
             attempt = tokio::time::timeout(connect_timeout, connector.connect()) => attempt,
             () = shutdown_signal(shutdown_rx) => return None,
         };
@@ -773,6 +775,7 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin + Send>(
     shared.writer_wake.notify_one();
     let mut delivered_reply = false;
     let end = tokio::select! {
+        biased;
         () = read_loop(shared, &mut reader, &mut delivered_reply) => None,
         () = write_loop(shared, &mut write_half, conn_gen) => None,
         () = wait_kill(shared, conn_gen) => None,

@@ -349,8 +349,9 @@ async fn accept_loop<L: Listener>(
     loop {
         while connections.try_join_next().is_some() {}
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            biased;
             _ = stop.changed() => break,
+            accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -421,8 +422,9 @@ async fn serve_connection<S>(
             break false;
         };
         let record = tokio::select! {
-            record = reader.read_record() => record,
+            biased;
             _ = close.notified() => break false,
+            record = reader.read_record() => record,
             _ = stop.changed() => break false,
             _ = &mut writer => break false,
         };

@@ -444,6 +444,11 @@ impl MemStore {
         self.lock().faults.push_back(fault);
     }
 
+    /// Drops the faults queued and not yet applied.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     /// Simulates a crash of the machine: every file's volatile (unstable, uncommitted)
     /// content is replaced by its durable content.
     pub fn crash(&self) {
