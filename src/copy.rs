@@ -34,7 +34,7 @@ pub struct CpArgs {
     /// Print per-procedure RPC statistics at the end.
     #[arg(long)]
     stats: bool,
-    /// Maximum READs and WRITEs in flight.
+    /// Maximum READs in flight (WRITEs in flight are the write-back cache's to decide).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     inflight: u16,
 }

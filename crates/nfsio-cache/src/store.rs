@@ -251,7 +251,9 @@ pub(crate) struct Inode {
     pub(crate) rpcs_out: usize,
     /// Ranges the server holds as zeros (or that lie past its end of file) as far as this
     /// engine knows: past the size at first open, past a truncation; every application write
-    /// removes its range. WRITEs may carry zeros there to join dirty ranges.
+    /// removes its range. WRITEs may carry zeros there to join dirty ranges. This assumes
+    /// close-to-open use (no other client writes the file while it is open here), the same
+    /// assumption under which clean cached bytes are trusted; a change seen at `open` resets it.
     pub(crate) zeros: RangeTree,
 }
 
