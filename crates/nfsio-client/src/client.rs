@@ -172,12 +172,14 @@ async fn resolve(host: &str) -> NfsResult<IpAddr> {
 }
 
 /// A transport configuration for short control exchanges (portmap, MOUNT): soft, so a server
-/// that does not answer fails the connect instead of hanging it.
-fn control_config(timeout_ms: u64) -> RpcConfig {
+/// that does not answer fails the connect instead of hanging it. When the NFS transport's
+/// XIDs come from a seed, so do these (a simulation replays exactly), from another range.
+fn control_config(timeout_ms: u64, nfs_xid_seed: Option<u32>) -> RpcConfig {
     RpcConfig {
         slots: 4,
         timeout_ms,
         retry: RetryPolicy::Soft { max_tries: 2 },
+        xid_seed: nfs_xid_seed.map(|seed| seed ^ 0x8000_0000),
         ..RpcConfig::default()
     }
 }
@@ -188,13 +190,9 @@ async fn portmap_getport<N: Network>(
     ip: IpAddr,
     prog: u32,
     vers: u32,
-    timeout_ms: u64,
+    control: RpcConfig,
 ) -> NfsResult<u16> {
-    let rpc = nfsio_rpc::connect(
-        net.connector(SocketAddr::new(ip, PORTMAP_PORT)),
-        control_config(timeout_ms),
-    )
-    .await?;
+    let rpc = nfsio_rpc::connect(net.connector(SocketAddr::new(ip, PORTMAP_PORT)), control).await?;
     let mapping = portmap::Mapping {
         prog,
         vers,
@@ -281,7 +279,7 @@ impl Client {
             gid: url.gid.or(options.gid).unwrap_or(process_gid),
             gids: options.gids.clone(),
         });
-        let timeout_ms = options.mount_timeout_ms;
+        let control = control_config(options.mount_timeout_ms, options.rpc.xid_seed);
         let mount_port = match url.mount_port {
             Some(port) => port,
             None => {
@@ -291,7 +289,7 @@ impl Client {
                     ip,
                     mount::PROGRAM,
                     mount::VERSION,
-                    timeout_ms,
+                    control.clone(),
                 )
                 .await?
             }
@@ -299,13 +297,19 @@ impl Client {
         let nfs_port = match url.nfs_port {
             Some(port) => port,
             None => {
-                portmap_getport(net, &url.host, ip, nfs3::PROGRAM, nfs3::VERSION, timeout_ms)
-                    .await?
+                portmap_getport(
+                    net,
+                    &url.host,
+                    ip,
+                    nfs3::PROGRAM,
+                    nfs3::VERSION,
+                    control.clone(),
+                )
+                .await?
             }
         };
 
-        let (export, root) =
-            mount_export(net, ip, mount_port, &cred, &url.path, timeout_ms).await?;
+        let (export, root) = mount_export(net, ip, mount_port, &cred, &url.path, control).await?;
         let url_path = url.path[export.trim_end_matches('/').len()..]
             .trim_start_matches('/')
             .to_owned();
@@ -890,13 +894,9 @@ async fn mount_export<N: Network>(
     mount_port: u16,
     cred: &OpaqueAuth,
     path: &str,
-    timeout_ms: u64,
+    control: RpcConfig,
 ) -> NfsResult<(String, FileHandle)> {
-    let rpc = nfsio_rpc::connect(
-        net.connector(SocketAddr::new(ip, mount_port)),
-        control_config(timeout_ms),
-    )
-    .await?;
+    let rpc = nfsio_rpc::connect(net.connector(SocketAddr::new(ip, mount_port)), control).await?;
     let mut dec = rpc
         .call(
             mount::PROGRAM,

@@ -180,6 +180,9 @@ pub struct ServerConfig {
     /// entropy, time and process id (what a real server wants). A simulation sets it so that
     /// one seed fixes a whole run.
     pub instance_seed: Option<u64>,
+    /// Deliberate protocol violations, for testing clients (the simulation); `None` (what
+    /// `nfsio serve` uses): keep every rule.
+    pub misbehavior: Option<crate::misbehave::MisbehaviorSwitch>,
 }
 
 impl ServerConfig {
@@ -202,6 +205,7 @@ impl ServerConfig {
             state_dir,
             limits: Limits::default(),
             instance_seed: None,
+            misbehavior: None,
         }
     }
 }

@@ -354,6 +354,33 @@ impl Service {
             // The verifier the data is written under: read before the write, so that a failure
             // while it runs makes the client's next COMMIT see a different one.
             let verf = self.verifier.current();
+            let misbehavior = self.config.misbehavior.as_ref().map(|m| &*m.0);
+            if args.stable != StableHow::Unstable
+                && misbehavior.is_some_and(|m| m.take_weaker_stability())
+            {
+                // Deliberately less stable than asked (and honestly so: only volatile).
+                return match self
+                    .storage
+                    .write(id, args.offset, &data, StableHow::Unstable)
+                {
+                    Ok(out) => Ok(WriteResOk {
+                        file_wcc: out.wcc,
+                        count: out.count,
+                        committed: StableHow::Unstable,
+                        verf,
+                    }),
+                    Err(err) => {
+                        if err.lost_unstable_data {
+                            self.verifier.reset();
+                        }
+                        Err(err.status)
+                    }
+                };
+            }
+            let verf = match misbehavior {
+                Some(m) => WriteVerifier(m.write_verifier(verf.0)),
+                None => verf,
+            };
             match self.storage.write(id, args.offset, &data, args.stable) {
                 Ok(out) if out.committed >= args.stable => Ok(WriteResOk {
                     file_wcc: out.wcc,
@@ -397,10 +424,16 @@ impl Service {
             let id = id?;
             match self.storage.commit(id, args.offset, args.count) {
                 // Read after the sync: if anything failed meanwhile, the client sees it.
-                Ok(wcc) => Ok(CommitResOk {
-                    file_wcc: wcc,
-                    verf: self.verifier.current(),
-                }),
+                Ok(wcc) => {
+                    let verf = self.verifier.current();
+                    Ok(CommitResOk {
+                        file_wcc: wcc,
+                        verf: match &self.config.misbehavior {
+                            Some(m) => WriteVerifier(m.0.commit_verifier(verf.0)),
+                            None => verf,
+                        },
+                    })
+                }
                 Err(err) => {
                     if err.lost_unstable_data {
                         self.verifier.reset();

@@ -229,6 +229,7 @@ impl<L: Listener> Server<L> {
                 limits: config.limits,
                 secret,
                 instance_seed: config.instance_seed,
+                misbehavior: config.misbehavior.clone(),
                 ports: Ports {
                     nfs: nfs_addr.port(),
                     mount: mount_addr.port(),

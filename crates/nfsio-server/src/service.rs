@@ -28,6 +28,7 @@ use tracing::{debug, trace};
 use crate::config::{IpNet, Limits, Squash};
 use crate::drc::{Begin, Drc};
 use crate::handle::{HandleCodec, HandleSecret};
+use crate::misbehave::MisbehaviorSwitch;
 use crate::storage::{FileId, Storage};
 use crate::verifier::VerifierSource;
 
@@ -68,6 +69,8 @@ pub struct ServiceConfig {
     pub instance_seed: Option<u64>,
     /// The ports, for portmap.
     pub ports: Ports,
+    /// Deliberate protocol violations (tests of clients only); `None`: keep every rule.
+    pub misbehavior: Option<MisbehaviorSwitch>,
 }
 
 impl ServiceConfig {
@@ -85,6 +88,7 @@ impl ServiceConfig {
             secret: HandleSecret::from_seed(seed),
             instance_seed: Some(seed),
             ports: Ports::default(),
+            misbehavior: None,
         }
     }
 }
