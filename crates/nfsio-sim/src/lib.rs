@@ -4,30 +4,40 @@
 //!
 //! The engine's own property test checks the engine against a model server; this checks the
 //! product's parts together, through the real wire protocol, the way they fail in the field:
-//! the server crashing between a WRITE reply and the COMMIT (losing what was not durable, and
-//! coming back with a new write verifier), partitions, storage errors, short writes. One seed
-//! decides everything — which faults are enabled, when they fire, the workload, the network's
-//! latencies — so a failing seed replays event for event.
+//! the server crashing between a WRITE reply and the COMMIT, during a COMMIT or a
+//! retransmission (losing what was not durable, and coming back with a new write verifier),
+//! connections reset with calls outstanding, messages held back and released in a burst,
+//! partitions, storage errors, short writes, and a server that breaks the rules (answers less
+//! stable than asked, WRITE and COMMIT verifiers that differ). One seed decides everything —
+//! which faults are enabled, when they fire, the workload, the network's latencies — so a
+//! failing seed replays event for event.
 //!
-//! The checker is the application's view: each task owns one file and a model of its content.
-//! Reads must return the model (read-your-writes). Whenever `sync_all` or `close` returns Ok,
-//! the server's *durable* content (what would survive a crash now) must equal the model. An
-//! error from `sync_all`, `close` or a write means some bytes may be lost: the task then does
-//! what an application must do — rewrites the file from its model and syncs until that
-//! succeeds — and the check applies again. Liveness: once the faults stop, everything must
-//! finish within the simulated time limit.
+//! The checker ([`task`]) is the application's view: read-your-writes, durability after
+//! every Ok `sync_all`/`close`, close-to-open through a second client, errors reported rather
+//! than bytes lost silently, recovery once the faults stop, and the cache's memory bound.
 
-use std::io;
+mod net;
+mod tap;
+mod task;
+
+pub use net::{Resets, SimConnector, SimListener, SimNet, SimStream};
+pub use tap::{Tap, WireEvent};
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use nfsio_client::cache::EngineConfig;
-use nfsio_client::{Client, ClientOptions, File, Network, NfsUrl};
+use nfsio_client::{Client, ClientOptions, NfsUrl};
 use nfsio_proto::nfs3::Nfs3Status;
-use nfsio_rpc::{Connector, RpcConfig};
-use nfsio_server::{Fault, HandleSecret, MemStore, Server, ServerConfig, Squash, Storage};
+use nfsio_rpc::RpcConfig;
+use nfsio_server::{
+    Fault, HandleSecret, MemStore, Misbehavior, MisbehaviorSwitch, Server, ServerConfig, Squash,
+    Storage,
+};
+
+use crate::task::{Shared, Task};
 
 /// The NFS (and MOUNT) port of the simulated server.
 const PORT: u16 = 2049;
@@ -61,7 +71,7 @@ impl Rng {
         self.below(n) == 0
     }
 
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
+    pub(crate) fn bytes(&mut self, len: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(len + 8);
         while out.len() < len {
             out.extend_from_slice(&self.next_u64().to_le_bytes());
@@ -71,56 +81,29 @@ impl Rng {
     }
 }
 
-/// The simulated network, for [`Client::connect_via`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SimNet;
-
-/// Connects to one address over the simulated network.
-#[derive(Debug, Clone, Copy)]
-pub struct SimConnector(SocketAddr);
-
-impl Connector for SimConnector {
-    type Stream = turmoil::net::TcpStream;
-
-    async fn connect(&self) -> io::Result<Self::Stream> {
-        turmoil::net::TcpStream::connect(self.0).await
-    }
-}
-
-impl Network for SimNet {
-    type Connector = SimConnector;
-
-    fn connector(&self, addr: SocketAddr) -> SimConnector {
-        SimConnector(addr)
-    }
-}
-
-/// The server's listener on the simulated network.
-pub struct SimListener(turmoil::net::TcpListener);
-
-impl nfsio_server::Listener for SimListener {
-    type Stream = turmoil::net::TcpStream;
-
-    async fn accept(&mut self) -> io::Result<(Self::Stream, SocketAddr)> {
-        self.0.accept().await
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-}
-
 /// Which faults a seed enables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Faults {
-    /// The server crashes (losing what is not durable) and restarts with a new verifier.
+    /// The server crashes at random moments (losing what is not durable) and restarts with a
+    /// new verifier.
     pub crash: bool,
-    /// The network between client and server is cut for a while.
+    /// The server crashes at aimed moments: a COMMIT call or reply in flight, a WRITE reply in
+    /// flight, a retransmission in flight (see [`WireEvent`]).
+    pub aimed_crash: bool,
+    /// The network between client and server is cut for a while (in-flight messages lost).
     pub partition: bool,
+    /// Messages between client and server are held for a while, then delivered at once:
+    /// delays (some past the client's timeout, so it retransmits) and reordering.
+    pub hold: bool,
+    /// Connections are reset with calls outstanding, at random moments and when the reply
+    /// to a non-idempotent call is in flight.
+    pub reset: bool,
     /// WRITEs and syncs fail with EIO or ENOSPC.
     pub storage_errors: bool,
     /// WRITEs take fewer bytes than sent.
     pub short_writes: bool,
+    /// The server misbehaves: answers stable WRITEs UNSTABLE, skews WRITE or COMMIT verifiers.
+    pub misbehave: bool,
 }
 
 impl Faults {
@@ -128,42 +111,93 @@ impl Faults {
     pub fn choose(rng: &mut Rng) -> Self {
         Self {
             crash: rng.one_in(2),
+            aimed_crash: rng.one_in(2),
             partition: rng.one_in(2),
+            hold: rng.one_in(2),
+            reset: rng.one_in(2),
             storage_errors: rng.one_in(2),
             short_writes: rng.one_in(2),
+            misbehave: rng.one_in(2),
         }
     }
 }
 
-/// How often each fault fired in a run.
+/// How often each fault fired in a run, and what the checker saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FaultCounts {
-    /// Server crashes (each followed by a restart).
+    /// Server crashes at random moments (each followed by a restart).
     pub crashes: u64,
+    /// Crashes aimed at a COMMIT call in flight.
+    pub crashes_in_commit_call: u64,
+    /// Crashes aimed at a COMMIT reply in flight (the reply is lost with the crash).
+    pub crashes_in_commit_reply: u64,
+    /// Crashes aimed at a WRITE reply in flight (bytes acknowledged, not committed).
+    pub crashes_after_write_reply: u64,
+    /// Crashes aimed at a retransmitted call in flight.
+    pub crashes_in_retransmission: u64,
     /// Partitions (each followed by a repair).
     pub partitions: u64,
+    /// Holds (each followed by a release).
+    pub holds: u64,
+    /// Resets of the connections at random moments.
+    pub resets: u64,
+    /// Resets aimed at the reply of a non-idempotent call in flight.
+    pub resets_at_reply: u64,
     /// Injected WRITE errors (EIO or ENOSPC).
     pub write_errors: u64,
     /// Injected sync errors (COMMIT or stable WRITE: EIO, unstable data lost).
     pub sync_errors: u64,
     /// Injected short writes.
     pub short_writes: u64,
+    /// Stable WRITEs the server was told to answer UNSTABLE.
+    pub weaker_stability: u64,
+    /// WRITE or COMMIT replies the server was told to send with a skewed verifier.
+    pub skewed_verifiers: u64,
+    /// Retransmitted NFS calls seen on the wire.
+    pub retransmissions: u64,
     /// Application operations that returned an error (and were recovered from).
     pub app_errors: u64,
+    /// Renames that reported an error.
+    pub rename_errors: u64,
+    /// Close-to-open checks by the second client.
+    pub observer_checks: u64,
+    /// The most bytes the client's cache held after an operation (max over runs).
+    pub peak_cache_bytes: u64,
     /// Simulated milliseconds the run took.
     pub sim_ms: u64,
 }
 
 impl FaultCounts {
-    /// Adds `other` into `self`.
+    /// Adds `other` into `self` (the peak is the maximum).
     pub fn add(&mut self, other: &FaultCounts) {
         self.crashes += other.crashes;
+        self.crashes_in_commit_call += other.crashes_in_commit_call;
+        self.crashes_in_commit_reply += other.crashes_in_commit_reply;
+        self.crashes_after_write_reply += other.crashes_after_write_reply;
+        self.crashes_in_retransmission += other.crashes_in_retransmission;
         self.partitions += other.partitions;
+        self.holds += other.holds;
+        self.resets += other.resets;
+        self.resets_at_reply += other.resets_at_reply;
         self.write_errors += other.write_errors;
         self.sync_errors += other.sync_errors;
         self.short_writes += other.short_writes;
+        self.weaker_stability += other.weaker_stability;
+        self.skewed_verifiers += other.skewed_verifiers;
+        self.retransmissions += other.retransmissions;
         self.app_errors += other.app_errors;
+        self.rename_errors += other.rename_errors;
+        self.observer_checks += other.observer_checks;
+        self.peak_cache_bytes = self.peak_cache_bytes.max(other.peak_cache_bytes);
         self.sim_ms += other.sim_ms;
+    }
+
+    /// The aimed crashes.
+    pub fn aimed_crashes(&self) -> u64 {
+        self.crashes_in_commit_call
+            + self.crashes_in_commit_reply
+            + self.crashes_after_write_reply
+            + self.crashes_in_retransmission
     }
 }
 
@@ -213,14 +247,48 @@ fn cache_config() -> EngineConfig {
     }
 }
 
+/// The options of the clients in the simulation.
+fn client_options(seed: u64) -> ClientOptions {
+    ClientOptions {
+        rpc: RpcConfig {
+            xid_seed: Some(seed as u32),
+            timeout_ms: 10_000,
+            reconnect_backoff_max_ms: 2_000,
+            ..RpcConfig::default()
+        },
+        machine_name: Some("sim".into()),
+        mount_timeout_ms: 600_000,
+        cache_config: Some(cache_config()),
+        ..ClientOptions::default()
+    }
+}
+
+/// Mounts the export. Mounting is soft (as `mount` is): retried while the server is down or
+/// cut off.
+async fn mount(url: &NfsUrl, options: ClientOptions, net: &SimNet) -> Result<Client, String> {
+    let mut tries = 0;
+    loop {
+        match Client::connect_via(url, options.clone(), net).await {
+            Ok(client) => return Ok(client),
+            Err(error) if tries < 600 => {
+                tries += 1;
+                tracing::debug!(%error, "mount failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => return Err(format!("mount: {error}")),
+        }
+    }
+}
+
 /// Runs one seed; returns how often each fault fired, or what went wrong.
 pub fn run(seed: u64, workload: Workload) -> Result<FaultCounts, String> {
     let mut rng = Rng::new(seed);
     let faults = Faults::choose(&mut rng);
     let store = Arc::new(MemStore::new());
-    let boots = Arc::new(AtomicU64::new(0));
-    let app_errors = Arc::new(AtomicU64::new(0));
-    let faulting_flag = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let resets = Arc::new(Resets::default());
+    let misbehavior = Misbehavior::new();
+    let shared = Arc::new(Shared::default());
+    shared.faulting.store(true, Ordering::SeqCst);
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .simulation_duration(Duration::from_secs(1800))
@@ -230,16 +298,21 @@ pub fn run(seed: u64, workload: Workload) -> Result<FaultCounts, String> {
         .build();
 
     let host_store = Arc::clone(&store);
-    let host_boots = Arc::clone(&boots);
+    let host_resets = Arc::clone(&resets);
+    let host_misbehavior = Arc::clone(&misbehavior);
+    let boots = Arc::clone(&shared);
     sim.host("server", move || {
         let store = Arc::clone(&host_store);
-        let boot = host_boots.fetch_add(1, Ordering::SeqCst) + 1;
+        let resets = Arc::clone(&host_resets);
+        let misbehavior = MisbehaviorSwitch(Arc::clone(&host_misbehavior));
+        let boot = boots.server_boots.fetch_add(1, Ordering::SeqCst) + 1;
         async move {
             let mut config = ServerConfig::new("/sim");
             config.listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT);
             config.squash = Squash::None;
             config.instance_seed = Some(seed.wrapping_mul(1_000_003).wrapping_add(boot));
-            let listener = SimListener(turmoil::net::TcpListener::bind(config.listen).await?);
+            config.misbehavior = Some(misbehavior);
+            let listener = SimListener::bind(config.listen, resets).await?;
             let storage: Arc<dyn Storage> = store;
             let server = Server::with_listeners(
                 &config,
@@ -255,50 +328,32 @@ pub fn run(seed: u64, workload: Workload) -> Result<FaultCounts, String> {
     });
 
     let app_store = Arc::clone(&store);
-    let app_errors_in = Arc::clone(&app_errors);
-    let faulting_in = Arc::clone(&faulting_flag);
+    let app_shared = Arc::clone(&shared);
     let app_seed = rng.next_u64();
+    let net = SimNet {
+        resets: Arc::clone(&resets),
+    };
     sim.client("app", async move {
         let ip = turmoil::lookup("server");
         let url = NfsUrl::parse(&format!(
             "nfs://{ip}/export?nfsport={PORT}&mountport={PORT}&uid=0&gid=0"
         ))?;
-        let options = ClientOptions {
-            rpc: RpcConfig {
-                xid_seed: Some(seed as u32),
-                timeout_ms: 10_000,
-                reconnect_backoff_max_ms: 2_000,
-                ..RpcConfig::default()
-            },
-            machine_name: Some("sim".into()),
-            mount_timeout_ms: 600_000,
-            cache_config: Some(cache_config()),
-            ..ClientOptions::default()
-        };
-        // Mounting is soft (as `mount` is): retry while the server is down or cut off.
-        let mut tries = 0;
-        let client = loop {
-            match Client::connect_via(&url, options.clone(), &SimNet).await {
-                Ok(client) => break client,
-                Err(error) if tries < 600 => {
-                    tries += 1;
-                    tracing::debug!(%error, "mount failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(error) => return Err(format!("mount: {error}").into()),
-            }
-        };
+        let client = mount(&url, client_options(seed), &net).await?;
+        // The second client, for close-to-open checks: its own cache, its own XIDs.
+        let observer = mount(&url, client_options(seed ^ 0x5a5a_5a5a), &net).await?;
         let mut tasks = tokio::task::JoinSet::new();
         for index in 0..workload.files {
             let task = Task {
                 client: client.clone(),
+                observer: observer.clone(),
                 store: Arc::clone(&app_store),
                 path: format!("f{index}"),
+                renames: 0,
                 rng: Rng::new(app_seed ^ index.wrapping_mul(0x9e37_79b9)),
                 model: Vec::new(),
                 workload,
-                errors: Arc::clone(&app_errors_in),
-                faulting: Arc::clone(&faulting_in),
+                memory_bound_bytes: cache_config().memory_bound_bytes,
+                shared: Arc::clone(&app_shared),
             };
             tasks.spawn(task.run());
         }
@@ -311,25 +366,27 @@ pub fn run(seed: u64, workload: Workload) -> Result<FaultCounts, String> {
     });
 
     let mut counts = FaultCounts::default();
+    let mut tap = Tap::default();
     // Faults fire during the first `fault_ms` simulated milliseconds; then the server is
     // brought back, the network repaired, and everything must finish.
     let fault_ms = 20_000;
     let mut step_ms: u64 = 0;
     let mut server_down_until: Option<u64> = None;
     let mut partitioned_until: Option<u64> = None;
+    let mut held_until: Option<u64> = None;
     loop {
         let faulting = step_ms < fault_ms;
-        if !faulting && faulting_flag.swap(false, Ordering::SeqCst) {
+        if !faulting && shared.faulting.swap(false, Ordering::SeqCst) {
             store.clear_faults();
+            misbehavior.stop();
         }
         match server_down_until {
             Some(at) if step_ms >= at || !faulting => {
                 sim.bounce("server");
                 server_down_until = None;
             }
-            None if faulting && faults.crash && rng.one_in(400) => {
-                sim.crash("server");
-                store.crash();
+            None if faulting && faults.crash && held_until.is_none() && rng.one_in(400) => {
+                crash(&mut sim, &store, partitioned_until.is_some());
                 counts.crashes += 1;
                 server_down_until = Some(step_ms + 1 + rng.below(1_500));
             }
@@ -340,12 +397,51 @@ pub fn run(seed: u64, workload: Workload) -> Result<FaultCounts, String> {
                 sim.repair("app", "server");
                 partitioned_until = None;
             }
-            None if faulting && faults.partition && rng.one_in(500) => {
+            None if faulting && faults.partition && held_until.is_none() && rng.one_in(500) => {
                 sim.partition("app", "server");
                 counts.partitions += 1;
                 partitioned_until = Some(step_ms + 1 + rng.below(2_000));
             }
             _ => {}
+        }
+        match held_until {
+            Some(at) if step_ms >= at || !faulting => {
+                sim.release("app", "server");
+                held_until = None;
+            }
+            None if faulting && faults.hold && partitioned_until.is_none() && rng.one_in(700) => {
+                sim.hold("app", "server");
+                counts.holds += 1;
+                // Mostly short; one in four past the client's 10 s timeout.
+                let hold_ms = if rng.one_in(4) {
+                    10_000 + rng.below(4_000)
+                } else {
+                    1 + rng.below(500)
+                };
+                held_until = Some(step_ms + hold_ms);
+            }
+            _ => {}
+        }
+        if faulting && faults.reset && rng.one_in(600) {
+            resets.reset();
+            counts.resets += 1;
+        }
+        if faulting && faults.misbehave && rng.one_in(300) {
+            let replies = 1 + rng.below(6);
+            match rng.below(3) {
+                0 => {
+                    misbehavior.answer_weaker_stability(replies);
+                    counts.weaker_stability += replies;
+                }
+                1 => {
+                    misbehavior.skew_write_verifiers(replies);
+                    counts.skewed_verifiers += replies;
+                }
+                _ => {
+                    misbehavior.skew_commit_verifiers(replies);
+                    counts.skewed_verifiers += replies;
+                }
+            }
         }
         if faulting && faults.storage_errors && rng.one_in(300) {
             let status = if rng.one_in(2) {
@@ -373,185 +469,68 @@ pub fn run(seed: u64, workload: Workload) -> Result<FaultCounts, String> {
             }
         }
         step_ms += 1;
+        for event in tap.look(&sim, PORT) {
+            if event == WireEvent::Retransmission {
+                counts.retransmissions += 1;
+            }
+            if event == WireEvent::NonIdempotentReply && faulting && faults.reset && rng.one_in(2) {
+                // Lose the reply with the connection: the retransmission must be answered
+                // from the duplicate request cache.
+                resets.reset();
+                counts.resets_at_reply += 1;
+            }
+            if !(faulting
+                && faults.aimed_crash
+                && server_down_until.is_none()
+                && held_until.is_none())
+            {
+                continue;
+            }
+            // Rare events are aimed at more often than frequent ones.
+            let (one_in, counter) = match event {
+                WireEvent::CommitCall => (6, &mut counts.crashes_in_commit_call),
+                WireEvent::CommitReply => (6, &mut counts.crashes_in_commit_reply),
+                WireEvent::WriteReply => (40, &mut counts.crashes_after_write_reply),
+                WireEvent::Retransmission => (2, &mut counts.crashes_in_retransmission),
+                WireEvent::NonIdempotentReply => continue,
+            };
+            if !rng.one_in(one_in) {
+                continue;
+            }
+            *counter += 1;
+            crash(&mut sim, &store, partitioned_until.is_some());
+            server_down_until = Some(step_ms + 1 + rng.below(1_000));
+            if event == WireEvent::CommitReply
+                && partitioned_until.is_none()
+                && held_until.is_none()
+            {
+                // Lose the reply in flight: the client never learns the COMMIT succeeded.
+                sim.partition("app", "server");
+                partitioned_until = Some(step_ms + 1 + rng.below(20));
+            }
+        }
     }
-    counts.app_errors = app_errors.load(Ordering::SeqCst);
+    counts.app_errors = shared.app_errors.load(Ordering::SeqCst);
+    counts.rename_errors = shared.rename_errors.load(Ordering::SeqCst);
+    counts.observer_checks = shared.observer_checks.load(Ordering::SeqCst);
+    counts.peak_cache_bytes = shared.peak_cache_bytes.load(Ordering::SeqCst);
     counts.sim_ms = step_ms;
     Ok(counts)
 }
 
-/// One application task: one file, a model of its content, random operations.
-struct Task {
-    client: Client,
-    store: Arc<MemStore>,
-    path: String,
-    rng: Rng,
-    model: Vec<u8>,
-    workload: Workload,
-    errors: Arc<AtomicU64>,
-    /// Faults are still being injected (recovery may keep failing until they stop).
-    faulting: Arc<std::sync::atomic::AtomicBool>,
-}
-
-type TaskResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-impl Task {
-    async fn run(mut self) -> TaskResult<()> {
-        let mut file = self.client.create_file(&self.path, 0o644).await?;
-        for _ in 0..self.workload.ops_per_file {
-            // Think time, so that operations of the tasks and the faults interleave.
-            let think_ms = self.rng.below(self.workload.max_think_ms + 1);
-            tokio::time::sleep(Duration::from_millis(think_ms)).await;
-            let ok = match self.rng.below(12) {
-                0..=4 => {
-                    let offset = self.rng.below(self.workload.span_bytes);
-                    self.write(&file, offset).await
-                }
-                5 => {
-                    let offset = self.model.len() as u64;
-                    self.write(&file, offset).await
-                }
-                6 | 7 => self.read_check(&file).await?,
-                8 => {
-                    let len = self.rng.below(self.workload.span_bytes);
-                    match file.set_len(len).await {
-                        Ok(()) => {
-                            self.model.resize(len as usize, 0);
-                            true
-                        }
-                        Err(_) => false,
-                    }
-                }
-                9 | 10 => match file.sync_all().await {
-                    Ok(()) => {
-                        self.check_durable("sync_all")?;
-                        true
-                    }
-                    Err(_) => false,
-                },
-                _ => {
-                    let closed = file.close().await;
-                    file = self.client.open(&self.path).await?;
-                    match closed {
-                        Ok(()) => {
-                            self.check_durable("close")?;
-                            true
-                        }
-                        Err(_) => false,
-                    }
-                }
-            };
-            if !ok {
-                self.errors.fetch_add(1, Ordering::SeqCst);
-                self.recover(&file).await?;
-            }
-        }
-        match file.close().await {
-            Ok(()) => self.check_durable("final close")?,
-            Err(_) => {
-                self.errors.fetch_add(1, Ordering::SeqCst);
-                let file = self.client.open(&self.path).await?;
-                self.recover(&file).await?;
-                file.close().await?;
-                self.check_durable("close after recovery")?;
-            }
-        }
-        Ok(())
+/// Crashes the server's machine: its software stops at once (calls in progress are never
+/// answered), it sends nothing more — no FIN, no RST: the client learns of the crash from the
+/// RST its next segment draws, or from its timeout — and the store loses everything not
+/// durable. (Letting the dying host close its sockets would also make the run depend on the
+/// order in which tokio drops the host's tasks, which varies between runs in one process.)
+/// Not called while messages are held: a partition would drop them.
+fn crash(sim: &mut turmoil::Sim<'_>, store: &MemStore, partitioned: bool) {
+    if !partitioned {
+        sim.partition("app", "server");
     }
-
-    /// One write at `offset`; true when accepted.
-    async fn write(&mut self, file: &File, offset: u64) -> bool {
-        let len = 1 + self.rng.below(self.workload.max_write_bytes) as usize;
-        let data = self.rng.bytes(len);
-        match file.write_at(&data, offset).await {
-            Ok(_) => {
-                let end = offset as usize + len;
-                if self.model.len() < end {
-                    self.model.resize(end, 0);
-                }
-                self.model[offset as usize..end].copy_from_slice(&data);
-                true
-            }
-            Err(_) => false,
-        }
+    sim.crash("server");
+    if !partitioned {
+        sim.repair("app", "server");
     }
-
-    /// A read must return the model's bytes — unless a write-back error is pending that the
-    /// application has not been told about yet (the failed bytes were dropped from the cache,
-    /// so a read shows the server's content). Such an error is reported by the next
-    /// `sync_all`: a mismatch it explains returns `Ok(false)` (recover); any other is a bug.
-    async fn read_check(&mut self, file: &File) -> TaskResult<bool> {
-        let offset = self.rng.below(self.model.len() as u64 + 1);
-        let len = 1 + self.rng.below(64 << 10) as usize;
-        let data = match file.read_bytes_at(offset, len).await {
-            Ok(data) => data,
-            // A failed READ is reported; nothing to check.
-            Err(_) => return Ok(true),
-        };
-        let start = (offset as usize).min(self.model.len());
-        let end = (start + len).min(self.model.len());
-        if data[..] != self.model[start..end] {
-            if file.sync_all().await.is_err() {
-                return Ok(false);
-            }
-            return Err(format!(
-                "{}: read of {len} at {offset} returned {} bytes that differ from what was written ({} expected)",
-                self.path,
-                data.len(),
-                end - start
-            )
-            .into());
-        }
-        Ok(true)
-    }
-
-    /// After an error some bytes may be lost: write the whole model again and sync until
-    /// that succeeds (what an application that got EIO from fsync must do).
-    async fn recover(&mut self, file: &File) -> TaskResult<()> {
-        // While faults fire, recovery may keep failing; once they stopped, it must succeed
-        // within a few attempts (liveness).
-        let mut attempts_after_faults = 0;
-        while attempts_after_faults < 5 {
-            if !self.faulting.load(Ordering::SeqCst) {
-                attempts_after_faults += 1;
-            }
-            // Reports (and so clears) any error still pending.
-            let _ = file.sync_all().await;
-            let mut ok = file.set_len(self.model.len() as u64).await.is_ok();
-            for (i, chunk) in self.model.chunks(32 << 10).enumerate() {
-                ok &= file.write_at(chunk, (i * (32 << 10)) as u64).await.is_ok();
-            }
-            if ok && file.sync_all().await.is_ok() {
-                return self.check_durable("sync_all after recovery");
-            }
-        }
-        Err(format!(
-            "{}: could not rewrite the file in 5 attempts after the faults stopped",
-            self.path
-        )
-        .into())
-    }
-
-    /// The server's durable content must be the model.
-    fn check_durable(&self, after: &str) -> TaskResult<()> {
-        let id = self
-            .store
-            .lookup_path(&self.path)
-            .map_err(|e| format!("{}: not on the server: {e:?}", self.path))?;
-        let durable = self.store.durable_content(id).unwrap_or_default();
-        if durable != self.model {
-            let first = durable
-                .iter()
-                .zip(&self.model)
-                .position(|(a, b)| a != b)
-                .unwrap_or(durable.len().min(self.model.len()));
-            return Err(format!(
-                "{}: after {after} returned Ok the server's durable content ({} bytes) differs from what was written ({} bytes), first at byte {first}",
-                self.path,
-                durable.len(),
-                self.model.len()
-            )
-            .into());
-        }
-        Ok(())
-    }
+    store.crash();
 }
