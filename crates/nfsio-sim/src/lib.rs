@@ -12,7 +12,7 @@
 //! which faults are enabled, when they fire, the workload, the network's latencies — so a
 //! failing seed replays event for event.
 //!
-//! The checker ([`task`]) is the application's view: read-your-writes, durability after
+//! The checker (`task.rs`) is the application's view: read-your-writes, durability after
 //! every Ok `sync_all`/`close`, close-to-open through a second client, errors reported rather
 //! than bytes lost silently, recovery once the faults stop, and the cache's memory bound.
 
