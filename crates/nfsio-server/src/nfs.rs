@@ -16,7 +16,7 @@ use bytes::Bytes;
 use nfsio_proto::nfs3::*;
 
 use crate::service::{Cred, Service};
-use crate::storage::{CreateMode, FileId, Owner};
+use crate::storage::{CreateMode, FileId, Owner, SplicedRead};
 
 const MAY_READ: u32 = 4;
 const MAY_WRITE: u32 = 2;
@@ -303,22 +303,24 @@ impl Service {
         }
     }
 
-    fn read(&self, cred: &Cred, args: ReadArgs) -> ReadRes {
-        let id = self.id(&args.file);
-        let result = (|| {
-            let id = id?;
-            if cred.uid != 0 {
-                let attr = self.storage.getattr(id)?;
-                if !is_owner(cred, &attr)
-                    && !may(cred, &attr, MAY_READ)
-                    && !may(cred, &attr, MAY_EXEC)
-                {
-                    return Err(Nfs3Status::Acces);
-                }
+    /// The file READ may read, after the permission check.
+    fn readable(&self, cred: &Cred, file: &FileHandle) -> Result<FileId, Nfs3Status> {
+        let id = self.id(file)?;
+        if cred.uid != 0 {
+            let attr = self.storage.getattr(id)?;
+            if !is_owner(cred, &attr) && !may(cred, &attr, MAY_READ) && !may(cred, &attr, MAY_EXEC)
+            {
+                return Err(Nfs3Status::Acces);
             }
+        }
+        Ok(id)
+    }
+
+    fn read(&self, cred: &Cred, args: ReadArgs) -> ReadRes {
+        let result = self.readable(cred, &args.file).and_then(|id| {
             let count = args.count.min(self.config.limits.max_io_bytes);
             Ok(self.storage.read(id, args.offset, count)?)
-        })();
+        });
         match result {
             Ok(out) => NfsRes::Ok(ReadResOk {
                 file_attributes: Some(out.attr),
@@ -326,13 +328,29 @@ impl Service {
                 eof: out.eof,
                 data: out.data,
             }),
-            Err(status) => NfsRes::fail(
-                status,
-                ReadResFail {
-                    file_attributes: self.attr_of(id),
-                },
-            ),
+            Err(status) => self.read_failed(&args, status),
         }
+    }
+
+    /// READ for a reply that may carry its data in a pipe ([`crate::splice`]).
+    pub(crate) fn read_spliced(
+        &self,
+        cred: &Cred,
+        args: &ReadArgs,
+    ) -> Result<SplicedRead, Nfs3Status> {
+        let id = self.readable(cred, &args.file)?;
+        let count = args.count.min(self.config.limits.max_io_bytes);
+        Ok(self.storage.read_spliced(id, args.offset, count)?)
+    }
+
+    /// The reply to a READ that failed with `status`.
+    pub(crate) fn read_failed(&self, args: &ReadArgs, status: Nfs3Status) -> ReadRes {
+        NfsRes::fail(
+            status,
+            ReadResFail {
+                file_attributes: self.attr_of(self.id(&args.file)),
+            },
+        )
     }
 
     fn write(&self, cred: &Cred, args: WriteArgs) -> WriteRes {

@@ -5,7 +5,9 @@
 //! before allocating anything for it) and hands each call to [`Service::handle`] — on a
 //! blocking thread for a store that does file I/O, so that many calls of one connection run at
 //! once, or inline for the memory store — and one writer task sends the replies, batching all
-//! that are ready into vectored writes (READ data goes out as its own segment, never copied).
+//! that are ready into vectored writes. READ data is never copied on its way out: from the
+//! local store it waits in a pipe and is spliced into the socket ([`crate::splice`]); from
+//! memory it goes out as its own segment of the vectored write.
 //!
 //! Bounds: a record larger than `max_record_bytes` closes the connection; a connection with
 //! `max_requests_per_connection` calls in flight, or with `max_connection_buffer_bytes` of
@@ -14,7 +16,7 @@
 //! connections are served.
 
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,8 +24,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use nfsio_proto::nfs3::{self, procs};
-use nfsio_rpc::record::{MAX_FRAGMENT_BYTES, RecordError, RecordReader, write_records};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use nfsio_rpc::record::{
+    LAST_FRAGMENT_FLAG, MAX_FRAGMENT_BYTES, RecordError, RecordReader, write_records,
+};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
@@ -32,8 +36,9 @@ use tracing::{debug, info, warn};
 use crate::config::{Limits, ServerConfig};
 use crate::error::ServerError;
 use crate::handle::HandleSecret;
-use crate::listener::Listener;
+use crate::listener::{Connection, Listener, ReplyWriter};
 use crate::service::{Ports, Response, Service, ServiceConfig};
+use crate::splice::SplicedReply;
 use crate::storage::Storage;
 use crate::storage::local::{LocalOptions, LocalStore};
 
@@ -136,6 +141,7 @@ impl Server<TcpListener> {
             LocalOptions {
                 read_only: config.read_only,
                 open_files: config.limits.open_files,
+                pipe_bytes: config.limits.max_io_bytes as usize,
                 ..LocalOptions::default()
             },
         )
@@ -377,10 +383,25 @@ async fn accept_loop<L: Listener>(
     connections.shutdown().await;
 }
 
+/// A reply record: segments in memory, or segments around bytes waiting in a pipe.
+enum Record {
+    Plain(Vec<Bytes>),
+    Spliced(SplicedReply),
+}
+
+impl Record {
+    fn len_bytes(&self) -> usize {
+        match self {
+            Self::Plain(segments) => segments.iter().map(Bytes::len).sum(),
+            Self::Spliced(reply) => reply.len_bytes(),
+        }
+    }
+}
+
 /// A reply on its way to the writer, with the connection's permits (a request slot and its
 /// bytes) that it holds until it is written.
 struct Outgoing {
-    segments: Vec<Bytes>,
+    record: Record,
     _permits: [OwnedSemaphorePermit; 2],
 }
 
@@ -405,10 +426,10 @@ async fn serve_connection<S>(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) where
-    S: tokio::io::AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Connection,
 {
     let limits = shared.limits;
-    let (read_half, write_half) = tokio::io::split(stream);
+    let (read_half, write_half) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel::<Outgoing>();
     let mut writer = tokio::spawn(write_loop(write_half, rx));
     let in_flight = Arc::new(Semaphore::new(limits.max_requests_per_connection));
@@ -464,7 +485,13 @@ async fn serve_connection<S>(
             match response {
                 Response::Reply(segments) => {
                     let _ = tx.send(Outgoing {
-                        segments,
+                        record: Record::Plain(segments),
+                        _permits: permits,
+                    });
+                }
+                Response::Spliced(reply) => {
+                    let _ = tx.send(Outgoing {
+                        record: Record::Spliced(reply),
                         _permits: permits,
                     });
                 }
@@ -488,28 +515,176 @@ async fn serve_connection<S>(
     debug!(%peer, "connection closed");
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
+async fn write_loop<W: ReplyWriter>(
     mut writer: W,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
 ) -> io::Result<()> {
     let mut batch: Vec<Outgoing> = Vec::with_capacity(MAX_BATCH_REPLIES);
     while let Some(first) = rx.recv().await {
-        let mut bytes: usize = first.segments.iter().map(Bytes::len).sum();
+        let mut bytes = first.record.len_bytes();
         batch.push(first);
         while batch.len() < MAX_BATCH_REPLIES && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
                 Ok(next) => {
-                    bytes += next.segments.iter().map(Bytes::len).sum::<usize>();
+                    bytes += next.record.len_bytes();
                     batch.push(next);
                 }
                 Err(_) => break,
             }
         }
-        let records: Vec<&[Bytes]> = batch.iter().map(|o| o.segments.as_slice()).collect();
-        write_records(&mut writer, &records, MAX_FRAGMENT_BYTES).await?;
+        write_batch(&mut writer, &mut batch).await?;
         writer.flush().await?;
         // Dropping the batch releases its permits: the reader may go on.
         batch.clear();
     }
     writer.shutdown().await
+}
+
+/// Writes the records of `batch` in order: runs of records in memory as one vectored write,
+/// a record with a pipe as its head, its pipe's bytes, then its tail.
+async fn write_batch<W: ReplyWriter>(writer: &mut W, batch: &mut [Outgoing]) -> io::Result<()> {
+    let mut plain: Vec<&[Bytes]> = Vec::with_capacity(batch.len());
+    for outgoing in batch.iter_mut() {
+        match &mut outgoing.record {
+            Record::Plain(segments) => plain.push(segments),
+            Record::Spliced(reply) => {
+                if !plain.is_empty() {
+                    write_records(writer, &plain, MAX_FRAGMENT_BYTES).await?;
+                    plain.clear();
+                }
+                write_spliced(writer, reply).await?;
+            }
+        }
+    }
+    if !plain.is_empty() {
+        write_records(writer, &plain, MAX_FRAGMENT_BYTES).await?;
+    }
+    Ok(())
+}
+
+/// Writes one record whose middle is in a pipe, as a single fragment.
+async fn write_spliced<W: ReplyWriter>(writer: &mut W, reply: &mut SplicedReply) -> io::Result<()> {
+    let len_bytes = reply.len_bytes();
+    let len = u32::try_from(len_bytes)
+        .ok()
+        .filter(|&len| len <= MAX_FRAGMENT_BYTES)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a {len_bytes}-byte reply does not fit one record fragment"),
+            )
+        })?;
+    let mark = (LAST_FRAGMENT_FLAG | len).to_be_bytes();
+    let head: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&mark))
+        .chain(reply.head.iter().map(|segment| IoSlice::new(segment)))
+        .collect();
+    writer
+        .write_head_and_pipe(&head, &mut reply.pipe, !reply.tail.is_empty())
+        .await?;
+    for segment in &reply.tail {
+        writer.write_all(segment).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+    use crate::splice::PipePool;
+
+    fn permits() -> [OwnedSemaphorePermit; 2] {
+        let semaphore = Arc::new(Semaphore::new(2));
+        let a = semaphore.clone().try_acquire_owned();
+        let b = semaphore.try_acquire_owned();
+        match (a, b) {
+            (Ok(a), Ok(b)) => [a, b],
+            _ => unreachable!("two permits of two"),
+        }
+    }
+
+    /// A batch of: a record in memory, a record with 100,003 bytes in a pipe (and a tail),
+    /// another in memory; and the bytes it must put on the wire.
+    fn batch(pool: &Arc<PipePool>, file: &std::fs::File, data: &[u8]) -> (Vec<Outgoing>, Vec<u8>) {
+        let (pipe, _) = pool.fill(file.as_fd(), 5, 100_003).expect("fill");
+        let pipe = pipe.expect("a pipe");
+        assert_eq!(pipe.len_bytes(), 100_003);
+        let first = vec![Bytes::from_static(b"first reply")];
+        let head = vec![Bytes::from_static(b"head"), Bytes::from_static(b"er")];
+        let tail = vec![Bytes::from_static(b"\0\0\0 and the tail")];
+        let last = vec![Bytes::from_static(b"last")];
+        let mut wire = Vec::new();
+        let mark = |len: usize| (LAST_FRAGMENT_FLAG | len as u32).to_be_bytes();
+        wire.extend_from_slice(&mark(11));
+        wire.extend_from_slice(b"first reply");
+        wire.extend_from_slice(&mark(6 + 100_003 + 16));
+        wire.extend_from_slice(b"header");
+        wire.extend_from_slice(&data[5..100_008]);
+        wire.extend_from_slice(b"\0\0\0 and the tail");
+        wire.extend_from_slice(&mark(4));
+        wire.extend_from_slice(b"last");
+        let records = vec![
+            Record::Plain(first),
+            Record::Spliced(SplicedReply { head, pipe, tail }),
+            Record::Plain(last),
+        ];
+        let batch = records
+            .into_iter()
+            .map(|record| Outgoing {
+                record,
+                _permits: permits(),
+            })
+            .collect();
+        (batch, wire)
+    }
+
+    fn file() -> (std::fs::File, Vec<u8>) {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut file = tempfile::tempfile().expect("temp file");
+        file.write_all(&data).expect("write");
+        (file, data)
+    }
+
+    #[tokio::test]
+    async fn a_socket_gets_the_pipe_bytes_in_place() {
+        let (file, data) = file();
+        let pool = PipePool::new(1, 1 << 20);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = tokio::net::TcpStream::connect(addr);
+        let ((server, _), mut client) =
+            tokio::join!(async { listener.accept().await.expect("accept") }, async {
+                client.await.expect("connect")
+            });
+        let (_, mut writer) = Connection::into_split(server);
+        let (mut batch, wire) = batch(&pool, &file, &data);
+        let reading = tokio::spawn(async move {
+            let mut got = vec![0u8; wire.len()];
+            client.read_exact(&mut got).await.expect("read");
+            assert!(got == wire, "the bytes on the wire");
+        });
+        write_batch(&mut writer, &mut batch).await.expect("write");
+        drop(batch);
+        reading.await.expect("reader");
+        assert_eq!(pool.in_use(), 0, "the drained pipe is back in the pool");
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_is_not_a_socket_gets_a_copy() {
+        let (file, data) = file();
+        let pool = PipePool::new(1, 1 << 20);
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        let (_, mut writer) = Connection::into_split(ours);
+        let (mut batch, wire) = batch(&pool, &file, &data);
+        write_batch(&mut writer, &mut batch).await.expect("write");
+        drop(batch);
+        let mut got = vec![0u8; wire.len()];
+        theirs.read_exact(&mut got).await.expect("read");
+        assert!(got == wire, "the bytes on the stream");
+        assert_eq!(pool.in_use(), 0);
+    }
 }

@@ -29,7 +29,8 @@ use crate::config::{IpNet, Limits, Squash};
 use crate::drc::{Begin, Drc};
 use crate::handle::{HandleCodec, HandleSecret};
 use crate::misbehave::MisbehaviorSwitch;
-use crate::storage::{FileId, Storage};
+use crate::splice::SplicedReply;
+use crate::storage::{FileId, SplicedRead, Storage};
 use crate::verifier::VerifierSource;
 
 /// Most mounts remembered for MOUNT DUMP (it is advisory).
@@ -94,10 +95,12 @@ impl ServiceConfig {
 }
 
 /// What to do with a call's record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Response {
     /// Send this reply record (as segments, in order).
     Reply(Vec<Bytes>),
+    /// Send this reply record, whose data waits in a pipe (a READ; see [`crate::splice`]).
+    Spliced(SplicedReply),
     /// Send nothing (a retransmission of a call still in progress, or a reply message).
     Drop,
     /// The bytes are not an RPC call at all: close the connection.
@@ -205,6 +208,52 @@ fn success(xid: u32, body: &dyn XdrEncodeDyn) -> Vec<Bytes> {
         },
         Some(body),
     )
+}
+
+/// The reply to a successful READ. Its data may wait in a pipe: then the reply is encoded
+/// around it, exactly as [`success`] would encode `READ3resok` with the data in memory.
+fn read_reply(xid: u32, read: SplicedRead) -> Response {
+    let len_bytes = read.len_bytes();
+    let Some(pipe) = read.pipe else {
+        let ok = nfs3::ReadResOk {
+            file_attributes: Some(read.attr),
+            count: len_bytes as u32,
+            eof: read.eof,
+            data: read.rest,
+        };
+        return Response::Reply(success(xid, &nfs3::Nfs3Reply::Read(nfs3::NfsRes::Ok(ok))));
+    };
+    // The store read at most `max_io_bytes` (a u32).
+    let Ok(count) = u32::try_from(len_bytes) else {
+        return accept_error(xid, AcceptError::SystemErr);
+    };
+    let mut enc = XdrEncoder::with_capacity(160);
+    ReplyHeader {
+        xid,
+        status: ReplyStatus::Success {
+            verf: OpaqueAuth::none(),
+        },
+    }
+    .encode(&mut enc);
+    Nfs3Status::Ok.encode(&mut enc);
+    Some(read.attr).encode(&mut enc);
+    count.encode(&mut enc);
+    read.eof.encode(&mut enc);
+    // The opaque's length; its bytes are the pipe's, then `rest`, then the XDR padding.
+    count.encode(&mut enc);
+    let mut tail = Vec::with_capacity(2);
+    if !read.rest.is_empty() {
+        tail.push(read.rest);
+    }
+    let pad_bytes = (4 - len_bytes % 4) % 4;
+    if pad_bytes > 0 {
+        tail.push(Bytes::from_static(&[0u8; 3][..pad_bytes]));
+    }
+    Response::Spliced(SplicedReply {
+        head: enc.finish(),
+        pipe,
+        tail,
+    })
 }
 
 fn contiguous(segments: Vec<Bytes>) -> Bytes {
@@ -436,7 +485,13 @@ impl Service {
                     return accept_error(xid, AcceptError::GarbageArgs);
                 }
                 trace!(xid, proc = call.proc_name(), uid = cred.uid, "NFS call");
-                let reply = self.nfs_call(cred, call);
+                let reply = match call {
+                    nfs3::Nfs3Call::Read(args) => match self.read_spliced(cred, &args) {
+                        Ok(read) => return read_reply(xid, read),
+                        Err(status) => nfs3::Nfs3Reply::Read(self.read_failed(&args, status)),
+                    },
+                    call => self.nfs_call(cred, call),
+                };
                 if !reply.status().is_ok() {
                     debug!(xid, proc = reply.proc_name(), status = %reply.status(), "NFS call failed");
                 }

@@ -159,6 +159,17 @@ impl AsyncWrite for SimStream {
     }
 }
 
+/// The server splits a simulated connection the generic way (READ data, if a store ever put
+/// it in a pipe, is copied).
+impl nfsio_server::listener::Connection for SimStream {
+    type Reader = tokio::io::ReadHalf<Self>;
+    type Writer = tokio::io::WriteHalf<Self>;
+
+    fn into_split(self) -> (Self::Reader, Self::Writer) {
+        tokio::io::split(self)
+    }
+}
+
 /// The server's listener on the simulated network.
 pub struct SimListener {
     inner: turmoil::net::TcpListener,

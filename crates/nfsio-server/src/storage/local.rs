@@ -38,9 +38,11 @@ use tracing::{debug, warn};
 
 use super::sys::{self, Stat, TimeSet, Timestamp};
 use super::{
-    CreateMode, Created, DirEntry, DirPage, FileId, FsStat, Owner, ReadOutcome, Storage,
-    StoreError, StoreLimits, StoreResult, WriteOutcome, check_name, check_new_name, wcc_attr,
+    CreateMode, Created, DirEntry, DirPage, FileId, FsStat, Owner, ReadOutcome, SplicedRead,
+    Storage, StoreError, StoreLimits, StoreResult, WriteOutcome, check_name, check_new_name,
+    wcc_attr,
 };
+use crate::splice::{PipePool, Spliced};
 
 /// Longest symbolic link target returned (`MAX_PATH_BYTES` of the protocol).
 const MAX_LINK_BYTES: usize = 1024;
@@ -61,6 +63,11 @@ pub struct LocalOptions {
     pub max_stale_ids: usize,
     /// How many large READ buffers to keep for reuse.
     pub read_buffers: usize,
+    /// Most pipes for zero-copy READ replies (each holds one reply's bytes until it is
+    /// sent); 0 copies every READ.
+    pub splice_pipes: usize,
+    /// Capacity of each pipe: the largest READ it takes whole (from a page boundary).
+    pub pipe_bytes: usize,
 }
 
 impl Default for LocalOptions {
@@ -71,6 +78,8 @@ impl Default for LocalOptions {
             max_tracked_paths: 1 << 20,
             max_stale_ids: 4096,
             read_buffers: 16,
+            splice_pipes: 64,
+            pipe_bytes: 1 << 20,
         }
     }
 }
@@ -86,6 +95,7 @@ pub struct LocalStore {
     paths: Mutex<PathMap>,
     files: Mutex<FileCache>,
     buffers: Buffers,
+    pipes: Arc<PipePool>,
 }
 
 impl std::fmt::Debug for LocalStore {
@@ -105,6 +115,9 @@ struct PathMap {
     stale: HashSet<FileId>,
     stale_order: VecDeque<FileId>,
 }
+
+/// READs at least this large are spliced when they can be (see [`crate::splice`]).
+const SPLICE_READ_BYTES: usize = 16 * 1024;
 
 /// READs at least this large use pooled buffers.
 const POOLED_READ_BYTES: usize = 64 * 1024;
@@ -297,6 +310,7 @@ impl LocalStore {
             paths: Mutex::new(paths),
             files: Mutex::new(FileCache::default()),
             buffers: Buffers::new(options.read_buffers),
+            pipes: PipePool::new(options.splice_pipes, options.pipe_bytes),
             options,
         })
     }
@@ -304,6 +318,37 @@ impl LocalStore {
     /// The canonical path of the exported directory.
     pub fn root_path(&self) -> &Path {
         &self.root_path
+    }
+
+    /// Bytes READ has moved into pipes (sent without a copy) since the store was opened.
+    pub fn spliced_bytes(&self) -> u64 {
+        self.pipes.spliced_bytes()
+    }
+
+    /// Pipes holding bytes of READ replies not yet sent.
+    pub fn pipes_in_use(&self) -> usize {
+        self.pipes.in_use()
+    }
+
+    /// Reads `want` bytes of `file` from `offset` onto the end of `buf` (fewer at the end of
+    /// the file).
+    fn pread_into(
+        file: BorrowedFd<'_>,
+        buf: &mut Vec<u8>,
+        want: usize,
+        offset: u64,
+    ) -> io::Result<()> {
+        let start = buf.len();
+        while buf.len() - start < want {
+            let filled = buf.len() - start;
+            match sys::pread_append(file, buf, want - filled, offset + filled as u64) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
     }
 
     fn fattr(&self, st: &Stat) -> Fattr {
@@ -854,25 +899,46 @@ impl Storage for LocalStore {
             (st.size - offset).min(u64::from(count)) as usize
         };
         let mut buf = self.buffers.take(want);
-        while buf.len() < want {
-            let filled = buf.len();
-            match sys::pread_append(
-                file.as_fd(),
-                &mut buf,
-                want - filled,
-                offset + filled as u64,
-            ) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err.into()),
-            }
-        }
+        Self::pread_into(file.as_fd(), &mut buf, want, offset)?;
         let filled = buf.len();
         let after = sys::stat_fd(file.as_fd()).unwrap_or(st);
         let eof = offset.saturating_add(filled as u64) >= after.size;
         Ok(ReadOutcome {
             data: self.buffers.freeze(buf),
+            eof,
+            attr: self.fattr(&after),
+        })
+    }
+
+    fn read_spliced(&self, id: FileId, offset: u64, count: u32) -> StoreResult<SplicedRead> {
+        let (file, st) = self.open_file(id, false)?;
+        let want = if offset >= st.size {
+            0
+        } else {
+            (st.size - offset).min(u64::from(count)) as usize
+        };
+        // A small READ costs less copied than spliced (a pipe, two more system calls).
+        let (pipe, at_eof) = if want >= SPLICE_READ_BYTES {
+            self.pipes.fill(file.as_fd(), offset, want)?
+        } else {
+            (None, false)
+        };
+        let spliced = pipe.as_ref().map_or(0, Spliced::len_bytes);
+        let mut buf = self.buffers.take(want - spliced);
+        if !at_eof {
+            Self::pread_into(
+                file.as_fd(),
+                &mut buf,
+                want - spliced,
+                offset + spliced as u64,
+            )?;
+        }
+        let filled = spliced + buf.len();
+        let after = sys::stat_fd(file.as_fd()).unwrap_or(st);
+        let eof = offset.saturating_add(filled as u64) >= after.size;
+        Ok(SplicedRead {
+            pipe,
+            rest: self.buffers.freeze(buf),
             eof,
             attr: self.fattr(&after),
         })

@@ -13,6 +13,7 @@
 
 use std::io;
 
+use crate::splice::Spliced;
 use bytes::Bytes;
 use nfsio_proto::nfs3::{
     CookieVerifier, CreateVerifier, Fattr, MknodData, Nfs3Status, NfsTime, Sattr, StableHow,
@@ -150,6 +151,37 @@ pub struct ReadOutcome {
     pub attr: Fattr,
 }
 
+/// What READ returns for a reply: the bytes are those waiting in `pipe`, then `rest`.
+#[derive(Debug)]
+pub struct SplicedRead {
+    /// Bytes left in a pipe by `splice(2)`, sent to the socket without a copy.
+    pub pipe: Option<Spliced>,
+    /// Bytes read into memory (all of them when there is no pipe).
+    pub rest: Bytes,
+    /// True when the read reached the end of the file.
+    pub eof: bool,
+    /// The file's attributes after the read.
+    pub attr: Fattr,
+}
+
+impl SplicedRead {
+    /// Bytes read.
+    pub fn len_bytes(&self) -> usize {
+        self.pipe.as_ref().map_or(0, Spliced::len_bytes) + self.rest.len()
+    }
+}
+
+impl From<ReadOutcome> for SplicedRead {
+    fn from(read: ReadOutcome) -> Self {
+        Self {
+            pipe: None,
+            rest: read.data,
+            eof: read.eof,
+            attr: read.attr,
+        }
+    }
+}
+
 /// What WRITE returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteOutcome {
@@ -273,6 +305,12 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Reads up to `count` bytes at `offset`.
     fn read(&self, id: FileId, offset: u64, count: u32) -> StoreResult<ReadOutcome>;
+
+    /// Reads up to `count` bytes at `offset` for a READ reply: a store that can leaves them
+    /// in a pipe (see [`crate::splice`]); the default reads them into memory.
+    fn read_spliced(&self, id: FileId, offset: u64, count: u32) -> StoreResult<SplicedRead> {
+        self.read(id, offset, count).map(SplicedRead::from)
+    }
 
     /// Writes `data` at `offset`, at least as durably as `stable` asks before returning.
     fn write(

@@ -4,8 +4,9 @@
 //! with `O_NOFOLLOW`/`AT_SYMLINK_NOFOLLOW`, so that no symbolic link is ever followed while
 //! resolving a client's name and nothing outside the export is reachable. It also needs
 //! `statx` (birth time for handle generations), `mknodat` (FIFOs, sockets), `getdents64` with
-//! `lseek` (stable READDIR cookies) and `fstatvfs` (FSSTAT). This module is the only place with
-//! `unsafe` in the crate; every function checks its arguments' lifetimes by type (`BorrowedFd`,
+//! `lseek` (stable READDIR cookies) and `fstatvfs` (FSSTAT). This module and `crate::splice`
+//! (pipes for zero-copy READ replies) are the only places with `unsafe` in the crate; every
+//! function checks its arguments' lifetimes by type (`BorrowedFd`,
 //! `&CStr`) and turns `-1` into the `errno` error.
 
 #![allow(unsafe_code)]

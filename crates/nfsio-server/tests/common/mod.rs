@@ -88,6 +88,11 @@ fn spawn<L: nfsio_server::Listener>(server: Server<L>) -> TestServer {
     }
 }
 
+/// Runs a server built by the test.
+pub fn spawn_server<L: nfsio_server::Listener>(server: Server<L>) -> TestServer {
+    spawn(server)
+}
+
 /// A configuration on 127.0.0.1:0 for `export`, with its state dir in `state`.
 pub fn config(export: &Path, state: &Path) -> ServerConfig {
     let mut config = ServerConfig::new(export);
@@ -172,6 +177,24 @@ pub fn sys_cred(uid: u32, gid: u32) -> OpaqueAuth {
 impl TestClient {
     pub async fn connect(addr: SocketAddr) -> Self {
         let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let (read, write) = stream.into_split();
+        Self {
+            reader: RecordReader::new(read, 64 << 20),
+            writer: write,
+            next_xid: 1,
+            cred: sys_cred(0, 0),
+        }
+    }
+
+    /// Connects with a receive buffer of a few KiB, so that replies the test does not read
+    /// soon pile up on the server's side.
+    pub async fn connect_small_window(addr: SocketAddr) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = tokio::time::timeout(TIMEOUT, socket.connect(addr))
             .await
             .expect("connect in time")
             .expect("connect");
