@@ -24,6 +24,9 @@
 #              default: a new /var/tmp/nfsio-bench.XXXXXX (removed at the end)
 #   KEEP=1     keep BENCH_DIR
 #   NFSIO_BIN  the nfsio binary   default: target/release/nfsio, built here with cargo
+#   DOWN=cat   download with `nfs-cat URL | cmp - SOURCE` instead of nfs-cp to a local file:
+#              the client writes nothing to disk, so the figure is the server's (and the
+#              network's), not the local disk's
 # Exit status: 0 ok; 1 a copy failed or differed; 2 cannot run here.
 set -euo pipefail
 
@@ -167,13 +170,21 @@ copy() {
     local c0 c1 t0 t1
     c0=$(cpu_ticks "$pid")
     t0=$(now_ns)
-    nfs-cp "$from" "$to" >/dev/null || die 1 "nfs-cp $from $to failed ($server $direction)"
+    if [ "$direction" = down ] && [ "${DOWN:-cp}" = cat ]; then
+        # cmp reads the stream as it comes; the pipeline fails if either side does.
+        nfs-cat "$from" | cmp - "$source_file" \
+            || die 1 "$server: nfs-cat $from failed or differs from the source"
+    else
+        nfs-cp "$from" "$to" >/dev/null || die 1 "nfs-cp $from $to failed ($server $direction)"
+    fi
     t1=$(now_ns)
     c1=$(cpu_ticks "$pid")
     if [ "$direction" = up ]; then
         cmp "$source_file" "$export/$name" || die 1 "$server: the uploaded file differs"
     else
-        cmp "$source_file" "$local_copy" || die 1 "$server: the downloaded file differs"
+        if [ "${DOWN:-cp}" != cat ]; then
+            cmp "$source_file" "$local_copy" || die 1 "$server: the downloaded file differs"
+        fi
         rm -f "$local_copy" "$export/$name"
     fi
     local seconds cpu
@@ -218,7 +229,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
 
 echo
-echo "nfs-cp of ${size_mib} MiB over 127.0.0.1, medians of $runs interleaved runs ($(nproc) CPUs, shared machine; load average at the end $load_end)"
+down_tool="nfs-cp to a local file"
+[ "${DOWN:-cp}" = cat ] && down_tool="nfs-cat | cmp"
+echo "nfs-cp of ${size_mib} MiB over 127.0.0.1 (down: $down_tool), medians of $runs interleaved runs ($(nproc) CPUs, shared machine; load average at the end $load_end)"
 echo
 echo "| server | local → server MB/s | server → local MB/s | server CPU s/GiB, up | server CPU s/GiB, down |"
 echo "|---|---:|---:|---:|---:|"
