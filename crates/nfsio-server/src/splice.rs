@@ -72,7 +72,9 @@ pub(crate) struct PipePool {
     idle: Mutex<Vec<Pipe>>,
     /// Pipes in existence, idle or holding a reply's bytes.
     live: AtomicUsize,
-    max_live: usize,
+    /// The most pipes there may be: the configured bound, lowered to the number that existed
+    /// when the kernel last refused one (so READs do not ask again and again).
+    max_live: AtomicUsize,
     capacity_bytes: usize,
     /// Cleared when the file system or the kernel cannot splice: every READ copies from then.
     enabled: AtomicBool,
@@ -86,7 +88,7 @@ impl PipePool {
         Arc::new(Self {
             idle: Mutex::new(Vec::new()),
             live: AtomicUsize::new(0),
-            max_live,
+            max_live: AtomicUsize::new(max_live),
             capacity_bytes,
             enabled: AtomicBool::new(max_live > 0),
             spliced_bytes: AtomicU64::new(0),
@@ -119,7 +121,7 @@ impl PipePool {
         if self
             .live
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max_live).then_some(n + 1)
+                (n < self.max_live.load(Ordering::Acquire)).then_some(n + 1)
             })
             .is_err()
         {
@@ -128,10 +130,11 @@ impl PipePool {
         match Pipe::new(self.capacity_bytes) {
             Ok(pipe) => Some(pipe),
             Err(err) => {
-                // EPERM: the user's pipe memory is used up (pipe-user-pages-soft); a pipe
-                // may be had again later.
-                debug!(%err, "no pipe for a zero-copy READ: copying");
-                self.live.fetch_sub(1, Ordering::AcqRel);
+                // EPERM: the user's pipe memory is used up (pipe-user-pages-soft), or the
+                // capacity is over pipe-max-size. Make do with the pipes there are.
+                let others = self.live.fetch_sub(1, Ordering::AcqRel) - 1;
+                self.max_live.fetch_min(others, Ordering::AcqRel);
+                debug!(%err, pipes = others, "no more pipes for zero-copy READs");
                 None
             }
         }
@@ -437,6 +440,19 @@ mod tests {
         let (spliced, _) = pool.fill(file.as_fd(), 0, 8192).expect("fill");
         drop(spliced.expect("a pipe"));
         assert_eq!(pool.lock_idle().len(), 0);
+        assert_eq!(pool.live.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_refused_pipe_is_not_asked_for_again() {
+        let file = file_with(&pattern(65536));
+        // A capacity F_SETPIPE_SZ cannot take.
+        let pool = PipePool::new(4, 1 << 40);
+        let (spliced, _) = pool
+            .fill(file.as_fd(), 0, 65536)
+            .expect("fill copies instead");
+        assert!(spliced.is_none());
+        assert_eq!(pool.max_live.load(Ordering::Relaxed), 0);
         assert_eq!(pool.live.load(Ordering::Relaxed), 0);
     }
 
