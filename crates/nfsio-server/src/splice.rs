@@ -175,7 +175,9 @@ impl PipePool {
             let Some(pipe) = spliced.pipe.as_ref() else {
                 break;
             };
-            let Ok(mut off) = libc::loff_t::try_from(offset + spliced.len_bytes as u64) else {
+            let Ok(mut off) =
+                libc::loff_t::try_from(offset.saturating_add(spliced.len_bytes as u64))
+            else {
                 break;
             };
             // SAFETY: both descriptors are open; `off` is a valid loff_t the kernel updates.
