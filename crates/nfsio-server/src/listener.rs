@@ -44,12 +44,12 @@ pub trait Connection: Send + 'static {
 
 /// The sending half of a connection.
 pub trait ReplyWriter: AsyncWrite + Unpin + Send + 'static {
-    /// Writes the slices `head`, then every byte of `pipe`; `more` says the record goes on
-    /// after them. The default copies the pipe's bytes through memory; a socket moves them
+    /// Writes the slices `head` (which it may advance), then every byte of `pipe`; `more`
+    /// says the record goes on after them. The default copies the pipe's bytes through memory; a socket moves them
     /// with `splice(2)`.
     fn write_head_and_pipe(
         &mut self,
-        head: &[IoSlice<'_>],
+        head: &mut [IoSlice<'_>],
         pipe: &mut Spliced,
         more: bool,
     ) -> impl Future<Output = io::Result<()>> + Send {
@@ -94,13 +94,12 @@ impl Connection for TcpStream {
 impl ReplyWriter for OwnedWriteHalf {
     async fn write_head_and_pipe(
         &mut self,
-        head: &[IoSlice<'_>],
+        head: &mut [IoSlice<'_>],
         pipe: &mut Spliced,
         more: bool,
     ) -> io::Result<()> {
         let stream: &TcpStream = self.as_ref();
-        let mut storage: Vec<IoSlice<'_>> = head.to_vec();
-        let mut slices = &mut storage[..];
+        let mut slices = head;
         while !slices.is_empty() {
             stream.writable().await?;
             match stream.try_io(Interest::WRITABLE, || send_more(stream.as_fd(), slices)) {

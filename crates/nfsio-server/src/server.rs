@@ -575,11 +575,11 @@ async fn write_spliced<W: ReplyWriter>(writer: &mut W, reply: &mut SplicedReply)
             )
         })?;
     let mark = (LAST_FRAGMENT_FLAG | len).to_be_bytes();
-    let head: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&mark))
+    let mut head: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&mark))
         .chain(reply.head.iter().map(|segment| IoSlice::new(segment)))
         .collect();
     writer
-        .write_head_and_pipe(&head, &mut reply.pipe, !reply.tail.is_empty())
+        .write_head_and_pipe(&mut head, &mut reply.pipe, !reply.tail.is_empty())
         .await?;
     for segment in &reply.tail {
         writer.write_all(segment).await?;

@@ -176,17 +176,7 @@ pub fn sys_cred(uid: u32, gid: u32) -> OpaqueAuth {
 
 impl TestClient {
     pub async fn connect(addr: SocketAddr) -> Self {
-        let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
-            .await
-            .expect("connect in time")
-            .expect("connect");
-        let (read, write) = stream.into_split();
-        Self {
-            reader: RecordReader::new(read, 64 << 20),
-            writer: write,
-            next_xid: 1,
-            cred: sys_cred(0, 0),
-        }
+        Self::over(TcpStream::connect(addr)).await
     }
 
     /// Connects with a receive buffer of a few KiB, so that replies the test does not read
@@ -194,7 +184,11 @@ impl TestClient {
     pub async fn connect_small_window(addr: SocketAddr) -> Self {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-        let stream = tokio::time::timeout(TIMEOUT, socket.connect(addr))
+        Self::over(socket.connect(addr)).await
+    }
+
+    async fn over(connect: impl Future<Output = std::io::Result<TcpStream>>) -> Self {
+        let stream = tokio::time::timeout(TIMEOUT, connect)
             .await
             .expect("connect in time")
             .expect("connect");
