@@ -13,10 +13,18 @@ use thiserror::Error;
 /// How AUTH_SYS identities are mapped before the server acts on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Squash {
+    /// The default, decided by who runs the server. Run by root: like [`Squash::Root`], except
+    /// that a caller the kernel shows to be root on this machine (a loopback connection whose
+    /// socket is owned by uid 0, see [`crate::peer`]) stays root, so a root user on the server
+    /// machine can write a root-owned export while a remote client, or a local ordinary user,
+    /// claiming uid 0 cannot. Run by any other user ([`Server::bind`](crate::Server::bind)):
+    /// every caller acts as the server's own uid and gid, the only identity that process has.
+    #[default]
+    Auto,
     /// Trust the client's uid and gids as sent.
     None,
-    /// Map uid 0 to the anonymous uid, and gid 0 to the anonymous gid (`root_squash`).
-    #[default]
+    /// Map uid 0 to the anonymous uid, and gid 0 to the anonymous gid (`root_squash`), for
+    /// every client.
     Root,
     /// Map every user to the anonymous uid and gid (`all_squash`).
     All,
@@ -187,7 +195,8 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// A configuration exporting `export_dir` as `/export` on 127.0.0.1:2049, read-write,
-    /// with root squashed to 65534 and the default state directory.
+    /// with the default identity policy ([`Squash::Auto`]: root squashed to 65534 unless the
+    /// kernel vouches for it) and the default state directory.
     pub fn new(export_dir: impl Into<PathBuf>) -> Self {
         let export_dir = export_dir.into();
         let state_dir = default_state_dir(&export_dir);
@@ -199,7 +208,7 @@ impl ServerConfig {
             export_name: "/export".to_owned(),
             read_only: false,
             allow: Vec::new(),
-            squash: Squash::Root,
+            squash: Squash::Auto,
             anonuid: 65534,
             anongid: 65534,
             state_dir,
@@ -229,6 +238,14 @@ pub fn default_state_dir(export_dir: &Path) -> PathBuf {
         std::env::temp_dir().join("nfsio-state")
     };
     base.join("exports").join(leaf)
+}
+
+/// The effective uid and gid of this process (the owner of `/proc/self`).
+pub(crate) fn process_ids() -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .ok()
+        .map(|m| (m.uid(), m.gid()))
 }
 
 fn is_root() -> bool {

@@ -40,6 +40,13 @@ pub trait Connection: Send + 'static {
 
     /// Splits the connection into its two directions.
     fn into_split(self) -> (Self::Reader, Self::Writer);
+
+    /// The uid that owns the other end, when the kernel can tell (a TCP connection from this
+    /// machine, see [`crate::peer`]); `None` by default.
+    fn peer_uid(&self, peer: SocketAddr) -> Option<u32> {
+        let _ = peer;
+        None
+    }
 }
 
 /// The sending half of a connection.
@@ -88,6 +95,11 @@ impl Connection for TcpStream {
 
     fn into_split(self) -> (Self::Reader, Self::Writer) {
         TcpStream::into_split(self)
+    }
+
+    fn peer_uid(&self, peer: SocketAddr) -> Option<u32> {
+        let local = self.local_addr().ok()?;
+        crate::peer::loopback_socket_uid(local, peer)
     }
 }
 

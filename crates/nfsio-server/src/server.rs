@@ -33,10 +33,11 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::config::{Limits, ServerConfig};
+use crate::config::{Limits, ServerConfig, Squash, process_ids};
 use crate::error::ServerError;
 use crate::handle::HandleSecret;
 use crate::listener::{Connection, Listener, ReplyWriter};
+use crate::peer::Peer;
 use crate::service::{Ports, Response, Service, ServiceConfig};
 use crate::splice::SplicedReply;
 use crate::storage::Storage;
@@ -131,10 +132,42 @@ fn check_config(config: &ServerConfig) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// Applies what the process's own identity allows: root may act as anyone; another user only
+/// as itself, which [`Squash::Auto`] becomes (every client acts as the process).
+fn identity_of_process(mut config: ServerConfig) -> Result<ServerConfig, ServerError> {
+    let Some((uid, gid)) = process_ids() else {
+        return Ok(config);
+    };
+    if uid == 0 {
+        return Ok(config);
+    }
+    match config.squash {
+        Squash::Auto => {
+            config.squash = Squash::All;
+            config.anonuid = uid;
+            config.anongid = gid;
+        }
+        Squash::All if (config.anonuid, config.anongid) == (uid, gid) => {}
+        other => {
+            return Err(ServerError::Config(format!(
+                "squash {other:?} (anonymous {}:{}) needs root: a server run as uid {uid} can act \
+                 only as {uid}:{gid}, as it does for every client by default",
+                config.anonuid, config.anongid
+            )));
+        }
+    }
+    Ok(config)
+}
+
 impl Server<TcpListener> {
     /// Opens the export, loads (or creates) the handle key in the state directory, and binds
     /// the listeners. Port 0 picks a free port; [`Server::nfs_addr`] tells which.
+    ///
+    /// A server run by a user other than root can act only as that user: under the default
+    /// [`Squash::Auto`] every client then acts as the process's uid and gid, and any other
+    /// identity policy is refused.
     pub async fn bind(config: ServerConfig) -> Result<Self, ServerError> {
+        let config = identity_of_process(config)?;
         check_config(&config)?;
         let store = LocalStore::open(
             &config.export_dir,
@@ -270,18 +303,38 @@ impl<L: Listener> Server<L> {
         self.portmap_addr
     }
 
-    /// A URL for clients (libnfs syntax):
-    /// `nfs://127.0.0.1/export?nfsport=N&mountport=M`. An unspecified listen address is
-    /// given as the loopback address.
-    pub fn url(&self) -> String {
-        let host = match self.nfs_addr.ip() {
+    /// The host part of URLs: the listen address, or the loopback address for an
+    /// unspecified one.
+    fn url_host(&self) -> String {
+        match self.nfs_addr.ip() {
             IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
             IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_owned(),
             IpAddr::V6(ip) => format!("[{ip}]"),
             IpAddr::V4(ip) => ip.to_string(),
-        };
+        }
+    }
+
+    /// The short URL nfsio's client takes: `nfs://127.0.0.1:PORT/export` (the client tries
+    /// MOUNT on the NFS port first), with `?mountport=M` when MOUNT has a port of its own.
+    pub fn url(&self) -> String {
+        let mut url = format!(
+            "nfs://{}:{}{}",
+            self.url_host(),
+            self.nfs_addr.port(),
+            self.service.config().export_name
+        );
+        if self.mount_addr.port() != self.nfs_addr.port() {
+            url.push_str(&format!("?mountport={}", self.mount_addr.port()));
+        }
+        url
+    }
+
+    /// The URL in the form every libnfs tool takes, both ports given:
+    /// `nfs://127.0.0.1/export?nfsport=N&mountport=M`.
+    pub fn libnfs_url(&self) -> String {
         format!(
-            "nfs://{host}{}?nfsport={}&mountport={}",
+            "nfs://{}{}?nfsport={}&mountport={}",
+            self.url_host(),
             self.service.config().export_name,
             self.nfs_addr.port(),
             self.mount_addr.port()
@@ -429,6 +482,14 @@ async fn serve_connection<S>(
     S: Connection,
 {
     let limits = shared.limits;
+    // Only the default squash policy asks who owns a local client's socket.
+    let peer_id = Peer {
+        ip: peer.ip(),
+        local_uid: match shared.service.config().squash {
+            Squash::Auto => stream.peer_uid(peer),
+            _ => None,
+        },
+    };
     let (read_half, write_half) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel::<Outgoing>();
     let mut writer = tokio::spawn(write_loop(write_half, rx));
@@ -436,7 +497,6 @@ async fn serve_connection<S>(
     let buffer = Arc::new(Semaphore::new(limits.max_connection_buffer_bytes));
     let close = Arc::new(Notify::new());
     let mut reader = RecordReader::new(read_half, limits.max_record_bytes);
-    let client = peer.ip();
     let blocking = shared.service.is_blocking();
     let clean_end = loop {
         // At the per-connection limit, stop reading until a reply has been written.
@@ -478,7 +538,7 @@ async fn serve_connection<S>(
         let tx = tx.clone();
         let close = close.clone();
         let work = move || {
-            let response = service.handle(client, record);
+            let response = service.handle_from(peer_id, record);
             // The global slot bounds work in progress, not replies waiting for a client that
             // does not read them: such a client must not starve the others.
             drop(global);

@@ -29,6 +29,7 @@ use crate::config::{IpNet, Limits, Squash};
 use crate::drc::{Begin, Drc};
 use crate::handle::{HandleCodec, HandleSecret};
 use crate::misbehave::MisbehaviorSwitch;
+use crate::peer::Peer;
 use crate::splice::SplicedReply;
 use crate::storage::{FileId, SplicedRead, Storage};
 use crate::verifier::VerifierSource;
@@ -328,8 +329,15 @@ impl Service {
         self.config.ports = ports;
     }
 
-    /// Processes one call record from `client` and says what to send back.
+    /// Processes one call record from `client` (a peer the kernel vouches nothing for) and
+    /// says what to send back.
     pub fn handle(&self, client: IpAddr, record: Bytes) -> Response {
+        self.handle_from(Peer::remote(client), record)
+    }
+
+    /// Processes one call record from `peer` and says what to send back.
+    pub fn handle_from(&self, peer: Peer, record: Bytes) -> Response {
+        let client = peer.ip;
         let (Some(xid), Some(msg_type)) = (be32(&record, 0), be32(&record, 4)) else {
             return Response::Close;
         };
@@ -363,7 +371,7 @@ impl Service {
                 return accept_error(xid, AcceptError::GarbageArgs);
             }
         };
-        let cred = match self.credentials(&header.cred) {
+        let cred = match self.credentials(&header.cred, peer) {
             Ok(cred) => cred,
             Err(stat) => {
                 return Response::Reply(encode_reply(xid, ReplyStatus::AuthError(stat), None));
@@ -405,7 +413,7 @@ impl Service {
     }
 
     /// Maps the call's credentials to the identity the server acts as.
-    fn credentials(&self, auth: &OpaqueAuth) -> Result<Cred, AuthStat> {
+    fn credentials(&self, auth: &OpaqueAuth, peer: Peer) -> Result<Cred, AuthStat> {
         let anon = Cred {
             uid: self.config.anonuid,
             gid: self.config.anongid,
@@ -418,14 +426,22 @@ impl Service {
                     Some(Ok(params)) => params,
                     _ => return Err(AuthStat::BadCred),
                 };
+                // Under the default policy, a caller that the kernel shows to be root on this
+                // machine is not squashed (see `crate::peer`).
+                let proven_root = params.uid == 0 && peer.local_uid == Some(0);
                 Ok(match self.config.squash {
                     Squash::None => Cred {
                         uid: params.uid,
                         gid: params.gid,
                         gids: params.gids,
                     },
+                    Squash::Auto if proven_root => Cred {
+                        uid: params.uid,
+                        gid: params.gid,
+                        gids: params.gids,
+                    },
                     Squash::All => anon,
-                    Squash::Root => {
+                    Squash::Root | Squash::Auto => {
                         let map_gid = |g: u32| if g == 0 { self.config.anongid } else { g };
                         Cred {
                             uid: if params.uid == 0 {

@@ -88,7 +88,7 @@ async fn libnfs_nfs_cp_and_nfs_ls() {
         .collect();
     std::fs::write(&source, &data).unwrap();
     let server = start_local(dirs.config()).await;
-    let url = file_url(&server.url, "copied.bin");
+    let url = file_url(&server.libnfs_url, "copied.bin");
 
     let up = run("nfs-cp", &[source.as_os_str(), url.as_ref()]).await;
     assert!(
@@ -108,7 +108,7 @@ async fn libnfs_nfs_cp_and_nfs_ls() {
     assert!(std::fs::read(&back).unwrap() == data);
 
     std::fs::create_dir(dirs.export.path().join("sub")).unwrap();
-    let listing = run("nfs-ls", &[file_url(&server.url, "").as_ref()]).await;
+    let listing = run("nfs-ls", &[file_url(&server.libnfs_url, "").as_ref()]).await;
     assert!(
         listing.status.success(),
         "{}",

@@ -527,6 +527,13 @@ async fn separate_mount_and_portmap_listeners() {
     assert_eq!(
         server.url(),
         format!(
+            "nfs://127.0.0.1:{nfs_port}/export?mountport={}",
+            mount_addr.port()
+        )
+    );
+    assert_eq!(
+        server.libnfs_url(),
+        format!(
             "nfs://127.0.0.1/export?nfsport={nfs_port}&mountport={}",
             mount_addr.port()
         )

@@ -29,7 +29,10 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// A running server and what the tests need to reach it.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The short URL nfsio's client takes: `nfs://127.0.0.1:N/export`.
     pub url: String,
+    /// The URL libnfs's tools take: `nfs://127.0.0.1/export?nfsport=N&mountport=N`.
+    pub libnfs_url: String,
     pub service: Arc<Service>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -69,6 +72,7 @@ impl Drop for TestServer {
 fn spawn<L: nfsio_server::Listener>(server: Server<L>) -> TestServer {
     let addr = server.nfs_addr();
     let url = server.url();
+    let libnfs_url = server.libnfs_url();
     let service = server.service().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -82,6 +86,7 @@ fn spawn<L: nfsio_server::Listener>(server: Server<L>) -> TestServer {
     TestServer {
         addr,
         url,
+        libnfs_url,
         service,
         stop: Some(stop),
         task: Some(task),
