@@ -673,6 +673,34 @@ impl Engine {
             .collect())
     }
 
+    /// The files holding bytes not known durable on the server (dirty, in flight or awaiting
+    /// COMMIT), with how many, in handle order: what would be lost if the engine stopped now.
+    pub fn undurable_files(&self) -> Vec<(FileHandle, u64)> {
+        let mut files: Vec<(FileHandle, u64)> = self
+            .store
+            .inodes
+            .values()
+            .filter(|inode| inode.bytes.nonclean() > 0)
+            .map(|inode| (inode.handle.clone(), inode.bytes.nonclean()))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// The files open and not being closed, in order.
+    pub fn open_files(&self) -> Vec<FileId> {
+        self.opens
+            .iter()
+            .filter(|(_, open)| !open.closing)
+            .map(|(&file, _)| file)
+            .collect()
+    }
+
+    /// True when the engine holds this handle (open, cached or with work pending).
+    pub fn holds(&self, handle: &FileHandle) -> bool {
+        self.by_handle.contains_key(handle)
+    }
+
     /// True while the file uses FILE_SYNC writes because its verifiers kept mismatching.
     pub fn is_file_sync(&self, file: FileId) -> Result<bool, FileError> {
         let open = self.opens.get(&file).ok_or(FileError::NotOpen)?;

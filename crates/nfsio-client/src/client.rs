@@ -8,25 +8,26 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use nfsio_proto::nfs3::{
-    self, AccessArgs, CommitArgs, CommitResOk, CreateArgs, CreateHow, CreateResOk, DirOpArgs,
-    Fattr, FileHandle, FileType, FsinfoArgs, FsinfoResOk, FsstatArgs, FsstatResOk, GetattrArgs,
+    self, AccessArgs, CommitResOk, CreateArgs, CreateHow, CreateResOk, DirOpArgs, Fattr,
+    FileHandle, FileType, FsinfoArgs, FsinfoResOk, FsstatArgs, FsstatResOk, GetattrArgs,
     GetattrResOk, LinkArgs, LinkResOk, LookupArgs, LookupResOk, MkdirArgs, MkdirResOk, Nfs3Status,
-    NfsRes, NfsTime, PathconfArgs, PathconfResOk, ReadArgs, ReadResOk, ReadlinkArgs, ReadlinkResOk,
-    RemoveArgs, RemoveResOk, RenameArgs, RenameResOk, RmdirArgs, RmdirResOk, Sattr, SetattrArgs,
-    SetattrResOk, StableHow, SymlinkArgs, SymlinkData, SymlinkResOk, WccData, WriteArgs,
-    WriteResOk, procs,
+    NfsRes, NfsTime, PathconfArgs, PathconfResOk, ReadResOk, ReadlinkArgs, ReadlinkResOk,
+    RemoveArgs, RemoveResOk, RenameArgs, RenameResOk, RmdirArgs, RmdirResOk, Sattr, StableHow,
+    SymlinkArgs, SymlinkData, SymlinkResOk, WccData, WriteResOk, procs,
 };
 use nfsio_proto::rpc::{AuthSysParams, OpaqueAuth};
 use nfsio_proto::{XdrDecode, XdrEncode, mount, portmap};
-use nfsio_rpc::{Connector, RetryPolicy, RpcClient, RpcConfig, TcpConnector, TransportStats};
-use tracing::{debug, warn};
+use nfsio_rpc::{
+    Connector, RetryPolicy, RpcClient, RpcConfig, RpcError, TcpConnector, TransportStats,
+};
+use tracing::debug;
 
 use crate::dir::ReadDir;
 use crate::error::{NfsError, NfsResult};
+use crate::procedures::Procedures;
 use crate::url::NfsUrl;
 use crate::writeback::{self, Cache};
 
@@ -103,17 +104,31 @@ pub struct Created {
 }
 
 /// A mounted NFSv3 export. Cheap to clone; all clones share one connection and one
-/// write-back cache (see [`File`](crate::File)). The cache's background work runs in a task
-/// on the tokio runtime that connected; it stops when the last clone is dropped, so close (or
-/// `sync_all`) files before dropping the client: bytes still dirty then are not sent.
+/// write-back cache (see [`File`](crate::File)).
+///
+/// The cache's background work runs in a task on the tokio runtime that connected, while any
+/// handle to the client (a clone, or an open `File`) lives; it writes back the files dropped
+/// without `close` too. When the last handle is dropped it stops, and bytes not yet durable
+/// are lost: an error-level log line (or, without a `tracing` subscriber, a line on stderr)
+/// names the files and the byte counts. End a program with [`File::close`](crate::File::close)
+/// on every file, or with [`Client::shutdown`], which waits for all of it:
+///
+/// ```no_run
+/// # async fn example() -> Result<(), nfsio_client::NfsError> {
+/// let client = nfsio_client::Client::connect("nfs://127.0.0.1:2049/export").await?;
+/// let file = client.create_file("log.txt", 0o644).await?;
+/// file.write_at(b"entry\n", 0).await?;
+/// drop(file); // handed to the background write-back
+/// client.shutdown().await?; // durable on the server, or the first error
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
-    rpc: RpcClient,
-    cred: OpaqueAuth,
+    nfs: Arc<Procedures>,
     root: FileHandle,
     export: String,
     url: NfsUrl,
@@ -184,6 +199,38 @@ fn control_config(timeout_ms: u64, nfs_xid_seed: Option<u32>) -> RpcConfig {
     }
 }
 
+/// The NFS transport's settings: the options', with the URL's `timeo=` (tenths of a second
+/// per try) and `retrans=` (retransmissions before a call fails: a soft mount) applied.
+fn nfs_rpc_config(url: &NfsUrl, options: &ClientOptions) -> RpcConfig {
+    let mut config = options.rpc.clone();
+    if let Some(timeo_ds) = url.timeo_ds {
+        config.timeout_ms = u64::from(timeo_ds) * 100;
+    }
+    if let Some(retrans) = url.retrans {
+        config.retry = RetryPolicy::Soft {
+            max_tries: retrans.saturating_add(1),
+        };
+    }
+    config
+}
+
+/// True when MOUNT failed at an address because that server does not serve MOUNT there (it
+/// rejected the program or hung up), not because nothing is listening.
+fn not_served_here(error: &NfsError) -> bool {
+    let NfsError::Service { source, .. } = error else {
+        return false;
+    };
+    matches!(
+        source,
+        RpcError::ProgUnavail
+            | RpcError::ProgMismatch { .. }
+            | RpcError::ProcUnavail
+            | RpcError::ConnectionLost { .. }
+            | RpcError::Record(_)
+            | RpcError::Xdr(_)
+    )
+}
+
 async fn portmap_getport<N: Network>(
     net: &N,
     host: &str,
@@ -192,7 +239,11 @@ async fn portmap_getport<N: Network>(
     vers: u32,
     control: RpcConfig,
 ) -> NfsResult<u16> {
-    let rpc = nfsio_rpc::connect(net.connector(SocketAddr::new(ip, PORTMAP_PORT)), control).await?;
+    let addr = SocketAddr::new(ip, PORTMAP_PORT);
+    let failed = |e| NfsError::service("portmapper", addr, e);
+    let rpc = nfsio_rpc::connect(net.connector(addr), control)
+        .await
+        .map_err(failed)?;
     let mapping = portmap::Mapping {
         prog,
         vers,
@@ -207,7 +258,8 @@ async fn portmap_getport<N: Network>(
             &OpaqueAuth::none(),
             &mapping,
         )
-        .await?;
+        .await
+        .map_err(failed)?;
     let port = u32::decode(&mut dec)?;
     match u16::try_from(port) {
         Ok(port) if port != 0 => Ok(port),
@@ -280,45 +332,35 @@ impl Client {
             gids: options.gids.clone(),
         });
         let control = control_config(options.mount_timeout_ms, options.rpc.xid_seed);
-        let mount_port = match url.mount_port {
-            Some(port) => port,
-            None => {
-                portmap_getport(
-                    net,
-                    &url.host,
-                    ip,
-                    mount::PROGRAM,
-                    mount::VERSION,
-                    control.clone(),
-                )
-                .await?
-            }
+        let getport = |prog, vers| portmap_getport(net, &url.host, ip, prog, vers, control.clone());
+        let mount_at = |port| mount_export(net, ip, port, &cred, &url.path, control.clone());
+        let (export, root) = match (url.mount_port, url.nfs_port) {
+            (Some(port), _) => mount_at(port).await?,
+            // `nfs://host:port/...`: a server like `nfsio serve` answers MOUNT on its NFS
+            // port; one that does not serve MOUNT there is asked through the portmapper.
+            (None, Some(nfs_port)) => match mount_at(nfs_port).await {
+                Err(error) if not_served_here(&error) => {
+                    debug!(%error, "no MOUNT on the NFS port; asking the portmapper");
+                    mount_at(getport(mount::PROGRAM, mount::VERSION).await?).await?
+                }
+                result => result?,
+            },
+            (None, None) => mount_at(getport(mount::PROGRAM, mount::VERSION).await?).await?,
         };
         let nfs_port = match url.nfs_port {
             Some(port) => port,
-            None => {
-                portmap_getport(
-                    net,
-                    &url.host,
-                    ip,
-                    nfs3::PROGRAM,
-                    nfs3::VERSION,
-                    control.clone(),
-                )
-                .await?
-            }
+            None => getport(nfs3::PROGRAM, nfs3::VERSION).await?,
         };
-
-        let (export, root) = mount_export(net, ip, mount_port, &cred, &url.path, control).await?;
         let url_path = url.path[export.trim_end_matches('/').len()..]
             .trim_start_matches('/')
             .to_owned();
         let server = SocketAddr::new(ip, nfs_port);
-        let rpc = nfsio_rpc::connect(net.connector(server), options.rpc.clone()).await?;
+        let rpc = nfsio_rpc::connect(net.connector(server), nfs_rpc_config(url, &options))
+            .await
+            .map_err(|e| NfsError::service("NFS", server, e))?;
         let mut client = Self {
             inner: Arc::new(Inner {
-                rpc,
-                cred,
+                nfs: Arc::new(Procedures::new(rpc, cred)),
                 root: root.clone(),
                 export,
                 url: url.clone(),
@@ -350,7 +392,7 @@ impl Client {
             inner.fsinfo = Some(fsinfo);
             inner.cache = Some(Arc::clone(&cache));
         }
-        cache.spawn_driver(Arc::downgrade(&client.inner));
+        cache.spawn_driver(Arc::clone(&client.inner.nfs));
         Ok(client)
     }
 
@@ -405,7 +447,7 @@ impl Client {
 
     /// Per-procedure call statistics of the NFS connection.
     pub fn stats(&self) -> TransportStats {
-        self.inner.rpc.stats()
+        self.inner.nfs.rpc().stats()
     }
 
     /// Counters of the write-back cache (bytes dirty, in flight, awaiting COMMIT and clean;
@@ -418,8 +460,16 @@ impl Client {
             .unwrap_or_default()
     }
 
-    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
-        Self { inner }
+    /// Makes everything written through this client durable on the server and waits for it:
+    /// every open [`File`](crate::File) is synced (as `sync_all`), and the write-back of
+    /// files dropped without `close` is finished. Returns the first error among them and
+    /// those the background write-back met since the last `shutdown` (ENOSPC, EIO, ...: each
+    /// reported once, here or to the file's own `sync_all`/`close`, not both).
+    ///
+    /// The client stays usable; call this last, before dropping the client, so that nothing
+    /// is lost when the program ends.
+    pub async fn shutdown(&self) -> NfsResult<()> {
+        self.cache()?.shutdown().await
     }
 
     /// The write-back cache (present once `connect_with` returned).
@@ -432,64 +482,23 @@ impl Client {
 
     /// The transport, for callers that send their own calls.
     pub fn transport(&self) -> &RpcClient {
-        &self.inner.rpc
+        self.inner.nfs.rpc()
     }
 
-    /// Sends one NFSv3 call and decodes its result; NFS3ERR_JUKEBOX is retried with backoff
-    /// (the server is fetching the file from slow storage), any other error status becomes
-    /// [`NfsError::Status`].
+    /// Sends one NFSv3 call and decodes its result (see [`Procedures::call`]).
     async fn call<A, T, F>(&self, proc_num: u32, args: &A) -> NfsResult<T>
     where
         A: XdrEncode + Sync + ?Sized,
         NfsRes<T, F>: XdrDecode,
     {
-        let mut backoff_ms = 100;
-        loop {
-            let mut dec = self
-                .inner
-                .rpc
-                .call(
-                    nfs3::PROGRAM,
-                    nfs3::VERSION,
-                    proc_num,
-                    &self.inner.cred,
-                    args,
-                )
-                .await?;
-            match NfsRes::<T, F>::decode(&mut dec)? {
-                NfsRes::Ok(ok) => return Ok(ok),
-                NfsRes::Fail {
-                    status: Nfs3Status::Jukebox,
-                    ..
-                } => {
-                    warn!(
-                        proc = nfs3::proc_name(proc_num),
-                        backoff_ms, "NFS3ERR_JUKEBOX, retrying"
-                    );
-                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
-                    backoff_ms = (backoff_ms * 2).min(5_000);
-                }
-                NfsRes::Fail { status, .. } => {
-                    return Err(NfsError::Status {
-                        proc_name: nfs3::proc_name(proc_num),
-                        status,
-                    });
-                }
-            }
-        }
+        self.inner.nfs.call::<A, T, F>(proc_num, args).await
     }
 
     /// NULL: a round trip that does nothing.
     pub async fn null(&self) -> NfsResult<()> {
-        self.inner
-            .rpc
-            .call(
-                nfs3::PROGRAM,
-                nfs3::VERSION,
-                procs::NULL,
-                &self.inner.cred,
-                &(),
-            )
+        let nfs = &self.inner.nfs;
+        nfs.rpc()
+            .call(nfs3::PROGRAM, nfs3::VERSION, procs::NULL, nfs.cred(), &())
             .await?;
         Ok(())
     }
@@ -515,17 +524,7 @@ impl Client {
         new_attributes: Sattr,
         guard: Option<NfsTime>,
     ) -> NfsResult<WccData> {
-        let ok: SetattrResOk = self
-            .call::<_, _, WccData>(
-                procs::SETATTR,
-                &SetattrArgs {
-                    object: object.clone(),
-                    new_attributes,
-                    guard,
-                },
-            )
-            .await?;
-        Ok(ok.obj_wcc)
+        self.inner.nfs.setattr(object, new_attributes, guard).await
     }
 
     /// LOOKUP of one name in a directory.
@@ -608,31 +607,7 @@ impl Client {
     /// READ of at most `count` bytes at `offset` (one RPC; may return fewer bytes, but never
     /// none before the end of the file: that is [`NfsError::Protocol`]).
     pub async fn read(&self, file: &FileHandle, offset: u64, count: u32) -> NfsResult<ReadResOk> {
-        let ok: ReadResOk = self
-            .call::<_, _, Option<Fattr>>(
-                procs::READ,
-                &ReadArgs {
-                    file: file.clone(),
-                    offset,
-                    count,
-                },
-            )
-            .await?;
-        // A READ that returns nothing before the end of the file makes no progress; taken
-        // as end of file it would silently shorten what the caller reads.
-        if count > 0 && ok.data.is_empty() && !ok.eof {
-            return Err(NfsError::Protocol(format!(
-                "READ of {count} bytes at {offset} returned no data and no end of file"
-            )));
-        }
-        if ok.data.len() > count as usize || ok.count as usize != ok.data.len() {
-            return Err(NfsError::Protocol(format!(
-                "READ of {count} bytes returned count {} with {} data bytes",
-                ok.count,
-                ok.data.len()
-            )));
-        }
-        Ok(ok)
+        self.inner.nfs.read(file, offset, count).await
     }
 
     /// WRITE of `data` at `offset` with the requested stability (one RPC). Returns the count
@@ -644,27 +619,7 @@ impl Client {
         data: Bytes,
         stable: StableHow,
     ) -> NfsResult<WriteResOk> {
-        let count = u32::try_from(data.len())
-            .map_err(|_| NfsError::InvalidArgument("WRITE larger than 4 GiB".into()))?;
-        let ok: WriteResOk = self
-            .call::<_, _, WccData>(
-                procs::WRITE,
-                &WriteArgs {
-                    file: file.clone(),
-                    offset,
-                    count,
-                    stable,
-                    data,
-                },
-            )
-            .await?;
-        if ok.count > count {
-            return Err(NfsError::Protocol(format!(
-                "WRITE of {count} bytes answered count {}",
-                ok.count
-            )));
-        }
-        Ok(ok)
+        self.inner.nfs.write(file, offset, data, stable).await
     }
 
     /// COMMIT of `count` bytes at `offset` (0, 0: the whole file). Returns the verifier that
@@ -675,15 +630,7 @@ impl Client {
         offset: u64,
         count: u32,
     ) -> NfsResult<CommitResOk> {
-        self.call::<_, _, WccData>(
-            procs::COMMIT,
-            &CommitArgs {
-                file: file.clone(),
-                offset,
-                count,
-            },
-        )
-        .await
+        self.inner.nfs.commit(file, offset, count).await
     }
 
     async fn created(&self, dir: &FileHandle, name: &str, ok: CreateResOk) -> NfsResult<Created> {
@@ -896,7 +843,11 @@ async fn mount_export<N: Network>(
     path: &str,
     control: RpcConfig,
 ) -> NfsResult<(String, FileHandle)> {
-    let rpc = nfsio_rpc::connect(net.connector(SocketAddr::new(ip, mount_port)), control).await?;
+    let addr = SocketAddr::new(ip, mount_port);
+    let failed = |e| NfsError::service("MOUNT", addr, e);
+    let rpc = nfsio_rpc::connect(net.connector(addr), control)
+        .await
+        .map_err(failed)?;
     let mut dec = rpc
         .call(
             mount::PROGRAM,
@@ -905,7 +856,8 @@ async fn mount_export<N: Network>(
             cred,
             &(),
         )
-        .await?;
+        .await
+        .map_err(failed)?;
     let exports = mount::ExportList::decode(&mut dec)?;
     let mut names: Vec<String> = exports
         .0
@@ -948,7 +900,8 @@ async fn mount_export<N: Network>(
                     dirpath: Bytes::from(export.clone()),
                 },
             )
-            .await?;
+            .await
+            .map_err(failed)?;
         match mount::MntRes::decode(&mut dec)? {
             mount::MntRes::Ok { fhandle, .. } => return Ok((export, fhandle)),
             mount::MntRes::Fail(status) => last_error = Some(NfsError::Mount(status)),
@@ -969,7 +922,7 @@ impl Client {
                 proc_name: "LOOKUP",
                 status: Nfs3Status::IsDir,
             }),
-            _ => crate::File::new(self.clone(), handle, attributes),
+            _ => crate::File::new(self.clone(), handle, attributes, path),
         }
     }
 
@@ -987,7 +940,7 @@ impl Client {
                 }),
             )
             .await?;
-        self.file_from(created).await
+        self.file_from(created, path).await
     }
 
     /// Creates a regular file that must not exist yet (GUARDED create: NFS3ERR_EXIST if it
@@ -1004,15 +957,15 @@ impl Client {
                 }),
             )
             .await?;
-        self.file_from(created).await
+        self.file_from(created, path).await
     }
 
-    async fn file_from(&self, created: Created) -> NfsResult<crate::File> {
+    async fn file_from(&self, created: Created, path: &str) -> NfsResult<crate::File> {
         let attributes = match created.attributes {
             Some(attributes) => attributes,
             None => self.getattr(&created.handle).await?,
         };
-        crate::File::new(self.clone(), created.handle, attributes)
+        crate::File::new(self.clone(), created.handle, attributes, path)
     }
 
     /// Removes the file at `path`.

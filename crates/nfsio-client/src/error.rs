@@ -46,6 +46,18 @@ pub enum NfsError {
         /// Program version.
         vers: u32,
     },
+    /// A service of the server could not be reached, or refused the call at the RPC level,
+    /// while connecting (the portmapper, MOUNT, or the NFS port).
+    #[error("{service} at {addr}: {}{}", describe(source), hint(service, source))]
+    Service {
+        /// `"portmapper"`, `"MOUNT"` or `"NFS"`.
+        service: &'static str,
+        /// The address tried.
+        addr: std::net::SocketAddr,
+        /// What the transport said.
+        #[source]
+        source: RpcError,
+    },
     /// The host name did not resolve.
     #[error("cannot resolve host {0}")]
     Resolve(String),
@@ -69,6 +81,52 @@ pub enum NfsError {
     /// failed an internal check. Bytes not yet durable may be lost: EIO.
     #[error("write-back cache: {0}")]
     WriteBack(String),
+}
+
+/// A transport failure in a few words: `connection refused` rather than the io::Error's
+/// `Connection refused (os error 111)` behind a prefix.
+fn describe(error: &RpcError) -> String {
+    match error {
+        RpcError::Connect(io) => match io.kind() {
+            io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+            io::ErrorKind::HostUnreachable => "host unreachable".to_owned(),
+            io::ErrorKind::NetworkUnreachable => "network unreachable".to_owned(),
+            io::ErrorKind::TimedOut => "connection timed out".to_owned(),
+            _ => format!("cannot connect: {io}"),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// What to check when connecting to `service` failed with `error`.
+fn hint(service: &str, error: &RpcError) -> &'static str {
+    let unreachable = matches!(
+        error,
+        RpcError::Connect(_) | RpcError::ConnectTimedOut { .. } | RpcError::TimedOut { .. }
+    );
+    match (service, unreachable) {
+        ("portmapper", true) => {
+            " (is the server running? give its port as nfs://HOST:PORT/..., or nfsport= and mountport=)"
+        }
+        (_, true) => " (is the server running, on that port?)",
+        ("portmapper", false) => " (is that a portmapper?)",
+        _ => "",
+    }
+}
+
+impl NfsError {
+    /// A failure of `service` at `addr` while connecting.
+    pub(crate) fn service(
+        service: &'static str,
+        addr: std::net::SocketAddr,
+        source: RpcError,
+    ) -> Self {
+        Self::Service {
+            service,
+            addr,
+            source,
+        }
+    }
 }
 
 /// Result type of the client.
@@ -198,7 +256,13 @@ fn mount_errno(status: MountStatus) -> i32 {
 fn rpc_errno(error: &RpcError) -> i32 {
     use errno::*;
     match error {
-        RpcError::Connect(io) | RpcError::Io(io) => io.raw_os_error().unwrap_or(EIO),
+        RpcError::Connect(io) | RpcError::Io(io) => io.raw_os_error().unwrap_or(match io.kind() {
+            io::ErrorKind::ConnectionRefused => ECONNREFUSED,
+            io::ErrorKind::ConnectionReset => ECONNRESET,
+            io::ErrorKind::TimedOut => ETIMEDOUT,
+            io::ErrorKind::HostUnreachable => EHOSTUNREACH,
+            _ => EIO,
+        }),
         RpcError::ConnectTimedOut { .. } | RpcError::TimedOut { .. } => ETIMEDOUT,
         RpcError::Shutdown => EIO,
         RpcError::ConnectionLost { .. } => ECONNRESET,
@@ -229,7 +293,7 @@ impl NfsError {
             Self::NotRegistered { .. } => ECONNREFUSED,
             Self::Resolve(_) => EHOSTUNREACH,
             Self::Url(_) | Self::InvalidArgument(_) => EINVAL,
-            Self::Rpc(error) => rpc_errno(error),
+            Self::Rpc(error) | Self::Service { source: error, .. } => rpc_errno(error),
             Self::Decode(_) | Self::Protocol(_) => EPROTO,
             Self::WriteBack(_) => EIO,
         }
@@ -281,6 +345,30 @@ impl From<NfsError> for io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_errors_name_the_service_the_address_and_what_to_check() {
+        let refused = || RpcError::Connect(io::Error::from(io::ErrorKind::ConnectionRefused));
+        let addr = "127.0.0.1:111".parse().unwrap();
+        let error = NfsError::service("portmapper", addr, refused());
+        assert_eq!(
+            error.to_string(),
+            "portmapper at 127.0.0.1:111: connection refused (is the server running? give its \
+             port as nfs://HOST:PORT/..., or nfsport= and mountport=)"
+        );
+        assert_eq!(error.errno_name(), "ECONNREFUSED");
+        let error = NfsError::service("NFS", "127.0.0.1:2049".parse().unwrap(), refused());
+        assert_eq!(
+            error.to_string(),
+            "NFS at 127.0.0.1:2049: connection refused (is the server running, on that port?)"
+        );
+        let error = NfsError::service("MOUNT", addr, RpcError::ProgUnavail);
+        assert_eq!(
+            error.to_string(),
+            "MOUNT at 127.0.0.1:111: program unavailable"
+        );
+        assert_eq!(error.errno_name(), "EOPNOTSUPP");
+    }
 
     #[test]
     fn statuses_map_to_linux_errnos() {

@@ -22,10 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::client::Client;
 use crate::error::{NfsError, NfsResult};
-use crate::writeback::{Attempt, Cache, SyncResult, file_error};
-
-/// The name errors of write-back (reported by `sync_all`, `close`, later writes) carry.
-const WRITE_BACK: &str = "write-back";
+use crate::writeback::{Attempt, Cache, SyncResult, WRITE_BACK, file_error};
 
 /// What the streaming adapters wait for: at most one thing at a time.
 #[derive(Default)]
@@ -66,10 +63,16 @@ impl std::fmt::Debug for File {
 }
 
 impl File {
-    /// Opens `handle` in the client's cache with the attributes just fetched from the server.
-    pub(crate) fn new(client: Client, handle: FileHandle, attributes: Fattr) -> NfsResult<Self> {
+    /// Opens `handle` in the client's cache with the attributes just fetched from the server;
+    /// `path` names the file in messages.
+    pub(crate) fn new(
+        client: Client,
+        handle: FileHandle,
+        attributes: Fattr,
+        path: &str,
+    ) -> NfsResult<Self> {
         let cache = Arc::clone(client.cache()?);
-        let id = cache.open(handle.clone(), &attributes)?;
+        let id = cache.open(handle.clone(), &attributes, Arc::from(path))?;
         Ok(Self {
             client,
             cache,
@@ -164,14 +167,23 @@ impl File {
     }
 
     /// Closes the file: what was written is made durable, and any write-back error not
-    /// reported yet is returned. A `File` dropped without `close` is still flushed and
-    /// committed in the background, but its errors can only be logged.
+    /// reported yet is returned.
+    ///
+    /// A `File` dropped without `close` (as a `tokio::fs::File` may be) hands its bytes to the
+    /// client's background write-back, which goes on while any handle to the [`Client`]
+    /// lives; its errors are logged (error level, with the path) and returned by
+    /// [`Client::shutdown`]. Bytes still not durable when the last `Client` handle is dropped
+    /// are lost, and an error line names them. A program that ends should therefore `close`
+    /// its files, or call `Client::shutdown`, before it returns.
     pub async fn close(mut self) -> NfsResult<()> {
         self.closed = true;
         let id = self.id;
-        self.cache
+        let result = self
+            .cache
             .sync(WRITE_BACK, |engine, now_ms| engine.close(id, now_ms))
-            .await
+            .await;
+        self.cache.forget(id);
+        result
     }
 }
 

@@ -12,14 +12,19 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), nfsio_client::NfsError> {
-//! let client = nfsio_client::Client::connect(
-//!     "nfs://127.0.0.1/export?nfsport=2049&mountport=20048",
-//! ).await?;
+//! // `nfsio serve`'s short form; libnfs's `?nfsport=N&mountport=N` works too.
+//! let client = nfsio_client::Client::connect("nfs://127.0.0.1:2049/export").await?;
 //! let file = client.create_file("hello.txt", 0o644).await?;
 //! file.write_at(b"hello\n", 0).await?;
-//! file.close().await?;
+//! file.close().await?; // durable on the server, or the first write-back error
+//! client.shutdown().await?; // and anything else the client still holds
 //! # Ok(()) }
 //! ```
+//!
+//! Ending a program: `close` every [`File`] (or call [`Client::shutdown`]) before the last
+//! `Client` handle is dropped. A `File` dropped without `close` is written back in the
+//! background while the client lives, and `shutdown` waits for it; bytes still cached when
+//! the client goes are lost, and an error-level log line names them (see [`Client`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -28,6 +33,7 @@ mod client;
 mod dir;
 pub mod error;
 mod file;
+mod procedures;
 pub mod url;
 mod writeback;
 

@@ -1,9 +1,11 @@
 //! libnfs-compatible `nfs://` URLs.
 //!
 //! Users already have URLs in the form libnfs's tools (`nfs-cp`, `nfs-cat`) accept, so nfsio
-//! takes the same: `nfs://host[:port]/path?version=3&nfsport=N&mountport=N&uid=N&gid=N`. The
-//! path names the export followed by a path inside it; which part is the export is decided at
-//! connect time from the server's export list.
+//! takes the same: `nfs://host[:port]/path?version=3&nfsport=N&mountport=N&uid=N&gid=N`, and
+//! libnfs's `timeo=` (tenths of a second per try) and `retrans=` (retransmissions before a
+//! call fails). The path names the export followed by a path inside it; which part is the
+//! export is decided at connect time from the server's export list. `nfs://host:port/export`
+//! is enough for `nfsio serve`, which answers MOUNT on its NFS port.
 
 use std::fmt;
 
@@ -52,6 +54,12 @@ pub struct NfsUrl {
     pub uid: Option<u32>,
     /// AUTH_SYS gid (`gid=`); None uses the process's effective gid.
     pub gid: Option<u32>,
+    /// `timeo=`: how long one try of a call waits for its reply, in tenths of a second (as
+    /// in libnfs and Linux's nfs(5)); None keeps the transport's default.
+    pub timeo_ds: Option<u32>,
+    /// `retrans=`: retransmissions after which a call fails with ETIMEDOUT (a soft mount);
+    /// None retries forever (a hard mount).
+    pub retrans: Option<u32>,
 }
 
 fn number<T: std::str::FromStr>(key: &'static str, value: &str) -> Result<T, UrlError> {
@@ -120,6 +128,8 @@ impl NfsUrl {
             path: normalize_path(&percent_decode(path)?),
             uid: None,
             gid: None,
+            timeo_ds: None,
+            retrans: None,
         };
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -133,15 +143,25 @@ impl NfsUrl {
                 "mountport" => parsed.mount_port = Some(number("mountport", value)?),
                 "uid" => parsed.uid = Some(number("uid", value)?),
                 "gid" => parsed.gid = Some(number("gid", value)?),
-                // libnfs tuning knobs that carry no meaning here are accepted and ignored.
+                "timeo" => {
+                    let timeo: u32 = number("timeo", value)?;
+                    if timeo == 0 {
+                        return Err(UrlError::BadNumber {
+                            key: "timeo",
+                            value: value.to_owned(),
+                        });
+                    }
+                    parsed.timeo_ds = Some(timeo);
+                }
+                "retrans" => parsed.retrans = Some(number("retrans", value)?),
+                // libnfs tuning knobs whose job nfsio does its own way (its cache, its
+                // readahead, its reconnects) are accepted and have no effect.
                 "readahead"
                 | "pagecache"
                 | "debug"
                 | "auto-traverse-mounts"
                 | "if"
                 | "autoreconnect"
-                | "timeo"
-                | "retrans"
                 | "tcp-syncnt"
                 | "xprtsec" => {}
                 other => return Err(UrlError::UnknownParameter(other.to_owned())),
@@ -192,6 +212,12 @@ impl fmt::Display for NfsUrl {
         if let Some(gid) = self.gid {
             write!(f, "&gid={gid}")?;
         }
+        if let Some(timeo) = self.timeo_ds {
+            write!(f, "&timeo={timeo}")?;
+        }
+        if let Some(retrans) = self.retrans {
+            write!(f, "&retrans={retrans}")?;
+        }
         Ok(())
     }
 }
@@ -226,6 +252,22 @@ mod tests {
         assert_eq!((url.host.as_str(), url.nfs_port), ("::1", Some(2049)));
         let url = NfsUrl::parse("nfs://h").unwrap();
         assert_eq!(url.path, "/");
+    }
+
+    #[test]
+    fn timeo_and_retrans() {
+        let url = NfsUrl::parse("nfs://h:2049/export?timeo=15&retrans=3").unwrap();
+        assert_eq!((url.timeo_ds, url.retrans), (Some(15), Some(3)));
+        assert_eq!(NfsUrl::parse(&url.to_string()).unwrap(), url);
+        for bad in ["timeo=0", "timeo=x", "retrans=-1", "timeo=99999999999"] {
+            assert!(
+                matches!(
+                    NfsUrl::parse(&format!("nfs://h/x?{bad}")),
+                    Err(UrlError::BadNumber { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! events are dispatched only after that, so no wake-up can be lost between the two.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,10 +23,10 @@ use nfsio_cache::{
 use nfsio_proto::nfs3::{Fattr, FileHandle, Nfs3Status, Sattr};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
-use crate::client::{Client, Inner};
 use crate::error::{NfsError, NfsResult};
+use crate::procedures::Procedures;
 
 /// Something a caller waits for: `Ready` now, or a receiver that fires when it may try again
 /// (or, for syncs, with the result).
@@ -40,17 +40,30 @@ pub(crate) enum Attempt<T, W> {
 /// The result of an `fsync`, `close` or truncation, as the engine reports it.
 pub(crate) type SyncResult = Result<(), FileError>;
 
-/// The engine, the callers waiting on it, and whether the driver still runs.
+/// The engine, the callers waiting on it, and what the background work owes nobody in
+/// particular (the closes of dropped files and their errors).
 struct State {
     engine: Engine,
     wakes: HashMap<WaitToken, oneshot::Sender<()>>,
     syncs: HashMap<SyncTicket, oneshot::Sender<SyncResult>>,
+    /// The name each open file was opened by (its path), for messages about it.
+    labels: HashMap<FileId, Arc<str>>,
+    /// The name of every handle the engine may still hold bytes of.
+    handle_labels: HashMap<FileHandle, Arc<str>>,
+    /// Closes of files dropped without `close`, with the file's name.
+    detached: HashMap<SyncTicket, Arc<str>>,
+    /// The first error that background work met with nobody to report it to, for
+    /// [`Cache::shutdown`].
+    orphan_error: Option<NfsError>,
 }
 
 impl State {
     /// Hands the engine's events to their waiters. Results nobody waits for any more (a
-    /// dropped `File`'s close, a cancelled `fsync`) are taken from the engine and logged.
-    fn dispatch(&mut self) {
+    /// dropped `File`'s close, a cancelled `fsync`) are taken from the engine, logged at error
+    /// level with the file's name, and kept for `shutdown`. Returns true when a detached close
+    /// finished (`shutdown` may be waiting for it).
+    fn dispatch(&mut self) -> bool {
+        let mut detached_done = false;
         while let Some(event) = self.engine.poll_event() {
             match event {
                 Event::Wake(token) => {
@@ -63,23 +76,66 @@ impl State {
                         // Already taken by the caller that started it.
                         continue;
                     };
-                    match self.syncs.remove(&ticket) {
-                        Some(tx) => {
-                            if let Err(Err(error)) = tx.send(result) {
-                                warn!(%error, "write-back error after its caller went away");
-                            }
+                    if let Some(label) = self.detached.remove(&ticket) {
+                        detached_done = true;
+                        if let Err(error) = result {
+                            self.orphan(&label, error, "a file dropped without close");
                         }
-                        None => {
-                            if let Err(error) = result {
-                                warn!(%error, "write-back error of a file dropped without close");
-                            }
-                        }
+                        continue;
+                    }
+                    if let Some(tx) = self.syncs.remove(&ticket)
+                        && let Err(Err(error)) = tx.send(result)
+                    {
+                        self.orphan("?", error, "a sync whose caller went away");
                     }
                 }
             }
         }
+        detached_done
+    }
+
+    /// Logs a write-back error nobody can be told of, and keeps the first for `shutdown`.
+    fn orphan(&mut self, label: &str, error: FileError, whose: &str) {
+        error!(path = %label, %error, "write-back of {whose} failed: bytes may be lost");
+        self.orphan_error
+            .get_or_insert_with(|| file_error(WRITE_BACK, error));
+    }
+
+    /// Remembers `label` as the name of `file` and of its handle; forgets the names of
+    /// handles the engine no longer holds once there are many.
+    fn name(&mut self, file: FileId, handle: FileHandle, label: Arc<str>) {
+        const PRUNE_AT_LABELS: usize = 1024;
+        if self.handle_labels.len() >= PRUNE_AT_LABELS {
+            let engine = &self.engine;
+            self.handle_labels.retain(|handle, _| engine.holds(handle));
+        }
+        self.handle_labels.insert(handle, Arc::clone(&label));
+        self.labels.insert(file, label);
+    }
+
+    /// One line naming every file with bytes not known durable, or None when there is none.
+    fn undurable_summary(&self) -> Option<(u64, String)> {
+        let files = self.engine.undurable_files();
+        if files.is_empty() {
+            return None;
+        }
+        let total_bytes: u64 = files.iter().map(|(_, n)| n).sum();
+        let list: Vec<String> = files
+            .iter()
+            .map(|(handle, bytes)| match self.handle_labels.get(handle) {
+                Some(label) => format!("{label} ({bytes} bytes)"),
+                None => {
+                    let hex: String = handle.0.iter().map(|b| format!("{b:02x}")).collect();
+                    format!("handle {hex} ({bytes} bytes)")
+                }
+            })
+            .collect();
+        Some((total_bytes, list.join(", ")))
     }
 }
+
+/// The name errors of write-back (reported by `sync_all`, `close`, `shutdown`) carry.
+pub(crate) const WRITE_BACK: &str = "write-back";
 
 /// One client's write-back cache: the engine, its waiters, and the driver's doorbell.
 pub(crate) struct Cache {
@@ -91,6 +147,8 @@ pub(crate) struct Cache {
     epoch: Instant,
     /// Set when the client is gone: the driver stops.
     stopped: std::sync::atomic::AtomicBool,
+    /// Rung when a detached close finishes (for `shutdown`).
+    settled: Notify,
     /// Largest piece an application write is split into (one engine input each), so that
     /// a large write waits at the memory bound piece by piece instead of as a whole.
     piece_bytes: usize,
@@ -136,8 +194,13 @@ impl Cache {
                 engine,
                 wakes: HashMap::new(),
                 syncs: HashMap::new(),
+                labels: HashMap::new(),
+                handle_labels: HashMap::new(),
+                detached: HashMap::new(),
+                orphan_error: None,
             }),
             kick: Notify::new(),
+            settled: Notify::new(),
             epoch: Instant::now(),
             stopped: std::sync::atomic::AtomicBool::new(false),
             piece_bytes,
@@ -153,33 +216,61 @@ impl Cache {
             .map_err(|_| NfsError::WriteBack("failed an internal check; stopped".into()))
     }
 
+    /// Delivers the engine's events (see `State::dispatch`) and wakes `shutdown` when a
+    /// detached close finished.
+    fn dispatch(&self, state: &mut State) {
+        if state.dispatch() {
+            self.settled.notify_waiters();
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// Stops the driver (the client is being dropped).
+    /// Stops the driver: the last handle of the client is being dropped. Bytes not yet
+    /// durable then are lost; one error-level line names the files and the byte counts (on
+    /// stderr when no `tracing` subscriber is installed, so that it cannot go unseen).
     pub(crate) fn stop(&self) {
         self.stopped
             .store(true, std::sync::atomic::Ordering::Release);
         self.kick.notify_one();
+        let summary = match self.state.lock() {
+            Ok(state) => state.undurable_summary(),
+            Err(_) => None,
+        };
+        let Some((total_bytes, files)) = summary else {
+            return;
+        };
+        let advice =
+            "close files (File::close) or call Client::shutdown before dropping the client";
+        let subscribed = tracing::dispatcher::get_default(|dispatch| {
+            !dispatch.is::<tracing::subscriber::NoSubscriber>()
+        });
+        if subscribed {
+            error!(
+                lost_bytes = total_bytes,
+                "nfsio client dropped with {total_bytes} bytes not yet durable, which may be lost: {files}; {advice}"
+            );
+        } else {
+            eprintln!(
+                "nfsio-client: error: client dropped with {total_bytes} bytes not yet durable, which may be lost: {files}; {advice}"
+            );
+        }
     }
 
-    /// Starts the driver task for `client`'s cache. It holds the client weakly: it stops
-    /// once the client is dropped.
-    pub(crate) fn spawn_driver(self: &Arc<Self>, client: Weak<Inner>) {
+    /// Starts the driver task of the cache, sending calls through `nfs`. It runs until
+    /// [`Cache::stop`] (the client's last handle is dropped).
+    pub(crate) fn spawn_driver(self: &Arc<Self>, nfs: Arc<Procedures>) {
         let cache = Arc::clone(self);
-        tokio::spawn(async move { cache.drive(client).await });
+        tokio::spawn(async move { cache.drive(nfs).await });
     }
 
-    async fn drive(self: Arc<Self>, client: Weak<Inner>) {
+    async fn drive(self: Arc<Self>, nfs: Arc<Procedures>) {
         loop {
             if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
                 break;
             }
-            let Some(inner) = client.upgrade() else {
-                break;
-            };
-            let client = Client::from_inner(inner);
             let deadline_ms = {
                 let Ok(mut state) = self.lock() else {
                     break;
@@ -190,23 +281,22 @@ impl Cache {
                 }
                 while let Some(transmit) = state.engine.poll_transmit(now) {
                     let cache = Arc::clone(&self);
-                    let client = client.clone();
+                    let nfs = Arc::clone(&nfs);
                     tokio::spawn(async move {
                         let id = transmit.id;
-                        let reply = send(&client, transmit).await;
-                        drop(client);
+                        let reply = send(&nfs, transmit).await;
+                        drop(nfs);
                         if let Ok(mut state) = cache.lock() {
                             let now = cache.now_ms();
                             state.engine.on_reply(id, reply, now);
-                            state.dispatch();
+                            cache.dispatch(&mut state);
                         }
                         cache.kick.notify_one();
                     });
                 }
-                state.dispatch();
+                self.dispatch(&mut state);
                 state.engine.next_deadline_ms()
             };
-            drop(client);
             let notified = self.kick.notified();
             match deadline_ms {
                 Some(at_ms) => {
@@ -227,11 +317,18 @@ impl Cache {
         state.syncs.clear();
     }
 
-    /// Opens `handle` in the engine with the attributes just fetched (close-to-open).
-    pub(crate) fn open(&self, handle: FileHandle, attrs: &Fattr) -> NfsResult<FileId> {
+    /// Opens `handle` in the engine with the attributes just fetched (close-to-open);
+    /// `label` names it in messages (its path).
+    pub(crate) fn open(
+        &self,
+        handle: FileHandle,
+        attrs: &Fattr,
+        label: Arc<str>,
+    ) -> NfsResult<FileId> {
         let mut state = self.lock()?;
-        let file = state.engine.open(handle, attrs, self.now_ms());
-        state.dispatch();
+        let file = state.engine.open(handle.clone(), attrs, self.now_ms());
+        state.name(file, handle, label);
+        self.dispatch(&mut state);
         Ok(file)
     }
 
@@ -257,7 +354,7 @@ impl Cache {
             }
             Err(error) => return Err(file_error("write-back", error)),
         };
-        state.dispatch();
+        self.dispatch(&mut state);
         drop(state);
         self.kick.notify_one();
         Ok(attempt)
@@ -303,7 +400,7 @@ impl Cache {
             }
             Err(error) => return Err(file_error("READ", error)),
         };
-        state.dispatch();
+        self.dispatch(&mut state);
         drop(state);
         self.kick.notify_one();
         Ok(attempt)
@@ -354,7 +451,7 @@ impl Cache {
                 Attempt::Wait(rx)
             }
         };
-        state.dispatch();
+        self.dispatch(&mut state);
         drop(state);
         self.kick.notify_one();
         Ok(attempt)
@@ -374,23 +471,78 @@ impl Cache {
     }
 
     /// Closes `file` without waiting (a `File` dropped without `close`): its bytes are still
-    /// written and committed; an error is logged, as nobody is left to report it to.
+    /// written and committed while the client lives; an error is logged with the file's name,
+    /// as nobody is left to report it to, and returned by the next [`Cache::shutdown`].
     pub(crate) fn close_detached(&self, file: FileId) {
         let Ok(mut state) = self.lock() else {
             return;
         };
+        let label = state.labels.remove(&file).unwrap_or_else(|| Arc::from("?"));
         match state.engine.close(file, self.now_ms()) {
-            Ok(ticket) => {
-                if let Some(Err(error)) = state.engine.poll_sync(ticket) {
-                    warn!(%error, "write-back error of a file dropped without close");
+            Ok(ticket) => match state.engine.poll_sync(ticket) {
+                Some(Err(error)) => state.orphan(&label, error, "a file dropped without close"),
+                Some(Ok(())) => {}
+                None => {
+                    state.detached.insert(ticket, label);
                 }
-            }
+            },
             Err(FileError::NotOpen) => {}
-            Err(error) => warn!(%error, "closing a dropped file"),
+            Err(error) => state.orphan(&label, error, "a file dropped without close"),
         }
-        state.dispatch();
+        self.dispatch(&mut state);
         drop(state);
         self.kick.notify_one();
+    }
+
+    /// Forgets the name of a file that `close` closed.
+    pub(crate) fn forget(&self, file: FileId) {
+        if let Ok(mut state) = self.lock() {
+            state.labels.remove(&file);
+        }
+    }
+
+    /// Makes everything the cache holds durable: every open file is synced, the closes of
+    /// dropped files are waited for; returns the first error among them and those that
+    /// background work met since the last `shutdown` (each error reported once).
+    pub(crate) async fn shutdown(&self) -> NfsResult<()> {
+        let mut first_error: Option<NfsError> = None;
+        let files = self.lock()?.engine.open_files();
+        for file in files {
+            let started = self.start_sync(WRITE_BACK, |engine, now_ms| engine.fsync(file, now_ms));
+            let result = match started {
+                Ok(Attempt::Ready(result)) => result.map_err(|e| file_error(WRITE_BACK, e)),
+                Ok(Attempt::Wait(rx)) => match rx.await {
+                    Ok(result) => result.map_err(|e| file_error(WRITE_BACK, e)),
+                    Err(_) => Err(stopped()),
+                },
+                // Closed meanwhile: its `close` reports for it.
+                Err(NfsError::InvalidArgument(_)) => Ok(()),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
+            }
+        }
+        loop {
+            let notified = self.settled.notified();
+            tokio::pin!(notified);
+            {
+                let mut state = self.lock()?;
+                if state.detached.is_empty() {
+                    if let Some(error) = state.orphan_error.take() {
+                        first_error.get_or_insert(error);
+                    }
+                    break;
+                }
+                // Registered before the lock is released: no wake-up is lost.
+                notified.as_mut().enable();
+            }
+            if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(stopped());
+            }
+            notified.await;
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The size the application sees (the server's, grown by cached writes, set by
@@ -443,7 +595,7 @@ pub(crate) fn engine_config(
 }
 
 /// Sends one call the engine asked for and turns the outcome into the engine's [`Reply`].
-async fn send(client: &Client, transmit: Transmit) -> Reply {
+async fn send(client: &Procedures, transmit: Transmit) -> Reply {
     let Transmit { handle, op, .. } = transmit;
     let result = match op {
         Op::Write {
