@@ -14,11 +14,12 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use indicatif::{ProgressBar, ProgressStyle};
-use nfsio_client::proto::nfs3::{FileHandle, FileType, Nfs3Status};
+use nfsio_client::proto::nfs3::{Fattr, FileHandle, FileType, Nfs3Status};
 use nfsio_client::{Client, File, NfsError, NfsResult};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::output::out;
 use crate::report::Failure;
 
 /// Arguments of `nfsio cp`.
@@ -39,69 +40,315 @@ pub struct CpArgs {
     inflight: u16,
 }
 
-enum Endpoint {
-    Local(PathBuf),
-    Nfs { url: String, client: Client },
+/// Where `cp` reads from.
+enum Source {
+    /// Standard input (`-`).
+    Stdin,
+    /// A local file, with its metadata (symbolic links followed).
+    Local {
+        path: PathBuf,
+        meta: std::fs::Metadata,
+    },
+    /// A file on an export.
+    Nfs {
+        url: String,
+        client: Client,
+        handle: FileHandle,
+        attributes: Fattr,
+    },
+}
+
+/// Where `cp` writes to, decided (a directory replaced by the file inside it) before anything
+/// is opened for writing.
+enum Dest {
+    /// Standard output (`-`).
+    Stdout,
+    /// A local file and, when it exists, its metadata.
+    Local {
+        path: PathBuf,
+        existing: Option<std::fs::Metadata>,
+    },
+    /// A file on an export: its path in the export and, when it exists, its handle and
+    /// attributes.
+    Nfs {
+        url: String,
+        client: Client,
+        path: String,
+        existing: Option<(FileHandle, Fattr)>,
+    },
 }
 
 fn is_url(text: &str) -> bool {
     text.starts_with("nfs://")
 }
 
-/// The last component of a path or URL path, for copying into a directory.
-fn base_name(text: &str) -> &str {
-    let path = if is_url(text) {
+/// The path part of an argument (a URL without its query).
+fn path_part(text: &str) -> &str {
+    if is_url(text) {
         text.split('?').next().unwrap_or(text)
     } else {
         text
-    };
+    }
+}
+
+/// The last component of a path or URL path, for copying into a directory.
+fn base_name(text: &str) -> &str {
+    let path = path_part(text);
     path.trim_end_matches('/')
         .rsplit('/')
         .next()
         .unwrap_or(path)
 }
 
+fn eisdir(text: &str) -> Failure {
+    Failure::message(format!("{text}: is a directory (EISDIR)"))
+}
+
+fn enotdir(text: &str) -> Failure {
+    Failure::message(format!("{text}: not a directory (ENOTDIR)"))
+}
+
+impl Source {
+    async fn open(text: &str) -> Result<Self, Failure> {
+        if text == "-" {
+            return Ok(Self::Stdin);
+        }
+        if !is_url(text) {
+            let path = PathBuf::from(text);
+            let meta = std::fs::metadata(&path).map_err(|e| Failure::io(text, e))?;
+            if meta.is_dir() {
+                return Err(eisdir(text));
+            }
+            return Ok(Self::Local { path, meta });
+        }
+        let client = crate::connect(text).await?;
+        let (handle, attributes) = client
+            .lookup_path(client.url_path())
+            .await
+            .map_err(|e| Failure::nfs(text, e))?;
+        if attributes.file_type == FileType::Directory {
+            return Err(Failure::nfs(
+                text,
+                NfsError::Status {
+                    proc_name: "READ",
+                    status: Nfs3Status::IsDir,
+                },
+            ));
+        }
+        Ok(Self::Nfs {
+            url: text.to_owned(),
+            client,
+            handle,
+            attributes,
+        })
+    }
+
+    fn size_bytes(&self) -> Option<u64> {
+        match self {
+            Self::Stdin => None,
+            Self::Local { meta, .. } => Some(meta.len()),
+            Self::Nfs { attributes, .. } => Some(attributes.size),
+        }
+    }
+}
+
+impl Dest {
+    /// Resolves `text` for a copy of `src_text`: `-`, a file, or an existing directory that
+    /// receives the source's name. A name ending in `/` must be an existing directory.
+    async fn resolve(text: &str, src_text: &str) -> Result<Self, Failure> {
+        if text == "-" {
+            return Ok(Self::Stdout);
+        }
+        let wants_dir = path_part(text).ends_with('/');
+        let into_dir = |dir_text: &str| -> Result<&str, Failure> {
+            if src_text == "-" {
+                return Err(Failure::message(format!(
+                    "{dir_text}: is a directory; standard input needs a file name (EISDIR)"
+                )));
+            }
+            Ok(base_name(src_text))
+        };
+        if !is_url(text) {
+            let mut path = PathBuf::from(text);
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => path.push(into_dir(text)?),
+                // `DIR/` names a directory: never a new file called DIR (as coreutils).
+                Ok(_) if wants_dir => return Err(enotdir(text)),
+                Err(e) if wants_dir && e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(enotdir(text));
+                }
+                Err(e) if wants_dir => return Err(Failure::io(text, e)),
+                _ => {}
+            }
+            let existing = std::fs::metadata(&path).ok();
+            if existing.as_ref().is_some_and(|m| m.is_dir()) {
+                return Err(eisdir(&path.display().to_string()));
+            }
+            return Ok(Self::Local { path, existing });
+        }
+        let client = crate::connect(text).await?;
+        let mut path = client.url_path().to_owned();
+        match client.lookup_path(&path).await {
+            Ok((_, attributes)) if attributes.file_type == FileType::Directory => {
+                let name = into_dir(text)?;
+                path = format!("{}/{name}", path.trim_end_matches('/'));
+            }
+            Ok(_) if wants_dir => return Err(enotdir(text)),
+            Err(e) if wants_dir && e.status() == Some(Nfs3Status::NoEnt) => {
+                return Err(enotdir(text));
+            }
+            Err(e) if wants_dir => return Err(Failure::nfs(text, e)),
+            _ => {}
+        }
+        let existing = match client.lookup_path(&path).await {
+            Ok(found) => Some(found),
+            Err(e) if e.status() == Some(Nfs3Status::NoEnt) => None,
+            Err(e) => return Err(Failure::nfs(text, e)),
+        };
+        if existing
+            .as_ref()
+            .is_some_and(|(_, a)| a.file_type == FileType::Directory)
+        {
+            return Err(Failure::nfs(
+                text,
+                NfsError::Status {
+                    proc_name: "CREATE",
+                    status: Nfs3Status::IsDir,
+                },
+            ));
+        }
+        Ok(Self::Nfs {
+            url: text.to_owned(),
+            client,
+            path,
+            existing,
+        })
+    }
+}
+
+/// True when `src` and `dst` are one object, so that opening `dst` for writing would
+/// truncate the source: the same device and inode locally; on one server and export, the
+/// same file handle or file id; across NFS and a local path, a server on this machine whose
+/// file has the local file's inode number and identical change time and size.
+fn same_file(src: &Source, dst: &Dest) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let nfs_local = |client: &Client, attributes: &Fattr, meta: &std::fs::Metadata| {
+        client.server().ip().is_loopback()
+            && attributes.fileid == meta.ino()
+            && attributes.size == meta.size()
+            && i64::from(attributes.ctime.seconds) == meta.ctime()
+            && i64::from(attributes.ctime.nseconds) == meta.ctime_nsec()
+    };
+    match (src, dst) {
+        (
+            Source::Local { meta, .. },
+            Dest::Local {
+                existing: Some(other),
+                ..
+            },
+        ) => meta.dev() == other.dev() && meta.ino() == other.ino(),
+        (
+            Source::Nfs {
+                client,
+                handle,
+                attributes,
+                ..
+            },
+            Dest::Nfs {
+                client: other_client,
+                existing: Some((other_handle, other_attributes)),
+                ..
+            },
+        ) => {
+            client.server() == other_client.server()
+                && client.export() == other_client.export()
+                && (handle == other_handle
+                    || (attributes.fsid, attributes.fileid)
+                        == (other_attributes.fsid, other_attributes.fileid))
+        }
+        (
+            Source::Nfs {
+                client, attributes, ..
+            },
+            Dest::Local {
+                existing: Some(meta),
+                ..
+            },
+        ) => nfs_local(client, attributes, meta),
+        (
+            Source::Local { meta, .. },
+            Dest::Nfs {
+                client,
+                existing: Some((_, attributes)),
+                ..
+            },
+        ) => nfs_local(client, attributes, meta),
+        _ => false,
+    }
+}
+
 pub(crate) async fn run(args: CpArgs) -> Result<(), Failure> {
-    let src = open_endpoint(&args.src).await?;
-    let dst = open_endpoint(&args.dst).await?;
+    let src = Source::open(&args.src).await?;
+    let dst = Dest::resolve(&args.dst, &args.src).await?;
+    if same_file(&src, &dst) {
+        return Err(Failure::message(format!(
+            "'{}' and '{}' are the same file",
+            args.src, args.dst
+        )));
+    }
     let started = Instant::now();
-    let size_bytes = source_size(&src, &args.src).await?;
-    let progress = progress_bar(size_bytes, args.quiet);
+    let progress = match dst {
+        // The progress bar would share the terminal with the data.
+        Dest::Stdout => ProgressBar::hidden(),
+        _ => progress_bar(src.size_bytes(), args.quiet),
+    };
     let chunk_bytes = match (&src, &dst) {
-        (Endpoint::Nfs { client: s, .. }, Endpoint::Nfs { client: d, .. }) => {
+        (Source::Nfs { client: s, .. }, Dest::Nfs { client: d, .. }) => {
             s.rsize_bytes().min(d.wsize_bytes())
         }
-        (Endpoint::Nfs { client, .. }, _) => client.rsize_bytes(),
-        (_, Endpoint::Nfs { client, .. }) => client.wsize_bytes(),
+        (Source::Nfs { client, .. }, _) => client.rsize_bytes(),
+        (_, Dest::Nfs { client, .. }) => client.wsize_bytes(),
         _ => 1024 * 1024,
     } as usize;
     let window = usize::from(args.inflight);
-
-    let copied = copy_once(
-        &src,
-        &args.src,
-        &dst,
-        &args.dst,
-        chunk_bytes,
-        window,
-        &progress,
-    )
-    .await?;
+    let copied = copy_once(&src, &dst, chunk_bytes, window, &progress).await?;
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     if args.stats {
-        println!(
-            "copied {copied} bytes in {seconds:.3} s ({:.1} MB/s)",
+        // Statistics go where they cannot mix with copied data.
+        let mut report = format!(
+            "copied {copied} bytes in {seconds:.3} s ({:.1} MB/s)\n",
             copied as f64 / seconds.max(1e-9) / 1e6
         );
-        for (label, endpoint) in [("source", &src), ("destination", &dst)] {
-            if let Endpoint::Nfs { client, .. } = endpoint {
-                println!("{label} {}:", client.server());
-                print!("{}", crate::report::stats_table(&client.stats()));
-                if label == "destination" {
-                    println!("{}", crate::report::cache_line(&client.cache_stats()));
-                }
+        let clients = [
+            (
+                "source",
+                match &src {
+                    Source::Nfs { client, .. } => Some(client),
+                    _ => None,
+                },
+            ),
+            (
+                "destination",
+                match &dst {
+                    Dest::Nfs { client, .. } => Some(client),
+                    _ => None,
+                },
+            ),
+        ];
+        for (label, client) in clients {
+            let Some(client) = client else { continue };
+            report.push_str(&format!("{label} {}:\n", client.server()));
+            report.push_str(&crate::report::stats_table(&client.stats()));
+            if label == "destination" {
+                report.push_str(&crate::report::cache_line(&client.cache_stats()));
+                report.push('\n');
             }
+        }
+        if matches!(dst, Dest::Stdout) {
+            eprint!("{report}");
+        } else {
+            out!("{report}")?;
         }
     }
     Ok(())
@@ -123,89 +370,37 @@ pub(crate) fn progress_bar(size_bytes: Option<u64>, quiet: bool) -> ProgressBar 
     bar
 }
 
-async fn open_endpoint(text: &str) -> Result<Endpoint, Failure> {
-    if is_url(text) {
-        let client = crate::connect(text).await?;
-        Ok(Endpoint::Nfs {
-            url: text.to_owned(),
-            client,
-        })
-    } else {
-        Ok(Endpoint::Local(PathBuf::from(text)))
-    }
-}
-
-async fn source_size(src: &Endpoint, text: &str) -> Result<Option<u64>, Failure> {
-    match src {
-        Endpoint::Local(path) => {
-            let meta = std::fs::metadata(path).map_err(|e| Failure::io(text, e))?;
-            if meta.is_dir() {
-                return Err(Failure::message(format!("{text}: is a directory (EISDIR)")));
-            }
-            Ok(Some(meta.len()))
-        }
-        Endpoint::Nfs { client, url } => {
-            let (_, attributes) = client
-                .lookup_path(client.url_path())
-                .await
-                .map_err(|e| Failure::nfs(url, e))?;
-            if attributes.file_type == FileType::Directory {
-                return Err(Failure::nfs(
-                    url,
-                    NfsError::Status {
-                        proc_name: "READ",
-                        status: Nfs3Status::IsDir,
-                    },
-                ));
-            }
-            Ok(Some(attributes.size))
-        }
-    }
-}
-
 async fn copy_once(
-    src: &Endpoint,
-    src_text: &str,
-    dst: &Endpoint,
-    dst_text: &str,
+    src: &Source,
+    dst: &Dest,
     chunk_bytes: usize,
     window: usize,
     progress: &ProgressBar,
 ) -> Result<u64, Failure> {
     let mut reader: Box<dyn ChunkSource> = match src {
-        Endpoint::Local(path) => Box::new(LocalReader::open(path, src_text, chunk_bytes)?),
-        Endpoint::Nfs { url, client } => {
-            let (handle, attributes) = client
-                .lookup_path(client.url_path())
-                .await
-                .map_err(|e| Failure::nfs(url, e))?;
-            Box::new(NfsReader::with_window(
-                client.clone(),
-                handle,
-                url.clone(),
-                attributes.size,
-                window,
-            ))
-        }
+        Source::Stdin => Box::new(LocalReader::stdin(chunk_bytes)),
+        Source::Local { path, .. } => Box::new(LocalReader::open(path, chunk_bytes)?),
+        Source::Nfs {
+            url,
+            client,
+            handle,
+            attributes,
+        } => Box::new(NfsReader::with_window(
+            client.clone(),
+            handle.clone(),
+            url.clone(),
+            attributes.size,
+            window,
+        )),
     };
     let mut writer: Box<dyn ChunkSink> = match dst {
-        Endpoint::Local(path) => {
-            let path = if path.is_dir() {
-                path.join(base_name(src_text))
-            } else {
-                path.clone()
-            };
-            Box::new(LocalWriter::create(&path, dst_text)?)
-        }
-        Endpoint::Nfs { url, client } => {
-            let mut path = client.url_path().to_owned();
-            if let Ok((_, attributes)) = client.lookup_path(&path).await {
-                if attributes.file_type == FileType::Directory {
-                    path = format!("{}/{}", path.trim_end_matches('/'), base_name(src_text));
-                }
-            }
+        Dest::Stdout => Box::new(LocalWriter::stdout()),
+        Dest::Local { path, .. } => Box::new(LocalWriter::create(path)?),
+        Dest::Nfs {
+            url, client, path, ..
+        } => {
             let file = client
-                .create_file(&path, 0o644)
+                .create_file(path, 0o644)
                 .await
                 .map_err(|e| Failure::nfs(url, e))?;
             Box::new(NfsWriter::new(file, url.clone()))
@@ -364,22 +559,31 @@ impl ChunkSource for NfsReader {
     }
 }
 
-/// Reads a local file on a blocking thread, a bounded number of chunks ahead.
+/// Reads a local file (or standard input) on a blocking thread, a bounded number of chunks
+/// ahead.
 struct LocalReader {
     chunks: mpsc::Receiver<Result<Bytes, Failure>>,
 }
 
 impl LocalReader {
-    fn open(path: &Path, text: &str, chunk_bytes: usize) -> Result<Self, Failure> {
-        let mut file = std::fs::File::open(path).map_err(|e| Failure::io(text, e))?;
+    fn open(path: &Path, chunk_bytes: usize) -> Result<Self, Failure> {
+        let text = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| Failure::io(&text, e))?;
+        Ok(Self::spawn(file, text, chunk_bytes))
+    }
+
+    fn stdin(chunk_bytes: usize) -> Self {
+        Self::spawn(std::io::stdin(), "standard input".to_owned(), chunk_bytes)
+    }
+
+    fn spawn(mut input: impl Read + Send + 'static, text: String, chunk_bytes: usize) -> Self {
         let (sender, chunks) = mpsc::channel(4);
-        let text = text.to_owned();
         std::thread::spawn(move || {
             loop {
                 let mut buf = BytesMut::zeroed(chunk_bytes);
                 let mut filled = 0;
                 while filled < chunk_bytes {
-                    match file.read(&mut buf[filled..]) {
+                    match input.read(&mut buf[filled..]) {
                         Ok(0) => break,
                         Ok(n) => filled += n,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -398,7 +602,7 @@ impl LocalReader {
                 }
             }
         });
-        Ok(Self { chunks })
+        Self { chunks }
     }
 }
 
@@ -452,27 +656,39 @@ impl ChunkSink for NfsWriter {
     }
 }
 
-/// Writes a local file on a blocking thread.
+/// Writes a local file (or standard output) on a blocking thread.
 struct LocalWriter {
     chunks: Option<mpsc::Sender<Bytes>>,
     done: Option<std::thread::JoinHandle<Result<(), Failure>>>,
 }
 
 impl LocalWriter {
-    fn create(path: &Path, text: &str) -> Result<Self, Failure> {
-        let mut file = std::fs::File::create(path).map_err(|e| Failure::io(text, e))?;
+    /// Creates (or truncates) `path`: only once the copy is known not to be onto its source.
+    fn create(path: &Path) -> Result<Self, Failure> {
+        let text = path.display().to_string();
+        let file = std::fs::File::create(path).map_err(|e| Failure::io(&text, e))?;
+        Ok(Self::spawn(file, move |e| Failure::io(&text, e)))
+    }
+
+    fn stdout() -> Self {
+        Self::spawn(std::io::stdout(), Failure::stdout)
+    }
+
+    fn spawn(
+        mut output: impl Write + Send + 'static,
+        fail: impl Fn(std::io::Error) -> Failure + Send + 'static,
+    ) -> Self {
         let (sender, mut chunks) = mpsc::channel::<Bytes>(4);
-        let text = text.to_owned();
         let done = std::thread::spawn(move || {
             while let Some(chunk) = chunks.blocking_recv() {
-                file.write_all(&chunk).map_err(|e| Failure::io(&text, e))?;
+                output.write_all(&chunk).map_err(&fail)?;
             }
-            file.flush().map_err(|e| Failure::io(&text, e))
+            output.flush().map_err(&fail)
         });
-        Ok(Self {
+        Self {
             chunks: Some(sender),
             done: Some(done),
-        })
+        }
     }
 
     async fn join(&mut self) -> Result<(), Failure> {

@@ -12,7 +12,9 @@ use bytes::{Bytes, BytesMut};
 use nfsio_server::{Server, ServerConfig, Squash};
 
 use crate::copy::{ChunkSink, NfsReader, NfsWriter, progress_bar};
+use crate::output::{out, outln};
 use crate::report::Failure;
+use crate::signals::Termination;
 
 /// Arguments of `nfsio demo`.
 #[derive(clap::Args)]
@@ -92,10 +94,18 @@ pub async fn run(args: DemoArgs) -> Result<(), Failure> {
     let export = base.join("export");
     let state = base.join("state");
     let shown = base.display().to_string();
+    // Before the server line is printed: a signal after it stops the demo cleanly (the
+    // temporary export is removed) instead of killing it.
+    let mut termination = Termination::install()
+        .map_err(|e| Failure::message(format!("cannot watch SIGINT and SIGTERM: {e}")))?;
     std::fs::create_dir_all(&export).map_err(|e| Failure::io(&shown, e))?;
-    let result = demo(&args, &export, state).await;
+    let result = tokio::select! {
+        biased;
+        stop = termination.wait() => Err(Failure::message(format!("demo: interrupted by {}", stop.name()))),
+        result = demo(&args, &export, state) => result,
+    };
     if args.keep {
-        println!("kept {}", export.display());
+        outln!("kept {}", export.display())?;
     } else if let Err(error) = std::fs::remove_dir_all(&base) {
         tracing::warn!(%error, dir = %shown, "cannot remove the demo directory");
     }
@@ -111,7 +121,7 @@ async fn demo(args: &DemoArgs, export: &std::path::Path, state: PathBuf) -> Resu
         .await
         .map_err(|e| Failure::message(format!("{}: {e}", export.display())))?;
     let url = server.url();
-    println!("nfsio serve {} at {url}", export.display());
+    outln!("nfsio serve {} at {url}", export.display())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server.run(async {
         let _ = stopped.await;
@@ -128,7 +138,7 @@ async fn demo(args: &DemoArgs, export: &std::path::Path, state: PathBuf) -> Resu
 
 async fn transfer(args: &DemoArgs, export: &std::path::Path, url: &str) -> Result<(), Failure> {
     let client = crate::connect(url).await?;
-    let file_url = format!("{url} demo.bin");
+    let file_url = format!("{url}/demo.bin");
     let size = args.size;
 
     // Write: generated chunks -> the write-back cache -> UNSTABLE WRITEs in flight, COMMITs
@@ -195,25 +205,25 @@ async fn transfer(args: &DemoArgs, export: &std::path::Path, url: &str) -> Resul
         hasher.finalize()
     };
 
-    println!(
+    outln!(
         "wrote {written} bytes in {write_seconds:.3} s ({}), durable (closed: written back, COMMITted, verifiers checked)",
         rate(written, write_seconds)
-    );
-    println!(
+    )?;
+    outln!(
         "read  {read} bytes in {read_seconds:.3} s ({})",
         rate(read, read_seconds)
-    );
-    println!(
+    )?;
+    outln!(
         "crc32 written {written_crc:08x}, read back {read_crc:08x}, on the server's disk {disk_crc:08x}"
-    );
-    print!("{}", crate::report::stats_table(&client.stats()));
-    println!("{}", crate::report::cache_line(&client.cache_stats()));
+    )?;
+    out!("{}", crate::report::stats_table(&client.stats()))?;
+    outln!("{}", crate::report::cache_line(&client.cache_stats()))?;
     if read != size || read_crc != written_crc || disk_crc != written_crc {
         return Err(Failure::message(format!(
             "{file_url}: content differs: wrote {written} bytes crc {written_crc:08x}, read {read} bytes crc {read_crc:08x}, disk crc {disk_crc:08x} (EIO)"
         )));
     }
-    println!("verified: all three checksums agree");
+    outln!("verified: all three checksums agree")?;
     Ok(())
 }
 

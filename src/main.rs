@@ -5,10 +5,12 @@
 
 mod copy;
 mod demo;
+mod output;
 mod report;
 mod serve;
+mod signals;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -77,6 +79,8 @@ enum Command {
     },
 }
 
+/// Logs go to stderr, coloured only when it is a terminal and `NO_COLOR` is not set
+/// (<https://no-color.org>: any value, even empty, turns colour off).
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -86,9 +90,11 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
 }
 
@@ -130,6 +136,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `nfsio cat URL | head`: the reader has all it wanted.
+        Err(failure) if failure.is_reader_gone() => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("nfsio: {failure}");
             ExitCode::FAILURE
@@ -223,7 +231,9 @@ async fn ls(url: &str, long: bool) -> Result<(), Failure> {
         } else {
             name.to_owned()
         };
-        return writeln!(out, "{line}").map_err(Failure::stdout);
+        return writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(Failure::stdout);
     }
     let mut entries = client
         .readdirplus(&handle)
@@ -254,7 +264,7 @@ async fn ls(url: &str, long: bool) -> Result<(), Failure> {
         };
         writeln!(out, "{line}").map_err(Failure::stdout)?;
     }
-    Ok(())
+    out.flush().map_err(Failure::stdout)
 }
 
 async fn cat(url: &str) -> Result<(), Failure> {
@@ -313,7 +323,9 @@ async fn stat(url: &str) -> Result<(), Failure> {
             .map(|b| format!("{b:02x}"))
             .collect::<String>(),
     );
-    out.write_all(text.as_bytes()).map_err(Failure::stdout)
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(Failure::stdout)
 }
 
 async fn mkdir(url: &str, parents: bool) -> Result<(), Failure> {

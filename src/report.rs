@@ -10,33 +10,80 @@ use nfsio_client::NfsError;
 
 /// A failure of a CLI command, already rendered as its one-line message.
 #[derive(Debug)]
-pub struct Failure(String);
+pub struct Failure {
+    message: String,
+    /// Standard output was closed by its reader (`nfsio cat URL | head`): the command ends
+    /// quietly with status 0, as coreutils do.
+    reader_gone: bool,
+}
 
 impl Failure {
     /// An NFS failure concerning `path`.
     pub fn nfs(path: &str, error: NfsError) -> Self {
-        Self(format!("{path}: {error} ({})", error.errno_name()))
+        Self::message(format!("{path}: {error} ({})", error.errno_name()))
     }
 
-    /// A local I/O failure concerning `path`.
+    /// A local I/O failure concerning `path`: the error and its errno name.
     pub fn io(path: &str, error: std::io::Error) -> Self {
-        Self(format!("{path}: {error}"))
+        match error.raw_os_error().map(errno_name) {
+            Some(name) => Self::message(format!("{path}: {} ({name})", io_text(&error))),
+            None => Self::message(format!("{path}: {error}")),
+        }
     }
 
-    /// A failure writing to standard output.
+    /// A failure writing to standard output; a reader that went away is not a failure.
     pub fn stdout(error: std::io::Error) -> Self {
-        Self(format!("standard output: {error}"))
+        let reader_gone = error.kind() == std::io::ErrorKind::BrokenPipe;
+        Self {
+            reader_gone,
+            ..Self::io("standard output", error)
+        }
     }
 
     /// Any other failure, already phrased.
     pub fn message(text: String) -> Self {
-        Self(text)
+        Self {
+            message: text,
+            reader_gone: false,
+        }
+    }
+
+    /// True when the command ended because standard output's reader went away: exit 0,
+    /// print nothing.
+    pub fn is_reader_gone(&self) -> bool {
+        self.reader_gone
     }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
+    }
+}
+
+/// An io::Error's text without Rust's ` (os error N)` suffix.
+fn io_text(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+/// The symbolic name of a Linux errno.
+fn errno_name(errno: i32) -> &'static str {
+    match nfsio_client::error::errno::name(errno) {
+        "E?" => match errno {
+            libc::EBADF => "EBADF",
+            libc::ENOMEM => "ENOMEM",
+            libc::EBUSY => "EBUSY",
+            libc::ETXTBSY => "ETXTBSY",
+            libc::ELOOP => "ELOOP",
+            libc::EPIPE => "EPIPE",
+            libc::EINTR => "EINTR",
+            _ => "E?",
+        },
+        name => name,
     }
 }
 
