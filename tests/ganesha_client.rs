@@ -497,3 +497,24 @@ async fn ganesha_file_async_read_write_seek() {
     assert_eq!(&head[..], &expected[..]);
     file.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn ganesha_short_url_finds_mount_through_the_portmapper() {
+    let Some(ganesha) = Ganesha::start_with(GaneshaOptions {
+        keep_rpcbind: true,
+        ..GaneshaOptions::default()
+    }) else {
+        return;
+    };
+    std::fs::write(ganesha.export_dir.join("short"), b"by port").expect("seed");
+    // Only the NFS port: MOUNT is tried there first (ganesha serves it on its own port),
+    // then found through the portmapper.
+    let url = format!("nfs://127.0.0.1:{}/export/short", ganesha.nfs_port);
+    let client = Client::connect(&url).await.expect("connect");
+    assert_eq!(client.server().port(), ganesha.nfs_port);
+    let (fh, _) = client.lookup_path(client.url_path()).await.expect("lookup");
+    assert_eq!(
+        &client.read(&fh, 0, 100).await.expect("read").data[..],
+        b"by port"
+    );
+}

@@ -465,3 +465,97 @@ async fn streaming_adapters_go_through_the_cache() {
     assert_eq!(&tail[..], &data[data.len() - 10..]);
     file.close().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_file_is_written_back_and_shutdown_waits_for_it() {
+    let server = MemServer::start(
+        Arc::new(MemStore::new()),
+        "127.0.0.1:0".parse().unwrap(),
+        31,
+    )
+    .await;
+    let client = client(&server.url, None).await;
+    let dropped = pattern(31, (24 << 20) + 4321);
+    let file = client.create_file("dropped.bin", 0o644).await.unwrap();
+    file.write_at(&dropped, 0).await.unwrap();
+    // Dropped without close, as a tokio::fs::File may be: the client writes it back.
+    drop(file);
+    let kept = pattern(32, (3 << 20) + 5);
+    let open = client.create_file("open.bin", 0o644).await.unwrap();
+    open.write_at(&kept, 0).await.unwrap();
+    tokio::time::timeout(STEP, client.shutdown())
+        .await
+        .expect("shutdown finishes")
+        .expect("shutdown");
+    assert!(server.durable("dropped.bin") == dropped, "the dropped file");
+    assert!(server.durable("open.bin") == kept, "the open file");
+    open.close().await.expect("close after shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_reports_the_error_of_a_dropped_file_once() {
+    let store = Arc::new(MemStore::new());
+    let server = MemServer::start(store.clone(), "127.0.0.1:0".parse().unwrap(), 33).await;
+    let client = client(&server.url, None).await;
+    let file = client.create_file("full.bin", 0o644).await.unwrap();
+    store.inject(Fault::WriteError(Nfs3Status::NoSpc));
+    file.write_at(&pattern(33, 100_000), 0).await.unwrap();
+    drop(file);
+    let error = tokio::time::timeout(STEP, client.shutdown())
+        .await
+        .expect("shutdown finishes")
+        .expect_err("the WRITE failed");
+    assert_eq!(error.status(), Some(Nfs3Status::NoSpc), "{error}");
+    tokio::time::timeout(STEP, client.shutdown())
+        .await
+        .expect("shutdown finishes")
+        .expect("reported once");
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_client_handle_with_bytes_not_durable_logs_them() {
+    let server = MemServer::start(
+        Arc::new(MemStore::new()),
+        "127.0.0.1:0".parse().unwrap(),
+        35,
+    )
+    .await;
+    let client = client(&server.url, None).await;
+    let file = client.create_file("lost.bin", 0o644).await.unwrap();
+    file.write_at(&pattern(35, 8 << 20), 0).await.unwrap();
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        // No close, no shutdown: the program "returns from main".
+        drop(file);
+        drop(client);
+    }
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("not yet durable"))
+        .unwrap_or_else(|| panic!("no line about the loss in:\n{log}"));
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains("lost.bin (8388608 bytes)"), "{line}");
+    assert!(line.contains("Client::shutdown"), "{line}");
+}

@@ -1,9 +1,11 @@
 //! `nfsio serve` as a child process, for the tests/serve_*.rs integration tests.
 //!
 //! [`Serve::start`] runs `nfsio serve DIR --listen 127.0.0.1:0 --squash none --state-dir STATE`
-//! on a fresh scratch directory, reads the URL from the first line of its stdout, and stops it
-//! on drop (SIGTERM by PID, SIGKILL after 5 s). [`Serve::restart`] stops it and starts it again
-//! on the same export, state directory and ports.
+//! (without `--squash` when not root, which only root may give) on a fresh scratch directory,
+//! reads the URL from the first line of its stdout (`nfs://127.0.0.1:PORT/export`, with
+//! `?mountport=M` when MOUNT has its own port), and stops it on drop (SIGTERM by PID, SIGKILL
+//! after 15 s). [`Serve::restart`] stops it and starts it again on the same export, state
+//! directory and ports.
 
 #![allow(dead_code)]
 
@@ -18,8 +20,9 @@ pub const NFSIO: &str = env!("CARGO_BIN_EXE_nfsio");
 
 /// How long the server may take to print its URL.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a stopping server may take before it gets SIGKILL.
-const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopping server may take before it gets SIGKILL (it takes milliseconds; the
+/// margin is for a loaded machine).
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a restart retries a port that is still held.
 const REBIND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -58,8 +61,10 @@ pub struct Serve {
     pub export: PathBuf,
     /// The server's state directory (outside the export).
     pub state: PathBuf,
-    /// What the server printed: `nfs://127.0.0.1/export?nfsport=N&mountport=M`.
+    /// The URL in libnfs's form: `nfs://127.0.0.1/export?nfsport=N&mountport=M`.
     pub url: String,
+    /// What the server printed on its first line: `nfs://127.0.0.1:N/export`.
+    pub printed_url: String,
     pub nfs_port: u16,
     pub mount_port: u16,
     /// Where the server's stderr goes (appended to across restarts).
@@ -87,6 +92,7 @@ impl Serve {
             export,
             state,
             url: String::new(),
+            printed_url: String::new(),
             nfs_port: 0,
             mount_port: 0,
             log: scratch.join("serve.log"),
@@ -117,6 +123,24 @@ impl Serve {
         }
     }
 
+    /// `nfs://127.0.0.1:N/export/PATH`: the short form nfsio's client takes.
+    pub fn short_url_of(&self, path: &str) -> String {
+        let (base, query) = match self.printed_url.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (self.printed_url.as_str(), None),
+        };
+        let mut url = format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        );
+        if let Some(query) = query {
+            url.push('?');
+            url.push_str(query);
+        }
+        url
+    }
+
     /// A scratch path next to (not inside) the export, for local files.
     pub fn scratch(&self, name: &str) -> PathBuf {
         self.scratch.join(name)
@@ -136,7 +160,7 @@ impl Serve {
             .arg(&self.export)
             .args(["--listen", &listen, "--state-dir"])
             .arg(&self.state);
-        if !self.extra.iter().any(|a| a.starts_with("--squash")) {
+        if !self.extra.iter().any(|a| a.starts_with("--squash")) && is_root() {
             command.args(["--squash", "none"]);
         }
         if let Some((nfs, mount)) = ports
@@ -168,30 +192,21 @@ impl Serve {
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
         let line: String = rx.recv_timeout(START_TIMEOUT).unwrap_or_default();
-        let url = line.trim().to_owned();
-        let parsed = (|| {
-            let query = url.strip_prefix("nfs://")?.split_once('?')?.1;
-            let port = |key: &str| -> Option<u16> {
-                query
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
-                    .parse()
-                    .ok()
-            };
-            Some((port("nfsport")?, port("mountport")?))
-        })();
-        let Some((nfs_port, mount_port)) = parsed else {
+        let printed = line.trim().to_owned();
+        let parsed = parse_printed_url(&printed);
+        let Some((nfs_port, mount_port, export)) = parsed else {
             let _ = child.kill();
             let status = child.wait();
             return Err(format!(
-                "no URL on stdout (got {url:?}, exit {status:?}); stderr:\n{}",
+                "no URL on stdout (got {printed:?}, exit {status:?}); stderr:\n{}",
                 self.log_text()
             ));
         };
         if let Some(want) = ports {
             assert_eq!((nfs_port, mount_port), want, "restart kept the ports");
         }
-        self.url = url;
+        self.url = format!("nfs://127.0.0.1{export}?nfsport={nfs_port}&mountport={mount_port}");
+        self.printed_url = printed;
         self.nfs_port = nfs_port;
         self.mount_port = mount_port;
         self.child = Some(child);
@@ -262,6 +277,36 @@ impl Drop for Serve {
     }
 }
 
+/// The NFS and MOUNT ports and the export of `nfs://127.0.0.1:N/EXPORT[?mountport=M]` (or of
+/// the libnfs form `nfs://127.0.0.1/EXPORT?nfsport=N&mountport=M`).
+pub fn parse_printed_url(url: &str) -> Option<(u16, u16, String)> {
+    if let Some(rest) = url.strip_prefix("nfs://127.0.0.1/") {
+        let (export, query) = rest.split_once('?')?;
+        let port = |key: &str| -> Option<u16> {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
+                .parse()
+                .ok()
+        };
+        return Some((port("nfsport")?, port("mountport")?, format!("/{export}")));
+    }
+    let rest = url.strip_prefix("nfs://127.0.0.1:")?;
+    let (port, rest) = rest.split_once('/')?;
+    let nfs: u16 = port.parse().ok()?;
+    let (export, mount) = match rest.split_once("?mountport=") {
+        Some((export, mount)) => (export, mount.parse().ok()?),
+        None => (rest, nfs),
+    };
+    Some((nfs, mount, format!("/{export}")))
+}
+
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
 /// Writes `len_bytes` of reproducible pseudo-random data to `path`.
 pub fn make_file(path: &Path, len_bytes: u64, seed: u64) {
     let mut state = seed | 1;
@@ -323,5 +368,77 @@ pub fn assert_same_file(a: &Path, b: &Path) {
             );
         }
         offset += n as u64;
+    }
+}
+
+/// A command to run with a time limit: `nfsio ARGS` by default.
+pub struct Run {
+    command: Command,
+    stdin: Option<Vec<u8>>,
+    limit: Duration,
+}
+
+impl Run {
+    /// `nfsio ARGS`.
+    pub fn nfsio<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+        let mut command = Command::new(NFSIO);
+        command.args(args);
+        Run {
+            command,
+            stdin: None,
+            limit: Duration::from_secs(120),
+        }
+    }
+
+    /// Feeds `data` on standard input (default: nothing, `/dev/null`).
+    pub fn stdin(mut self, data: &[u8]) -> Run {
+        self.stdin = Some(data.to_vec());
+        self
+    }
+
+    /// Runs in `dir`.
+    pub fn cwd(mut self, dir: &Path) -> Run {
+        self.command.current_dir(dir);
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Run {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Runs it to the end; panics (after killing it) if it outlives the limit.
+    pub fn output(mut self) -> std::process::Output {
+        let mut child = self
+            .command
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        if let (Some(data), Some(mut pipe)) = (self.stdin.take(), child.stdin.take()) {
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&data);
+            });
+        }
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(self.limit) {
+            Ok(output) => output.expect("wait"),
+            Err(_) => {
+                let _ = Command::new("kill")
+                    .args(["-s", "KILL", &pid.to_string()])
+                    .status();
+                panic!("{:?} still running after {:?}", self.command, self.limit);
+            }
+        }
     }
 }
