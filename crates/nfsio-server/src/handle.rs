@@ -2,37 +2,46 @@
 //!
 //! A handle must survive a server restart (clients keep them across reboots), must go stale
 //! when its file is removed — even if the inode number is reused — and must not be turned into
-//! a way to reach other files by a client that edits bytes. The format (44 bytes, within the
-//! 64 that NFSv3 allows):
+//! a way to reach other files by a client that edits bytes. The format (44 bytes, plus the
+//! kernel's handle when there is one; at most 64, what NFSv3 allows):
 //!
 //! ```text
 //! offset  size  field
 //!      0     1  magic 0x6e ('n')
-//!      1     1  format version (1)
-//!      2     2  reserved, zero
+//!      1     1  format version (2)
+//!      2     1  reserved, zero
+//!      3     1  L: length of the kernel handle (0: none; at most 20)
 //!      4     8  export id (random, kept in the state directory)
 //!     12     8  inode number
-//!     20     8  generation (see `storage::LocalStore`: the file's birth time in ns)
-//!     28    16  SipHash-2-4-128 of bytes 0..28, keyed with the export's secret key
+//!     20     8  generation (without a kernel handle), or the kernel handle's type (i32)
+//!               and four zero bytes
+//!     28     L  the kernel's handle (`name_to_handle_at`), which names the inode and its
+//!               generation to the kernel
+//!   28+L    16  SipHash-2-4-128 of bytes 0..28+L, keyed with the export's secret key
 //! ```
 //!
 //! A handle whose length, magic, version or MAC is wrong is answered `NFS3ERR_BADHANDLE`; one
 //! that authenticates but names another export, or an object that no longer exists, is
-//! `NFS3ERR_STALE`.
+//! `NFS3ERR_STALE`. Checking one costs a hash of at most 48 bytes: a flood of forged
+//! handles costs the server nothing more.
 
 use nfsio_proto::nfs3::{FileHandle, Nfs3Status};
 use std::hash::Hasher;
 
 use siphasher::sip128::{Hasher128, SipHasher24};
 
-use crate::storage::FileId;
+use crate::storage::{FileId, KernelHandle};
 
-/// Length of every handle this server issues.
+/// Length of a handle without a kernel handle.
 pub const HANDLE_BYTES: usize = 44;
 
+/// The longest handle this server issues.
+pub const MAX_HANDLE_BYTES: usize = HANDLE_BYTES + KernelHandle::MAX_BYTES;
+
 const MAGIC: u8 = 0x6e;
-const VERSION: u8 = 1;
-const BODY_BYTES: usize = 28;
+const VERSION: u8 = 2;
+const HEADER_BYTES: usize = 28;
+const MAC_BYTES: usize = 16;
 
 /// The secret that authenticates handles, and the export they belong to.
 #[derive(Clone, PartialEq, Eq)]
@@ -91,31 +100,45 @@ impl HandleCodec {
 
     /// The handle of `id`.
     pub fn encode(&self, id: FileId) -> FileHandle {
-        let mut out = [0u8; HANDLE_BYTES];
+        let kernel = id.kernel.as_bytes();
+        let body_bytes = HEADER_BYTES + kernel.len();
+        let mut out = [0u8; MAX_HANDLE_BYTES];
         out[0] = MAGIC;
         out[1] = VERSION;
+        out[3] = kernel.len() as u8;
         out[4..12].copy_from_slice(&self.secret.export_id.to_be_bytes());
         out[12..20].copy_from_slice(&id.ino.to_be_bytes());
-        out[20..28].copy_from_slice(&id.generation.to_be_bytes());
-        let mac = self.mac(&out[..BODY_BYTES]);
-        out[BODY_BYTES..].copy_from_slice(&mac);
-        FileHandle::from(out.to_vec())
+        if id.kernel.is_some() {
+            out[20..24].copy_from_slice(&id.kernel.kind.to_be_bytes());
+        } else {
+            out[20..28].copy_from_slice(&id.generation.to_be_bytes());
+        }
+        out[HEADER_BYTES..body_bytes].copy_from_slice(kernel);
+        let mac = self.mac(&out[..body_bytes]);
+        out[body_bytes..body_bytes + MAC_BYTES].copy_from_slice(&mac);
+        FileHandle::from(out[..body_bytes + MAC_BYTES].to_vec())
     }
 
     /// The [`FileId`] a handle names, if this server issued it.
     pub fn decode(&self, handle: &FileHandle) -> Result<FileId, Nfs3Status> {
         let bytes = handle.as_bytes();
-        if bytes.len() != HANDLE_BYTES || bytes[0] != MAGIC || bytes[1] != VERSION {
-            return Err(Nfs3Status::BadHandle);
+        let bad = Err(Nfs3Status::BadHandle);
+        if bytes.len() < HANDLE_BYTES || bytes[0] != MAGIC || bytes[1] != VERSION {
+            return bad;
         }
-        let expected = self.mac(&bytes[..BODY_BYTES]);
+        let kernel_len = usize::from(bytes[3]);
+        let body_bytes = HEADER_BYTES + kernel_len;
+        if kernel_len > KernelHandle::MAX_BYTES || bytes.len() != body_bytes + MAC_BYTES {
+            return bad;
+        }
+        let expected = self.mac(&bytes[..body_bytes]);
         // Compare without an early exit, so timing says nothing about how much matched.
         let diff = expected
             .iter()
-            .zip(&bytes[BODY_BYTES..])
+            .zip(&bytes[body_bytes..])
             .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if diff != 0 || bytes[2] != 0 || bytes[3] != 0 {
-            return Err(Nfs3Status::BadHandle);
+        if diff != 0 || bytes[2] != 0 {
+            return bad;
         }
         let word = |range: std::ops::Range<usize>| {
             let mut buf = [0u8; 8];
@@ -125,9 +148,17 @@ impl HandleCodec {
         if word(4..12) != self.secret.export_id {
             return Err(Nfs3Status::Stale);
         }
+        let ino = word(12..20);
+        if kernel_len == 0 {
+            return Ok(FileId::new(ino, word(20..28)));
+        }
+        let kind = i32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
+        let kernel = KernelHandle::new(kind, &bytes[HEADER_BYTES..body_bytes])
+            .ok_or(Nfs3Status::BadHandle)?;
         Ok(FileId {
-            ino: word(12..20),
-            generation: word(20..28),
+            ino,
+            generation: 0,
+            kernel,
         })
     }
 }
@@ -148,30 +179,44 @@ mod tests {
         HandleCodec::new(HandleSecret::from_seed(42))
     }
 
+    fn with_kernel_handle() -> FileId {
+        FileId {
+            ino: 99,
+            generation: 0,
+            kernel: KernelHandle::new(1, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]).unwrap(),
+        }
+    }
+
     #[test]
     fn round_trip() {
-        let id = FileId {
-            ino: 1234,
-            generation: 0xdead_beef_0000_0001,
-        };
+        let id = FileId::new(1234, 0xdead_beef_0000_0001);
         let fh = codec().encode(id);
         assert_eq!(fh.len(), HANDLE_BYTES);
-        assert!(fh.len() <= nfsio_proto::nfs3::MAX_FH_BYTES as usize);
         assert_eq!(codec().decode(&fh), Ok(id));
+        let id = with_kernel_handle();
+        let fh = codec().encode(id);
+        assert_eq!(fh.len(), HANDLE_BYTES + 12);
+        assert_eq!(codec().decode(&fh), Ok(id));
+        let longest = FileId {
+            kernel: KernelHandle::new(-7, &[0xff; KernelHandle::MAX_BYTES]).unwrap(),
+            ..id
+        };
+        let fh = codec().encode(longest);
+        assert_eq!(fh.len(), MAX_HANDLE_BYTES);
+        assert!(fh.len() <= nfsio_proto::nfs3::MAX_FH_BYTES as usize);
+        assert_eq!(codec().decode(&fh), Ok(longest));
     }
 
     #[test]
     fn every_single_bit_flip_is_rejected() {
-        let id = FileId {
-            ino: 7,
-            generation: 9,
-        };
-        let fh = codec().encode(id);
-        for bit in 0..HANDLE_BYTES * 8 {
-            let mut bytes = fh.as_bytes().to_vec();
-            bytes[bit / 8] ^= 1 << (bit % 8);
-            let result = codec().decode(&FileHandle::from(bytes));
-            assert_eq!(result, Err(Nfs3Status::BadHandle), "bit {bit}");
+        for id in [FileId::new(7, 9), with_kernel_handle()] {
+            let fh = codec().encode(id);
+            for bit in 0..fh.len() * 8 {
+                let mut bytes = fh.as_bytes().to_vec();
+                bytes[bit / 8] ^= 1 << (bit % 8);
+                let result = codec().decode(&FileHandle::from(bytes));
+                assert_eq!(result, Err(Nfs3Status::BadHandle), "bit {bit}");
+            }
         }
     }
 
@@ -184,20 +229,14 @@ mod tests {
             Err(Nfs3Status::BadHandle)
         );
         let other = HandleCodec::new(HandleSecret::from_seed(43));
-        let fh = other.encode(FileId {
-            ino: 1,
-            generation: 1,
-        });
+        let fh = other.encode(FileId::new(1, 1));
         assert_eq!(c.decode(&fh), Err(Nfs3Status::BadHandle));
         // Same key, another export id: authentic but not ours.
         let sibling = HandleCodec::new(HandleSecret {
             key: HandleSecret::from_seed(42).key,
             export_id: 5,
         });
-        let fh = sibling.encode(FileId {
-            ino: 1,
-            generation: 1,
-        });
+        let fh = sibling.encode(FileId::new(1, 1));
         assert_eq!(c.decode(&fh), Err(Nfs3Status::Stale));
     }
 }

@@ -1,26 +1,19 @@
 //! The 22 NFSv3 procedures, mapped onto [`Storage`](crate::storage::Storage).
 //!
 //! This is where RFC 1813's rules that are not about bytes live: which status each failure
-//! gets, weak cache consistency data on success and failure, read-only exports, permission
-//! checks against the (squashed) caller, the owner of new objects, READDIR size accounting
-//! (`count`, `dircount`, `maxcount`, `NFS3ERR_TOOSMALL`), and — the heart of the server — the
-//! stability and verifier of WRITE and COMMIT replies (see [`crate::verifier`]).
+//! gets, weak cache consistency data on success and failure, read-only exports, READDIR size
+//! accounting (`count`, `dircount`, `maxcount`, `NFS3ERR_TOOSMALL`), and — the heart of the
+//! server — the stability and verifier of WRITE and COMMIT replies (see [`crate::verifier`]).
 //!
-//! Permission checks follow knfsd: the server (running as root) checks mode bits against the
-//! caller; a file's owner may read and write it whatever its mode (clients check at open, and
-//! a file created read-only must still receive its data); READ is also allowed with execute
-//! permission; directory changes need write and search permission on the directory, and the
-//! sticky bit restricts removals to the owners of the file or directory.
+//! Permissions are not decided here: every operation goes to the store on behalf of the
+//! (squashed) [`Caller`], and the local store runs it under that identity, so that the kernel
+//! checks it (the memory store applies the same rules itself, `crate::storage::rules`).
 
 use bytes::Bytes;
 use nfsio_proto::nfs3::*;
 
-use crate::service::{Cred, Service};
-use crate::storage::{CreateMode, FileId, Owner, SplicedRead};
-
-const MAY_READ: u32 = 4;
-const MAY_WRITE: u32 = 2;
-const MAY_EXEC: u32 = 1;
+use crate::service::Service;
+use crate::storage::{Caller, CreateMode, FileId, SplicedRead};
 
 /// Bytes of a READDIR3resok besides its entries: status, dir attributes, verifier, list end,
 /// eof.
@@ -31,28 +24,6 @@ const MAX_READDIR_ENTRIES: usize = 8192;
 
 fn padded(len: usize) -> usize {
     (len + 3) & !3
-}
-
-/// True when `cred` has every permission bit of `want` on an object with `attr`.
-fn may(cred: &Cred, attr: &Fattr, want: u32) -> bool {
-    if cred.uid == 0 {
-        // Root may do anything, except execute a file nobody may execute.
-        return want & MAY_EXEC == 0
-            || attr.file_type == FileType::Directory
-            || attr.mode & 0o111 != 0;
-    }
-    let bits = if attr.uid == cred.uid {
-        (attr.mode >> 6) & 7
-    } else if cred.in_group(attr.gid) {
-        (attr.mode >> 3) & 7
-    } else {
-        attr.mode & 7
-    };
-    bits & want == want
-}
-
-fn is_owner(cred: &Cred, attr: &Fattr) -> bool {
-    cred.uid == 0 || attr.uid == cred.uid
 }
 
 fn wcc_after(after: PostOpAttr) -> WccData {
@@ -81,77 +52,31 @@ impl Service {
         }
     }
 
-    /// The attributes of a directory the caller wants to change (write and search).
-    fn dir_for_change(&self, cred: &Cred, dir: FileId) -> Res<Fattr> {
-        let attr = self.storage.getattr(dir)?;
-        if attr.file_type != FileType::Directory {
-            return Err(Nfs3Status::NotDir);
-        }
-        if !may(cred, &attr, MAY_WRITE | MAY_EXEC) {
-            return Err(Nfs3Status::Acces);
-        }
-        Ok(attr)
-    }
-
-    /// With the sticky bit on `dir`, only the owners of the directory or of the entry may
-    /// remove or rename it.
-    fn check_sticky(&self, cred: &Cred, dir: FileId, dir_attr: &Fattr, name: &[u8]) -> Res<()> {
-        if cred.uid == 0 || dir_attr.mode & 0o1000 == 0 || dir_attr.uid == cred.uid {
-            return Ok(());
-        }
-        let (_, attr) = self.storage.lookup(dir, name)?;
-        if attr.uid == cred.uid {
-            Ok(())
-        } else {
-            Err(Nfs3Status::Acces)
-        }
-    }
-
-    /// The owner of a new object: the caller, with the directory's group when it is set-gid;
-    /// root may choose both.
-    fn owner_for(&self, cred: &Cred, dir_attr: &Fattr, attrs: &Sattr) -> Owner {
-        let mut owner = Owner {
-            uid: cred.uid,
-            gid: if dir_attr.mode & 0o2000 != 0 {
-                dir_attr.gid
-            } else {
-                cred.gid
-            },
-        };
-        if let Some(uid) = attrs.uid.filter(|_| cred.uid == 0) {
-            owner.uid = uid;
-        }
-        if let Some(gid) = attrs.gid.filter(|g| cred.uid == 0 || cred.in_group(*g)) {
-            owner.gid = gid;
-        }
-        owner
-    }
-
-    /// Runs one NFSv3 call as `cred`.
-    pub(crate) fn nfs_call(&self, cred: &Cred, call: Nfs3Call) -> Nfs3Reply {
+    /// Runs one NFSv3 call for `caller`.
+    pub(crate) fn nfs_call(&self, caller: &Caller, call: Nfs3Call) -> Nfs3Reply {
         match call {
             Nfs3Call::Null => Nfs3Reply::Null,
             Nfs3Call::Getattr(args) => Nfs3Reply::Getattr(self.getattr(args)),
-            Nfs3Call::Setattr(args) => Nfs3Reply::Setattr(self.setattr(cred, args)),
-            Nfs3Call::Lookup(args) => Nfs3Reply::Lookup(self.lookup(cred, args)),
-            Nfs3Call::Access(args) => Nfs3Reply::Access(self.access(cred, args)),
+            Nfs3Call::Setattr(args) => Nfs3Reply::Setattr(self.setattr(caller, args)),
+            Nfs3Call::Lookup(args) => Nfs3Reply::Lookup(self.lookup(caller, args)),
+            Nfs3Call::Access(args) => Nfs3Reply::Access(self.access(caller, args)),
             Nfs3Call::Readlink(args) => Nfs3Reply::Readlink(self.readlink(args)),
-            Nfs3Call::Read(args) => Nfs3Reply::Read(self.read(cred, args)),
-            Nfs3Call::Write(args) => Nfs3Reply::Write(self.write(cred, args)),
-            Nfs3Call::Create(args) => Nfs3Reply::Create(self.create(cred, args)),
-            Nfs3Call::Mkdir(args) => Nfs3Reply::Mkdir(self.mkdir(cred, args)),
-            Nfs3Call::Symlink(args) => Nfs3Reply::Symlink(self.symlink(cred, args)),
-            Nfs3Call::Mknod(args) => Nfs3Reply::Mknod(self.mknod(cred, args)),
-            Nfs3Call::Remove(args) => Nfs3Reply::Remove(self.remove(cred, args.object, false)),
-            Nfs3Call::Rmdir(args) => Nfs3Reply::Rmdir(self.remove(cred, args.object, true)),
-            Nfs3Call::Rename(args) => Nfs3Reply::Rename(self.rename(cred, args)),
-            Nfs3Call::Link(args) => Nfs3Reply::Link(self.link(cred, args)),
-            Nfs3Call::Readdir(args) => Nfs3Reply::Readdir(self.readdir(cred, args)),
-            Nfs3Call::Readdirplus(args) => Nfs3Reply::Readdirplus(self.readdirplus(cred, args)),
+            Nfs3Call::Read(args) => Nfs3Reply::Read(self.read(caller, args)),
+            Nfs3Call::Write(args) => Nfs3Reply::Write(self.write(caller, args)),
+            Nfs3Call::Create(args) => Nfs3Reply::Create(self.create(caller, args)),
+            Nfs3Call::Mkdir(args) => Nfs3Reply::Mkdir(self.mkdir(caller, args)),
+            Nfs3Call::Symlink(args) => Nfs3Reply::Symlink(self.symlink(caller, args)),
+            Nfs3Call::Mknod(args) => Nfs3Reply::Mknod(self.mknod(caller, args)),
+            Nfs3Call::Remove(args) => Nfs3Reply::Remove(self.remove(caller, args.object, false)),
+            Nfs3Call::Rmdir(args) => Nfs3Reply::Rmdir(self.remove(caller, args.object, true)),
+            Nfs3Call::Rename(args) => Nfs3Reply::Rename(self.rename(caller, args)),
+            Nfs3Call::Link(args) => Nfs3Reply::Link(self.link(caller, args)),
+            Nfs3Call::Readdir(args) => Nfs3Reply::Readdir(self.readdir(caller, args)),
+            Nfs3Call::Readdirplus(args) => Nfs3Reply::Readdirplus(self.readdirplus(caller, args)),
             Nfs3Call::Fsstat(args) => Nfs3Reply::Fsstat(self.fsstat(args)),
             Nfs3Call::Fsinfo(args) => Nfs3Reply::Fsinfo(self.fsinfo(args)),
             Nfs3Call::Pathconf(args) => Nfs3Reply::Pathconf(self.pathconf(args)),
-            Nfs3Call::Commit(args) => Nfs3Reply::Commit(self.commit(args)),
+            Nfs3Call::Commit(args) => Nfs3Reply::Commit(self.commit(caller, args)),
         }
     }
 
@@ -167,43 +92,14 @@ impl Service {
         }
     }
 
-    fn setattr(&self, cred: &Cred, args: SetattrArgs) -> SetattrRes {
+    fn setattr(&self, caller: &Caller, args: SetattrArgs) -> SetattrRes {
         let id = self.id(&args.object);
         let result = (|| {
             let id = id?;
             self.writable()?;
-            let attr = self.storage.getattr(id)?;
-            let new = &args.new_attributes;
-            if cred.uid != 0 {
-                let owner = attr.uid == cred.uid;
-                if new.mode.is_some() && !owner {
-                    return Err(Nfs3Status::Perm);
-                }
-                if new.uid.is_some_and(|uid| uid != attr.uid) {
-                    return Err(Nfs3Status::Perm);
-                }
-                if new
-                    .gid
-                    .is_some_and(|gid| gid != attr.gid && !(owner && cred.in_group(gid)))
-                {
-                    return Err(Nfs3Status::Perm);
-                }
-                if new.size.is_some() && !owner && !may(cred, &attr, MAY_WRITE) {
-                    return Err(Nfs3Status::Acces);
-                }
-                let client_time = |t: SetTime| matches!(t, SetTime::ClientTime(_));
-                if (client_time(new.atime) || client_time(new.mtime)) && !owner {
-                    return Err(Nfs3Status::Perm);
-                }
-                let server_time = |t: SetTime| matches!(t, SetTime::ServerTime);
-                if (server_time(new.atime) || server_time(new.mtime))
-                    && !owner
-                    && !may(cred, &attr, MAY_WRITE)
-                {
-                    return Err(Nfs3Status::Acces);
-                }
-            }
-            Ok(self.storage.setattr(id, new, args.guard)?)
+            Ok(self
+                .storage
+                .setattr(caller, id, &args.new_attributes, args.guard)?)
         })();
         match result {
             Ok(obj_wcc) => NfsRes::Ok(SetattrResOk { obj_wcc }),
@@ -216,25 +112,18 @@ impl Service {
         }
     }
 
-    fn lookup(&self, cred: &Cred, args: LookupArgs) -> LookupRes {
+    fn lookup(&self, caller: &Caller, args: LookupArgs) -> LookupRes {
         let dir = self.id(&args.what.dir);
         let result = (|| {
             let dir = dir?;
-            let dir_attr = self.storage.getattr(dir)?;
-            if dir_attr.file_type != FileType::Directory {
-                return Err(Nfs3Status::NotDir);
-            }
-            if !may(cred, &dir_attr, MAY_EXEC) {
-                return Err(Nfs3Status::Acces);
-            }
-            let (id, attr) = self.storage.lookup(dir, &args.what.name)?;
-            Ok((id, attr, dir_attr))
+            let (id, attr) = self.storage.lookup(caller, dir, &args.what.name)?;
+            Ok((id, attr, self.storage.getattr(dir).ok()))
         })();
         match result {
             Ok((id, attr, dir_attr)) => NfsRes::Ok(LookupResOk {
                 object: self.handles.encode(id),
                 obj_attributes: Some(attr),
-                dir_attributes: Some(dir_attr),
+                dir_attributes: dir_attr,
             }),
             Err(status) => NfsRes::fail(
                 status,
@@ -245,28 +134,28 @@ impl Service {
         }
     }
 
-    fn access(&self, cred: &Cred, args: AccessArgs) -> AccessRes {
+    fn access(&self, caller: &Caller, args: AccessArgs) -> AccessRes {
         let id = self.id(&args.object);
-        let result = id.and_then(|id| Ok(self.storage.getattr(id)?));
+        let result = id.and_then(|id| Ok(self.storage.access(caller, id)?));
         match result {
-            Ok(attr) => {
+            Ok((can, attr)) => {
                 let is_dir = attr.file_type == FileType::Directory;
                 let mut granted = 0;
-                if may(cred, &attr, MAY_READ) {
+                if can.read {
                     granted |= access::READ;
                 }
                 if is_dir {
-                    if may(cred, &attr, MAY_EXEC) {
+                    if can.execute {
                         granted |= access::LOOKUP;
                     }
-                    if may(cred, &attr, MAY_WRITE | MAY_EXEC) {
+                    if can.write && can.execute {
                         granted |= access::MODIFY | access::EXTEND | access::DELETE;
                     }
                 } else {
-                    if may(cred, &attr, MAY_WRITE) {
+                    if can.write {
                         granted |= access::MODIFY | access::EXTEND | access::DELETE;
                     }
-                    if may(cred, &attr, MAY_EXEC) {
+                    if can.execute {
                         granted |= access::EXECUTE;
                     }
                 }
@@ -303,23 +192,10 @@ impl Service {
         }
     }
 
-    /// The file READ may read, after the permission check.
-    fn readable(&self, cred: &Cred, file: &FileHandle) -> Result<FileId, Nfs3Status> {
-        let id = self.id(file)?;
-        if cred.uid != 0 {
-            let attr = self.storage.getattr(id)?;
-            if !is_owner(cred, &attr) && !may(cred, &attr, MAY_READ) && !may(cred, &attr, MAY_EXEC)
-            {
-                return Err(Nfs3Status::Acces);
-            }
-        }
-        Ok(id)
-    }
-
-    fn read(&self, cred: &Cred, args: ReadArgs) -> ReadRes {
-        let result = self.readable(cred, &args.file).and_then(|id| {
+    fn read(&self, caller: &Caller, args: ReadArgs) -> ReadRes {
+        let result = self.id(&args.file).and_then(|id| {
             let count = args.count.min(self.config.limits.max_io_bytes);
-            Ok(self.storage.read(id, args.offset, count)?)
+            Ok(self.storage.read(caller, id, args.offset, count)?)
         });
         match result {
             Ok(out) => NfsRes::Ok(ReadResOk {
@@ -335,12 +211,12 @@ impl Service {
     /// READ for a reply that may carry its data in a pipe ([`crate::splice`]).
     pub(crate) fn read_spliced(
         &self,
-        cred: &Cred,
+        caller: &Caller,
         args: &ReadArgs,
     ) -> Result<SplicedRead, Nfs3Status> {
-        let id = self.readable(cred, &args.file)?;
+        let id = self.id(&args.file)?;
         let count = args.count.min(self.config.limits.max_io_bytes);
-        Ok(self.storage.read_spliced(id, args.offset, count)?)
+        Ok(self.storage.read_spliced(caller, id, args.offset, count)?)
     }
 
     /// The reply to a READ that failed with `status`.
@@ -353,7 +229,7 @@ impl Service {
         )
     }
 
-    fn write(&self, cred: &Cred, args: WriteArgs) -> WriteRes {
+    fn write(&self, caller: &Caller, args: WriteArgs) -> WriteRes {
         let id = self.id(&args.file);
         let result = (|| {
             let id = id?;
@@ -363,12 +239,6 @@ impl Service {
                 return Err(Nfs3Status::Inval);
             }
             let data: Bytes = args.data.slice(..count);
-            if cred.uid != 0 {
-                let attr = self.storage.getattr(id)?;
-                if !is_owner(cred, &attr) && !may(cred, &attr, MAY_WRITE) {
-                    return Err(Nfs3Status::Acces);
-                }
-            }
             // The verifier the data is written under: read before the write, so that a failure
             // while it runs makes the client's next COMMIT see a different one.
             let verf = self.verifier.current();
@@ -379,7 +249,7 @@ impl Service {
                 // Deliberately less stable than asked (and honestly so: only volatile).
                 return match self
                     .storage
-                    .write(id, args.offset, &data, StableHow::Unstable)
+                    .write(caller, id, args.offset, &data, StableHow::Unstable)
                 {
                     Ok(out) => Ok(WriteResOk {
                         file_wcc: out.wcc,
@@ -399,7 +269,10 @@ impl Service {
                 Some(m) => WriteVerifier(m.write_verifier(verf.0)),
                 None => verf,
             };
-            match self.storage.write(id, args.offset, &data, args.stable) {
+            match self
+                .storage
+                .write(caller, id, args.offset, &data, args.stable)
+            {
                 Ok(out) if out.committed >= args.stable => Ok(WriteResOk {
                     file_wcc: out.wcc,
                     count: out.count,
@@ -436,11 +309,13 @@ impl Service {
         }
     }
 
-    fn commit(&self, args: CommitArgs) -> CommitRes {
+    fn commit(&self, caller: &Caller, args: CommitArgs) -> CommitRes {
         let id = self.id(&args.file);
         let result = (|| {
             let id = id?;
-            match self.storage.commit(id, args.offset, args.count) {
+            // A read-only export has nothing to commit, and says so like every other change.
+            self.writable()?;
+            match self.storage.commit(caller, id, args.offset, args.count) {
                 // Read after the sync: if anything failed meanwhile, the client sees it.
                 Ok(wcc) => {
                     let verf = self.verifier.current();
@@ -474,18 +349,14 @@ impl Service {
     /// The common shape of CREATE, MKDIR, SYMLINK and MKNOD.
     fn creating(
         &self,
-        cred: &Cred,
         where_: &DirOpArgs,
-        attrs: &Sattr,
-        make: impl FnOnce(FileId, Owner) -> Res<crate::storage::Created>,
+        make: impl FnOnce(FileId) -> Res<crate::storage::Created>,
     ) -> CreateRes {
         let dir = self.id(&where_.dir);
         let result = (|| {
             let dir = dir?;
             self.writable()?;
-            let dir_attr = self.dir_for_change(cred, dir)?;
-            let owner = self.owner_for(cred, &dir_attr, attrs);
-            make(dir, owner)
+            make(dir)
         })();
         match result {
             Ok(created) => NfsRes::Ok(CreateResOk {
@@ -502,80 +373,55 @@ impl Service {
         }
     }
 
-    fn create(&self, cred: &Cred, args: CreateArgs) -> CreateRes {
-        let no_attrs = Sattr::default();
-        let attrs = match &args.how {
-            CreateHow::Unchecked(attrs) | CreateHow::Guarded(attrs) => attrs,
-            CreateHow::Exclusive(_) => &no_attrs,
-        };
-        self.creating(cred, &args.where_, attrs, |dir, owner| {
-            let mut rest = attrs.clone();
-            rest.uid = None;
-            rest.gid = None;
+    fn create(&self, caller: &Caller, args: CreateArgs) -> CreateRes {
+        self.creating(&args.where_, |dir| {
             let mode = match &args.how {
-                CreateHow::Unchecked(_) => {
-                    // Truncating an existing file needs the right to write it.
-                    if rest.size.is_some() && cred.uid != 0 {
-                        if let Ok((_, existing)) = self.storage.lookup(dir, &args.where_.name) {
-                            if !is_owner(cred, &existing) && !may(cred, &existing, MAY_WRITE) {
-                                return Err(Nfs3Status::Acces);
-                            }
-                        }
-                    }
-                    CreateMode::Unchecked(&rest)
-                }
-                CreateHow::Guarded(_) => CreateMode::Guarded(&rest),
+                CreateHow::Unchecked(attrs) => CreateMode::Unchecked(attrs),
+                CreateHow::Guarded(attrs) => CreateMode::Guarded(attrs),
                 CreateHow::Exclusive(verf) => CreateMode::Exclusive(*verf),
             };
-            Ok(self.storage.create(dir, &args.where_.name, mode, owner)?)
+            Ok(self.storage.create(caller, dir, &args.where_.name, mode)?)
         })
     }
 
-    fn mkdir(&self, cred: &Cred, args: MkdirArgs) -> MkdirRes {
-        self.creating(cred, &args.where_, &args.attributes, |dir, owner| {
+    fn mkdir(&self, caller: &Caller, args: MkdirArgs) -> MkdirRes {
+        self.creating(&args.where_, |dir| {
             Ok(self
                 .storage
-                .mkdir(dir, &args.where_.name, &args.attributes, owner)?)
+                .mkdir(caller, dir, &args.where_.name, &args.attributes)?)
         })
     }
 
-    fn symlink(&self, cred: &Cred, args: SymlinkArgs) -> SymlinkRes {
+    fn symlink(&self, caller: &Caller, args: SymlinkArgs) -> SymlinkRes {
         let attrs = &args.symlink.symlink_attributes;
-        self.creating(cred, &args.where_, attrs, |dir, owner| {
+        self.creating(&args.where_, |dir| {
             Ok(self.storage.symlink(
+                caller,
                 dir,
                 &args.where_.name,
                 &args.symlink.symlink_data,
                 attrs,
-                owner,
             )?)
         })
     }
 
-    fn mknod(&self, cred: &Cred, args: MknodArgs) -> MknodRes {
-        let attrs = match &args.what {
-            MknodData::Char(device) | MknodData::Block(device) => device.dev_attributes.clone(),
-            MknodData::Socket(attrs) | MknodData::Fifo(attrs) => attrs.clone(),
-            MknodData::Other(_) => Sattr::default(),
-        };
-        self.creating(cred, &args.where_, &attrs, |dir, owner| {
+    fn mknod(&self, caller: &Caller, args: MknodArgs) -> MknodRes {
+        self.creating(&args.where_, |dir| {
             Ok(self
                 .storage
-                .mknod(dir, &args.where_.name, &args.what, owner)?)
+                .mknod(caller, dir, &args.where_.name, &args.what)?)
         })
     }
 
-    fn remove(&self, cred: &Cred, object: DirOpArgs, is_dir: bool) -> RemoveRes {
+    fn remove(&self, caller: &Caller, object: DirOpArgs, is_dir: bool) -> RemoveRes {
         let dir = self.id(&object.dir);
         let result = (|| {
             let dir = dir?;
             self.writable()?;
-            let dir_attr = self.dir_for_change(cred, dir)?;
-            self.check_sticky(cred, dir, &dir_attr, &object.name)?;
             Ok(if is_dir {
-                self.storage.rmdir(dir, &object.name)?
+                self.storage.rmdir(caller, dir, &object.name)?
             } else {
-                self.storage.remove(dir, &object.name)?
+                self.storage.remove(caller, dir, &object.name)?
             })
         })();
         match result {
@@ -589,22 +435,15 @@ impl Service {
         }
     }
 
-    fn rename(&self, cred: &Cred, args: RenameArgs) -> RenameRes {
+    fn rename(&self, caller: &Caller, args: RenameArgs) -> RenameRes {
         let from = self.id(&args.from.dir);
         let to = self.id(&args.to.dir);
         let result = (|| {
             let (from, to) = (from?, to?);
             self.writable()?;
-            let from_attr = self.dir_for_change(cred, from)?;
-            let to_attr = self.dir_for_change(cred, to)?;
-            self.check_sticky(cred, from, &from_attr, &args.from.name)?;
-            match self.check_sticky(cred, to, &to_attr, &args.to.name) {
-                Ok(()) | Err(Nfs3Status::NoEnt) => {}
-                Err(status) => return Err(status),
-            }
             Ok(self
                 .storage
-                .rename(from, &args.from.name, to, &args.to.name)?)
+                .rename(caller, from, &args.from.name, to, &args.to.name)?)
         })();
         match result {
             Ok((fromdir_wcc, todir_wcc)) => NfsRes::Ok(RenameResOk {
@@ -621,22 +460,13 @@ impl Service {
         }
     }
 
-    fn link(&self, cred: &Cred, args: LinkArgs) -> LinkRes {
+    fn link(&self, caller: &Caller, args: LinkArgs) -> LinkRes {
         let file = self.id(&args.file);
         let dir = self.id(&args.link.dir);
         let result = (|| {
             let (file, dir) = (file?, dir?);
             self.writable()?;
-            self.dir_for_change(cred, dir)?;
-            // As Linux's protected_hardlinks: only the owner, or someone who may read and
-            // write the file, may link to it.
-            if cred.uid != 0 {
-                let attr = self.storage.getattr(file)?;
-                if attr.uid != cred.uid && !may(cred, &attr, MAY_READ | MAY_WRITE) {
-                    return Err(Nfs3Status::Acces);
-                }
-            }
-            Ok(self.storage.link(file, dir, &args.link.name)?)
+            Ok(self.storage.link(caller, file, dir, &args.link.name)?)
         })();
         match result {
             Ok((attr, linkdir_wcc)) => NfsRes::Ok(LinkResOk {
@@ -653,28 +483,21 @@ impl Service {
         }
     }
 
-    fn dir_for_listing(&self, cred: &Cred, dir: FileId) -> Res<()> {
-        let attr = self.storage.getattr(dir)?;
-        if attr.file_type != FileType::Directory {
-            return Err(Nfs3Status::NotDir);
-        }
-        if !may(cred, &attr, MAY_READ) {
-            return Err(Nfs3Status::Acces);
-        }
-        Ok(())
-    }
-
-    fn readdir(&self, cred: &Cred, args: ReaddirArgs) -> ReaddirRes {
+    fn readdir(&self, caller: &Caller, args: ReaddirArgs) -> ReaddirRes {
         let dir = self.id(&args.dir);
         let result = (|| {
             let dir = dir?;
-            self.dir_for_listing(cred, dir)?;
             let count = args.count.min(self.config.limits.max_io_bytes) as usize;
             let max_entries =
                 (count.saturating_sub(READDIR_FIXED_BYTES) / 24 + 1).clamp(1, MAX_READDIR_ENTRIES);
-            let page =
-                self.storage
-                    .readdir(dir, args.cookie, args.cookieverf, max_entries, false)?;
+            let page = self.storage.readdir(
+                caller,
+                dir,
+                args.cookie,
+                args.cookieverf,
+                max_entries,
+                false,
+            )?;
             let mut size = READDIR_FIXED_BYTES;
             let mut entries = Vec::with_capacity(page.entries.len());
             let mut complete = true;
@@ -712,32 +535,37 @@ impl Service {
         }
     }
 
-    fn readdirplus(&self, cred: &Cred, args: ReaddirplusArgs) -> ReaddirplusRes {
+    fn readdirplus(&self, caller: &Caller, args: ReaddirplusArgs) -> ReaddirplusRes {
         let dir = self.id(&args.dir);
         let result = (|| {
             let dir = dir?;
-            self.dir_for_listing(cred, dir)?;
             let maxcount = args.maxcount.min(self.config.limits.max_io_bytes) as usize;
             // A dircount too small for one entry is taken as "no separate limit".
             let dircount = match args.dircount as usize {
                 small if small < 24 => usize::MAX,
                 dircount => dircount,
             };
-            let per_entry_bytes = 4 + 8 + 4 + 8 + 4 + 84 + 4 + 4 + crate::handle::HANDLE_BYTES;
+            let per_entry_bytes = 4 + 8 + 4 + 8 + 4 + 84 + 4 + 4 + crate::handle::MAX_HANDLE_BYTES;
             let max_entries = (maxcount.saturating_sub(READDIR_FIXED_BYTES) / per_entry_bytes + 2)
                 .min(dircount / 24 + 2)
                 .clamp(1, MAX_READDIR_ENTRIES);
-            let page =
-                self.storage
-                    .readdir(dir, args.cookie, args.cookieverf, max_entries, true)?;
+            let page = self.storage.readdir(
+                caller,
+                dir,
+                args.cookie,
+                args.cookieverf,
+                max_entries,
+                true,
+            )?;
             let mut size = READDIR_FIXED_BYTES;
             let mut dir_size = 0usize;
             let mut entries = Vec::with_capacity(page.entries.len());
             let mut complete = true;
             for entry in page.entries.iter() {
                 let info_bytes = 8 + 4 + padded(entry.name.len()) + 8;
-                let plus_bytes = match entry.plus {
-                    Some(_) => 4 + 84 + 4 + 4 + crate::handle::HANDLE_BYTES,
+                let handle = entry.plus.as_ref().map(|(id, _)| self.handles.encode(*id));
+                let plus_bytes = match &handle {
+                    Some(handle) => 4 + 84 + 4 + 4 + padded(handle.len()),
                     None => 4 + 4,
                 };
                 let entry_bytes = 4 + info_bytes + plus_bytes;
@@ -747,10 +575,8 @@ impl Service {
                 }
                 size += entry_bytes;
                 dir_size += info_bytes;
-                let (name_attributes, name_handle) = match &entry.plus {
-                    Some((id, attr)) => (Some(attr.clone()), Some(self.handles.encode(*id))),
-                    None => (None, None),
-                };
+                let name_attributes = entry.plus.as_ref().map(|(_, attr)| attr.clone());
+                let name_handle = handle;
                 entries.push(EntryPlus {
                     fileid: entry.fileid,
                     name: entry.name.clone(),
@@ -853,42 +679,5 @@ impl Service {
                 },
             ),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn attr(mode: u32, uid: u32, gid: u32) -> Fattr {
-        Fattr {
-            mode,
-            uid,
-            gid,
-            ..Fattr::default()
-        }
-    }
-
-    fn cred(uid: u32, gid: u32) -> Cred {
-        Cred {
-            uid,
-            gid,
-            gids: vec![50],
-        }
-    }
-
-    #[test]
-    fn mode_bits_by_owner_group_other() {
-        let file = attr(0o640, 1000, 100);
-        assert!(may(&cred(1000, 1), &file, MAY_READ | MAY_WRITE));
-        assert!(may(&cred(1001, 100), &file, MAY_READ));
-        assert!(!may(&cred(1001, 100), &file, MAY_WRITE));
-        assert!(!may(&cred(1002, 7), &file, MAY_READ));
-        let group_via_list = attr(0o040, 1, 50);
-        assert!(may(&cred(1002, 7), &group_via_list, MAY_READ));
-        // Root may do anything but execute a file without any execute bit.
-        assert!(may(&cred(0, 0), &attr(0, 5, 5), MAY_READ | MAY_WRITE));
-        assert!(!may(&cred(0, 0), &attr(0o644, 5, 5), MAY_EXEC));
-        assert!(may(&cred(0, 0), &attr(0o100, 5, 5), MAY_EXEC));
     }
 }

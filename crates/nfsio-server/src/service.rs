@@ -31,7 +31,7 @@ use crate::handle::{HandleCodec, HandleSecret};
 use crate::misbehave::MisbehaviorSwitch;
 use crate::peer::Peer;
 use crate::splice::SplicedReply;
-use crate::storage::{FileId, SplicedRead, Storage};
+use crate::storage::{Caller, FileId, SplicedRead, Storage};
 use crate::verifier::VerifierSource;
 
 /// Most mounts remembered for MOUNT DUMP (it is advisory).
@@ -106,20 +106,6 @@ pub enum Response {
     Drop,
     /// The bytes are not an RPC call at all: close the connection.
     Close,
-}
-
-/// The caller's identity after squashing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Cred {
-    pub uid: u32,
-    pub gid: u32,
-    pub gids: Vec<u32>,
-}
-
-impl Cred {
-    pub fn in_group(&self, gid: u32) -> bool {
-        self.gid == gid || self.gids.contains(&gid)
-    }
 }
 
 /// NFSv3 procedures whose replies the duplicate request cache keeps.
@@ -371,8 +357,8 @@ impl Service {
                 return accept_error(xid, AcceptError::GarbageArgs);
             }
         };
-        let cred = match self.credentials(&header.cred, peer) {
-            Ok(cred) => cred,
+        let caller = match self.credentials(&header.cred, peer) {
+            Ok(caller) => caller,
             Err(stat) => {
                 return Response::Reply(encode_reply(xid, ReplyStatus::AuthError(stat), None));
             }
@@ -399,7 +385,7 @@ impl Service {
         let cache = header.prog == nfs3::PROGRAM
             && header.vers == nfs3::VERSION
             && is_non_idempotent(header.proc_num);
-        match self.dispatch(client, &header, &cred, &mut dec) {
+        match self.dispatch(client, &header, &caller, &mut dec) {
             Response::Reply(segments) if cache => {
                 let reply = contiguous(segments);
                 lock(&self.drc).finish(key, Some(reply.clone()));
@@ -413,49 +399,76 @@ impl Service {
     }
 
     /// Maps the call's credentials to the identity the server acts as.
-    fn credentials(&self, auth: &OpaqueAuth, peer: Peer) -> Result<Cred, AuthStat> {
-        let anon = Cred {
+    fn credentials(&self, auth: &OpaqueAuth, peer: Peer) -> Result<Caller, AuthStat> {
+        let anon = Caller {
             uid: self.config.anonuid,
             gid: self.config.anongid,
             gids: Vec::new(),
         };
-        match auth.flavor {
-            auth_flavor::AUTH_NONE => Ok(anon),
-            auth_flavor::AUTH_SYS => {
-                let params = match auth.as_sys() {
-                    Some(Ok(params)) => params,
-                    _ => return Err(AuthStat::BadCred),
-                };
-                // Under the default policy, a caller that the kernel shows to be root on this
-                // machine is not squashed (see `crate::peer`).
-                let proven_root = params.uid == 0 && peer.local_uid == Some(0);
-                Ok(match self.config.squash {
-                    Squash::None => Cred {
-                        uid: params.uid,
-                        gid: params.gid,
-                        gids: params.gids,
-                    },
-                    Squash::Auto if proven_root => Cred {
-                        uid: params.uid,
-                        gid: params.gid,
-                        gids: params.gids,
-                    },
-                    Squash::All => anon,
-                    Squash::Root | Squash::Auto => {
-                        let map_gid = |g: u32| if g == 0 { self.config.anongid } else { g };
-                        Cred {
-                            uid: if params.uid == 0 {
-                                self.config.anonuid
-                            } else {
-                                params.uid
-                            },
-                            gid: map_gid(params.gid),
-                            gids: params.gids.into_iter().map(map_gid).collect(),
-                        }
-                    }
-                })
-            }
-            _ => Err(AuthStat::TooWeak),
+        let params = match auth.flavor {
+            auth_flavor::AUTH_NONE => return Ok(anon),
+            auth_flavor::AUTH_SYS => match auth.as_sys() {
+                Some(Ok(params)) => params,
+                _ => return Err(AuthStat::BadCred),
+            },
+            _ => return Err(AuthStat::TooWeak),
+        };
+        let claimed = Caller {
+            uid: params.uid,
+            gid: params.gid,
+            gids: params.gids,
+        };
+        // Under the default policy, a caller that the kernel shows to be root on this
+        // machine is not squashed (see `crate::peer`).
+        let proven_root = claimed.uid == 0 && peer.local_uid == Some(0);
+        let caller = match self.config.squash {
+            Squash::None => claimed,
+            Squash::Auto if proven_root => claimed,
+            Squash::All => anon,
+            Squash::Root | Squash::Auto => self.squash_root(claimed),
+        };
+        Ok(self.accepted_ids(caller))
+    }
+
+    /// `root_squash`: uid 0 and gid 0 (also among the supplementary groups) become the
+    /// anonymous ids.
+    fn squash_root(&self, claimed: Caller) -> Caller {
+        let map_gid = |g: u32| if g == 0 { self.config.anongid } else { g };
+        Caller {
+            uid: if claimed.uid == 0 {
+                self.config.anonuid
+            } else {
+                claimed.uid
+            },
+            gid: map_gid(claimed.gid),
+            gids: claimed.gids.into_iter().map(map_gid).collect(),
+        }
+    }
+
+    /// Maps every id no policy accepts to the anonymous id, as knfsd does: 4294967295 is
+    /// not a user (to `chown` it means "leave unchanged", so a file "owned" by it would keep
+    /// the server's own ids), and a supplementary group of that value is dropped.
+    fn accepted_ids(&self, caller: Caller) -> Caller {
+        const INVALID_ID: u32 = u32::MAX;
+        let mut gids: Vec<u32> = caller
+            .gids
+            .into_iter()
+            .filter(|&g| g != INVALID_ID)
+            .collect();
+        gids.sort_unstable();
+        gids.dedup();
+        Caller {
+            uid: if caller.uid == INVALID_ID {
+                self.config.anonuid
+            } else {
+                caller.uid
+            },
+            gid: if caller.gid == INVALID_ID {
+                self.config.anongid
+            } else {
+                caller.gid
+            },
+            gids,
         }
     }
 
@@ -463,7 +476,7 @@ impl Service {
         &self,
         client: IpAddr,
         header: &nfsio_proto::rpc::CallHeader,
-        cred: &Cred,
+        caller: &Caller,
         dec: &mut XdrDecoder,
     ) -> Response {
         let xid = header.xid;
@@ -500,13 +513,13 @@ impl Service {
                 if dec.finish().is_err() {
                     return accept_error(xid, AcceptError::GarbageArgs);
                 }
-                trace!(xid, proc = call.proc_name(), uid = cred.uid, "NFS call");
+                trace!(xid, proc = call.proc_name(), uid = caller.uid, "NFS call");
                 let reply = match call {
-                    nfs3::Nfs3Call::Read(args) => match self.read_spliced(cred, &args) {
+                    nfs3::Nfs3Call::Read(args) => match self.read_spliced(caller, &args) {
                         Ok(read) => return read_reply(xid, read),
                         Err(status) => nfs3::Nfs3Reply::Read(self.read_failed(&args, status)),
                     },
-                    call => self.nfs_call(cred, call),
+                    call => self.nfs_call(caller, call),
                 };
                 if !reply.status().is_ok() {
                     debug!(xid, proc = reply.proc_name(), status = %reply.status(), "NFS call failed");
@@ -590,7 +603,7 @@ impl Service {
             }
             let (next, attr) = self
                 .storage
-                .lookup(id, component)
+                .lookup(&Caller::root(), id, component)
                 .map_err(|e| match e.status {
                     Nfs3Status::NoEnt => MountStatus::NoEnt,
                     Nfs3Status::NotDir => MountStatus::NotDir,

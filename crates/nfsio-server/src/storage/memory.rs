@@ -10,7 +10,8 @@
 //! Faults are injected with [`MemStore::inject`]: a write that fails with EIO or ENOSPC, a sync
 //! that fails (and, like a failed writeback, drops the file's unstable data), a short write.
 //! Inode numbers of removed objects are reused (with a new generation), so stale handles are
-//! exercised. Time is a logical clock that advances one microsecond per change, so runs are
+//! exercised. Callers are checked with [`rules`], the kernel's permission rules written down,
+//! since there is no kernel here to apply them. Time is a logical clock that advances one microsecond per change, so runs are
 //! reproducible.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -23,8 +24,9 @@ use nfsio_proto::nfs3::{
     StableHow, WccData,
 };
 
+use super::rules;
 use super::{
-    CreateMode, Created, DirEntry, DirPage, FileId, FsStat, Owner, ReadOutcome, Storage,
+    Caller, CreateMode, Created, DirEntry, DirPage, FileId, FsStat, Granted, ReadOutcome, Storage,
     StoreError, StoreLimits, StoreResult, WriteOutcome, check_name, check_new_name, wcc_attr,
 };
 
@@ -159,10 +161,7 @@ impl Inner {
     fn id_of(&self, ino: u64) -> StoreResult<FileId> {
         self.nodes
             .get(&ino)
-            .map(|node| FileId {
-                ino,
-                generation: node.generation,
-            })
+            .map(|node| FileId::new(ino, node.generation))
             .ok_or(StoreError::new(Nfs3Status::Stale))
     }
 
@@ -211,7 +210,7 @@ impl Inner {
         }
     }
 
-    fn allocate(&mut self, reuse: bool, kind: Kind, mode: u32, owner: Owner) -> u64 {
+    fn allocate(&mut self, reuse: bool, kind: Kind, mode: u32, owner: (u32, u32)) -> u64 {
         let ino = match reuse.then(|| self.free_inos.pop()).flatten() {
             Some(ino) => ino,
             None => {
@@ -226,8 +225,8 @@ impl Inner {
             Node {
                 generation: self.next_generation,
                 mode: mode & 0o7777,
-                uid: owner.uid,
-                gid: owner.gid,
+                uid: owner.0,
+                gid: owner.1,
                 nlink: if matches!(kind, Kind::Dir { .. }) {
                     2
                 } else {
@@ -487,49 +486,50 @@ impl MemStore {
     pub fn lookup_path(&self, path: &str) -> StoreResult<FileId> {
         let mut id = self.root();
         for name in path.split('/').filter(|c| !c.is_empty()) {
-            id = self.lookup(id, name.as_bytes())?.0;
+            id = self.lookup(&Caller::root(), id, name.as_bytes())?.0;
         }
         Ok(id)
     }
 
     fn create_node(
         &self,
+        caller: &Caller,
         dir: FileId,
         name: &[u8],
         kind: Kind,
         attrs: &Sattr,
         default_mode: u32,
-        owner: Owner,
     ) -> StoreResult<Created> {
         check_new_name(name)?;
         let fsid = self.options.fsid;
         let mut inner = self.lock();
         inner.node(dir)?;
         let before = inner.fattr(dir.ino, fsid)?;
+        rules::check_change_entries(caller, &before)?;
         match inner.child(dir, name) {
             Ok(_) => return err(Nfs3Status::Exist),
             Err(e) if e.status == Nfs3Status::NoEnt => {}
             Err(e) => return Err(e),
         }
         let is_dir = matches!(kind, Kind::Dir { .. });
-        let ino = inner.allocate(
-            self.options.reuse_inodes,
-            kind,
-            attrs.mode.unwrap_or(default_mode),
-            owner,
-        );
+        let (uid, gid, mode) =
+            rules::new_object(caller, &before, attrs.mode.unwrap_or(default_mode), is_dir);
+        let ino = inner.allocate(self.options.reuse_inodes, kind, mode, (uid, gid));
         inner.add_entry(dir.ino, name, ino)?;
         if is_dir {
             inner.set_link_count(dir.ino, 1);
         }
+        // The rest applies as a SETATTR by the new owner (an owner chosen by root included).
         let mut rest = attrs.clone();
         rest.mode = None;
-        rest.uid = None;
-        rest.gid = None;
         if rest.size == Some(0) {
             rest.size = None;
         }
         if rest != Sattr::default() {
+            let created = inner.fattr(ino, fsid)?;
+            if let Some(mode) = rules::check_setattr(caller, &created, &rest)? {
+                rest.mode = Some(mode);
+            }
             inner.apply_sattr(ino, &rest, self.options.capacity_bytes)?;
         }
         Ok(Created {
@@ -555,10 +555,7 @@ impl Storage for MemStore {
     }
 
     fn root(&self) -> FileId {
-        FileId {
-            ino: ROOT_INO,
-            generation: 1,
-        }
+        FileId::new(ROOT_INO, 1)
     }
 
     fn fsid(&self) -> u64 {
@@ -583,12 +580,18 @@ impl Storage for MemStore {
         inner.fattr(id.ino, self.options.fsid)
     }
 
-    fn lookup(&self, dir: FileId, name: &[u8]) -> StoreResult<(FileId, Fattr)> {
+    fn access(&self, caller: &Caller, id: FileId) -> StoreResult<(Granted, Fattr)> {
+        let attr = self.getattr(id)?;
+        Ok((rules::granted(caller, &attr), attr))
+    }
+
+    fn lookup(&self, caller: &Caller, dir: FileId, name: &[u8]) -> StoreResult<(FileId, Fattr)> {
         check_name(name)?;
         let inner = self.lock();
         let Kind::Dir { parent, .. } = &inner.node(dir)?.kind else {
             return err(Nfs3Status::NotDir);
         };
+        rules::check_search(caller, &inner.fattr(dir.ino, self.options.fsid)?)?;
         let ino = match name {
             b"." => dir.ino,
             b".." => *parent,
@@ -597,7 +600,13 @@ impl Storage for MemStore {
         Ok((inner.id_of(ino)?, inner.fattr(ino, self.options.fsid)?))
     }
 
-    fn setattr(&self, id: FileId, attrs: &Sattr, guard: Option<NfsTime>) -> StoreResult<WccData> {
+    fn setattr(
+        &self,
+        caller: &Caller,
+        id: FileId,
+        attrs: &Sattr,
+        guard: Option<NfsTime>,
+    ) -> StoreResult<WccData> {
         let fsid = self.options.fsid;
         let mut inner = self.lock();
         inner.node(id)?;
@@ -605,13 +614,28 @@ impl Storage for MemStore {
         if guard.is_some_and(|ctime| ctime != before.ctime) {
             return err(Nfs3Status::NotSync);
         }
-        inner.apply_sattr(id.ino, attrs, self.options.capacity_bytes)?;
+        let mut attrs = attrs.clone();
+        if before.file_type == FileType::Symlink {
+            // Linux has no mode on symbolic links.
+            attrs.mode = None;
+        }
+        if let Some(mode) = rules::check_setattr(caller, &before, &attrs)? {
+            attrs.mode = Some(mode);
+        }
+        inner.apply_sattr(id.ino, &attrs, self.options.capacity_bytes)?;
         Ok(inner.wcc(&before, id.ino, fsid))
     }
 
-    fn read(&self, id: FileId, offset: u64, count: u32) -> StoreResult<ReadOutcome> {
+    fn read(
+        &self,
+        caller: &Caller,
+        id: FileId,
+        offset: u64,
+        count: u32,
+    ) -> StoreResult<ReadOutcome> {
         let inner = self.lock();
         let node = inner.node(id)?;
+        rules::check_read(caller, &inner.fattr(id.ino, self.options.fsid)?)?;
         let Kind::File { volatile, .. } = &node.kind else {
             return err(if matches!(node.kind, Kind::Dir { .. }) {
                 Nfs3Status::IsDir
@@ -632,6 +656,7 @@ impl Storage for MemStore {
 
     fn write(
         &self,
+        caller: &Caller,
         id: FileId,
         offset: u64,
         data: &Bytes,
@@ -650,6 +675,8 @@ impl Storage for MemStore {
             }
         }
         let before = inner.fattr(id.ino, fsid)?;
+        rules::check_write(caller, &before)?;
+        let cleared_mode = rules::mode_after_write(caller, &before);
         if let Some(Fault::WriteError(status)) =
             inner.take_fault(|f| matches!(f, Fault::WriteError(_)))
         {
@@ -698,6 +725,9 @@ impl Storage for MemStore {
         volatile[offset as usize..end].copy_from_slice(&data[..len]);
         node.mtime = now;
         node.ctime = now;
+        if let Some(mode) = cleared_mode {
+            node.mode = mode;
+        }
         if let Some(Fault::SyncError(status)) = sync_fault {
             // Writeback failed: what was not durable is gone.
             volatile.clone_from(durable);
@@ -720,7 +750,13 @@ impl Storage for MemStore {
         })
     }
 
-    fn commit(&self, id: FileId, _offset: u64, _count: u32) -> StoreResult<WccData> {
+    fn commit(
+        &self,
+        caller: &Caller,
+        id: FileId,
+        _offset: u64,
+        _count: u32,
+    ) -> StoreResult<WccData> {
         let fsid = self.options.fsid;
         let mut inner = self.lock();
         let before = {
@@ -734,6 +770,7 @@ impl Storage for MemStore {
             }
             inner.fattr(id.ino, fsid)?
         };
+        rules::check_write(caller, &before)?;
         let fault = inner.take_fault(|f| matches!(f, Fault::SyncError(_)));
         let node = inner.node_mut(id)?;
         if let Kind::File {
@@ -754,15 +791,17 @@ impl Storage for MemStore {
 
     fn create(
         &self,
+        caller: &Caller,
         dir: FileId,
         name: &[u8],
         mode: CreateMode<'_>,
-        owner: Owner,
     ) -> StoreResult<Created> {
         check_new_name(name)?;
         let fsid = self.options.fsid;
         let existing = {
             let inner = self.lock();
+            inner.node(dir)?;
+            rules::check_change_entries(caller, &inner.fattr(dir.ino, fsid)?)?;
             match inner.child(dir, name) {
                 Ok(ino) => Some(ino),
                 Err(e) if e.status == Nfs3Status::NoEnt => None,
@@ -788,11 +827,16 @@ impl Storage for MemStore {
                     Kind::Dir { .. } => return err(Nfs3Status::IsDir),
                     _ => return err(Nfs3Status::Exist),
                 }
-                // Like knfsd: only the size applies to an existing file.
-                let size_only = Sattr {
+                // Like knfsd: only the size applies to an existing file, as a truncation by
+                // the caller.
+                let mut size_only = Sattr {
                     size: attrs.size,
                     ..Sattr::default()
                 };
+                if size_only.size.is_some() {
+                    let existing = inner.fattr(ino, fsid)?;
+                    size_only.mode = rules::check_setattr(caller, &existing, &size_only)?;
+                }
                 inner.apply_sattr(ino, &size_only, self.options.capacity_bytes)?;
                 Ok(Created {
                     id: inner.id_of(ino)?,
@@ -822,32 +866,38 @@ impl Storage for MemStore {
                 }
             }
             (CreateMode::Unchecked(attrs) | CreateMode::Guarded(attrs), None) => {
-                self.create_node(dir, name, file(None), attrs, 0o644, owner)
+                self.create_node(caller, dir, name, file(None), attrs, 0o644)
             }
             (CreateMode::Exclusive(verf), None) => self.create_node(
+                caller,
                 dir,
                 name,
                 file(Some(verf.0)),
                 &Sattr::default(),
                 0o600,
-                owner,
             ),
         }
     }
 
-    fn mkdir(&self, dir: FileId, name: &[u8], attrs: &Sattr, owner: Owner) -> StoreResult<Created> {
+    fn mkdir(
+        &self,
+        caller: &Caller,
+        dir: FileId,
+        name: &[u8],
+        attrs: &Sattr,
+    ) -> StoreResult<Created> {
         let mut attrs = attrs.clone();
         attrs.size = None;
-        self.create_node(dir, name, new_dir(dir.ino), &attrs, 0o755, owner)
+        self.create_node(caller, dir, name, new_dir(dir.ino), &attrs, 0o755)
     }
 
     fn symlink(
         &self,
+        caller: &Caller,
         dir: FileId,
         name: &[u8],
         target: &[u8],
         attrs: &Sattr,
-        owner: Owner,
     ) -> StoreResult<Created> {
         if target.is_empty() {
             return err(Nfs3Status::Inval);
@@ -858,21 +908,21 @@ impl Storage for MemStore {
             ..Sattr::default()
         };
         self.create_node(
+            caller,
             dir,
             name,
             Kind::Symlink(Bytes::copy_from_slice(target)),
             &attrs,
             0o777,
-            owner,
         )
     }
 
     fn mknod(
         &self,
+        caller: &Caller,
         dir: FileId,
         name: &[u8],
         what: &MknodData,
-        owner: Owner,
     ) -> StoreResult<Created> {
         let (kind, attrs) = match what {
             MknodData::Fifo(attrs) => (Kind::Fifo, attrs),
@@ -882,14 +932,18 @@ impl Storage for MemStore {
         };
         let mut attrs = attrs.clone();
         attrs.size = None;
-        self.create_node(dir, name, kind, &attrs, 0o644, owner)
+        self.create_node(caller, dir, name, kind, &attrs, 0o644)
     }
 
-    fn remove(&self, dir: FileId, name: &[u8]) -> StoreResult<WccData> {
+    fn remove(&self, caller: &Caller, dir: FileId, name: &[u8]) -> StoreResult<WccData> {
         check_new_name(name)?;
         let fsid = self.options.fsid;
         let mut inner = self.lock();
+        inner.node(dir)?;
+        let dir_attr = inner.fattr(dir.ino, fsid)?;
+        rules::check_change_entries(caller, &dir_attr)?;
         let ino = inner.child(dir, name)?;
+        rules::check_sticky(caller, &dir_attr, &inner.fattr(ino, fsid)?)?;
         if matches!(
             inner.nodes.get(&ino).map(|n| &n.kind),
             Some(Kind::Dir { .. })
@@ -902,11 +956,15 @@ impl Storage for MemStore {
         Ok(inner.wcc(&before, dir.ino, fsid))
     }
 
-    fn rmdir(&self, dir: FileId, name: &[u8]) -> StoreResult<WccData> {
+    fn rmdir(&self, caller: &Caller, dir: FileId, name: &[u8]) -> StoreResult<WccData> {
         check_new_name(name)?;
         let fsid = self.options.fsid;
         let mut inner = self.lock();
+        inner.node(dir)?;
+        let dir_attr = inner.fattr(dir.ino, fsid)?;
+        rules::check_change_entries(caller, &dir_attr)?;
         let ino = inner.child(dir, name)?;
+        rules::check_sticky(caller, &dir_attr, &inner.fattr(ino, fsid)?)?;
         match inner.nodes.get(&ino).map(|n| &n.kind) {
             Some(Kind::Dir { by_cookie, .. }) if by_cookie.is_empty() => {}
             Some(Kind::Dir { .. }) => return err(Nfs3Status::NotEmpty),
@@ -921,6 +979,7 @@ impl Storage for MemStore {
 
     fn rename(
         &self,
+        caller: &Caller,
         from_dir: FileId,
         from_name: &[u8],
         to_dir: FileId,
@@ -937,7 +996,13 @@ impl Storage for MemStore {
         if !matches!(inner.node(to_dir)?.kind, Kind::Dir { .. }) {
             return err(Nfs3Status::NotDir);
         }
+        rules::check_change_entries(caller, &from_before)?;
+        rules::check_change_entries(caller, &to_before)?;
         let ino = inner.child(from_dir, from_name)?;
+        rules::check_sticky(caller, &from_before, &inner.fattr(ino, fsid)?)?;
+        if let Ok(target) = inner.child(to_dir, to_name) {
+            rules::check_sticky(caller, &to_before, &inner.fattr(target, fsid)?)?;
+        }
         let source_is_dir = matches!(
             inner.nodes.get(&ino).map(|n| &n.kind),
             Some(Kind::Dir { .. })
@@ -1002,7 +1067,13 @@ impl Storage for MemStore {
         ))
     }
 
-    fn link(&self, id: FileId, dir: FileId, name: &[u8]) -> StoreResult<(Fattr, WccData)> {
+    fn link(
+        &self,
+        caller: &Caller,
+        id: FileId,
+        dir: FileId,
+        name: &[u8],
+    ) -> StoreResult<(Fattr, WccData)> {
         check_new_name(name)?;
         let fsid = self.options.fsid;
         let mut inner = self.lock();
@@ -1012,6 +1083,8 @@ impl Storage for MemStore {
         if !matches!(inner.node(dir)?.kind, Kind::Dir { .. }) {
             return err(Nfs3Status::NotDir);
         }
+        rules::check_change_entries(caller, &inner.fattr(dir.ino, fsid)?)?;
+        rules::check_link(caller, &inner.fattr(id.ino, fsid)?)?;
         match inner.child(dir, name) {
             Ok(_) => return err(Nfs3Status::Exist),
             Err(e) if e.status == Nfs3Status::NoEnt => {}
@@ -1039,6 +1112,7 @@ impl Storage for MemStore {
 
     fn readdir(
         &self,
+        caller: &Caller,
         dir: FileId,
         cookie: u64,
         _verifier: CookieVerifier,
@@ -1055,6 +1129,9 @@ impl Storage for MemStore {
         else {
             return err(Nfs3Status::NotDir);
         };
+        let dir_attr = inner.fattr(dir.ino, fsid)?;
+        rules::check_list(caller, &dir_attr)?;
+        let plus = plus && rules::may(caller, &dir_attr, rules::MAY_EXEC);
         let mut candidates: Vec<(u64, Bytes, u64)> = Vec::new();
         if cookie < DOT_COOKIE {
             candidates.push((DOT_COOKIE, Bytes::from_static(b"."), dir.ino));
@@ -1119,15 +1196,17 @@ impl Storage for MemStore {
 mod tests {
     use super::*;
 
-    const ROOT_OWNER: Owner = Owner { uid: 0, gid: 0 };
+    fn root() -> Caller {
+        Caller::root()
+    }
 
     fn new_file(store: &MemStore, name: &str) -> FileId {
         store
             .create(
+                &root(),
                 store.root(),
                 name.as_bytes(),
                 CreateMode::Guarded(&Sattr::default()),
-                ROOT_OWNER,
             )
             .unwrap()
             .id
@@ -1141,14 +1220,14 @@ mod tests {
         let c = new_file(&store, "c");
         let w = |id, off, data: &'static [u8], how| {
             store
-                .write(id, off, &Bytes::from_static(data), how)
+                .write(&root(), id, off, &Bytes::from_static(data), how)
                 .unwrap()
         };
         assert_eq!(
             w(a, 0, b"committed", StableHow::Unstable).committed,
             StableHow::Unstable
         );
-        store.commit(a, 0, 0).unwrap();
+        store.commit(&root(), a, 0, 0).unwrap();
         w(a, 0, b"COMMITTED-but-then-overwritten", StableHow::Unstable);
         assert_eq!(
             w(b, 0, b"file-sync", StableHow::FileSync).committed,
@@ -1171,15 +1250,21 @@ mod tests {
         let store = MemStore::new();
         let a = new_file(&store, "a");
         store
-            .write(a, 0, &Bytes::from_static(b"unstable"), StableHow::Unstable)
+            .write(
+                &root(),
+                a,
+                0,
+                &Bytes::from_static(b"unstable"),
+                StableHow::Unstable,
+            )
             .unwrap();
         store.inject(Fault::SyncError(Nfs3Status::Io));
-        let e = store.commit(a, 0, 0).unwrap_err();
+        let e = store.commit(&root(), a, 0, 0).unwrap_err();
         assert_eq!(e.status, Nfs3Status::Io);
         assert!(e.lost_unstable_data);
         assert_eq!(store.content(a).unwrap(), b"");
         // The fault was one-shot.
-        store.commit(a, 0, 0).unwrap();
+        store.commit(&root(), a, 0, 0).unwrap();
     }
 
     #[test]
@@ -1188,13 +1273,25 @@ mod tests {
         let a = new_file(&store, "a");
         store.inject(Fault::WriteError(Nfs3Status::NoSpc));
         let e = store
-            .write(a, 0, &Bytes::from_static(b"xyz"), StableHow::Unstable)
+            .write(
+                &root(),
+                a,
+                0,
+                &Bytes::from_static(b"xyz"),
+                StableHow::Unstable,
+            )
             .unwrap_err();
         assert_eq!(e.status, Nfs3Status::NoSpc);
         assert!(e.lost_unstable_data);
         store.inject(Fault::ShortWrite(2));
         let out = store
-            .write(a, 0, &Bytes::from_static(b"xyz"), StableHow::FileSync)
+            .write(
+                &root(),
+                a,
+                0,
+                &Bytes::from_static(b"xyz"),
+                StableHow::FileSync,
+            )
             .unwrap();
         assert_eq!(out.count, 2);
         assert_eq!(store.durable_content(a).unwrap(), b"xy");
@@ -1204,7 +1301,7 @@ mod tests {
     fn reused_inode_numbers_get_new_generations() {
         let store = MemStore::new();
         let a = new_file(&store, "a");
-        store.remove(store.root(), b"a").unwrap();
+        store.remove(&root(), store.root(), b"a").unwrap();
         let b = new_file(&store, "b");
         assert_eq!(a.ino, b.ino, "the inode number is reused");
         assert_ne!(a.generation, b.generation);
@@ -1220,14 +1317,28 @@ mod tests {
         }
         let root = store.root();
         let page = store
-            .readdir(root, 0, CookieVerifier::default(), 4, false)
+            .readdir(
+                &Caller::root(),
+                root,
+                0,
+                CookieVerifier::default(),
+                4,
+                false,
+            )
             .unwrap();
         let names: Vec<&[u8]> = page.entries.iter().map(|e| &e.name[..]).collect();
         assert_eq!(names, [&b"."[..], b"..", b"a", b"b"]);
         assert!(!page.eof);
-        store.remove(root, b"a").unwrap();
+        store.remove(&Caller::root(), root, b"a").unwrap();
         let next = store
-            .readdir(root, page.entries[3].cookie, page.verifier, 10, true)
+            .readdir(
+                &Caller::root(),
+                root,
+                page.entries[3].cookie,
+                page.verifier,
+                10,
+                true,
+            )
             .unwrap();
         let names: Vec<&[u8]> = next.entries.iter().map(|e| &e.name[..]).collect();
         assert_eq!(names, [&b"c"[..], b"d"]);
@@ -1241,7 +1352,14 @@ mod tests {
         let store = MemStore::new();
         new_file(&store, "a");
         let page = store
-            .readdir(store.root(), u64::MAX, CookieVerifier::default(), 10, false)
+            .readdir(
+                &root(),
+                store.root(),
+                u64::MAX,
+                CookieVerifier::default(),
+                10,
+                false,
+            )
             .unwrap();
         assert!(page.entries.is_empty());
         assert!(page.eof);
@@ -1250,7 +1368,7 @@ mod tests {
     #[test]
     fn dotdot_of_root_is_root() {
         let store = MemStore::new();
-        let (id, _) = store.lookup(store.root(), b"..").unwrap();
+        let (id, _) = store.lookup(&root(), store.root(), b"..").unwrap();
         assert_eq!(id, store.root());
     }
 }

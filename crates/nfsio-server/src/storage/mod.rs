@@ -7,9 +7,11 @@
 //! attributes RFC 1813 wants (weak cache consistency data taken by the store, as close to the
 //! change as it can), and errors are NFSv3 statuses.
 //!
-//! Permission checks, credential squashing, read-only exports, file handles and the write
-//! verifier are the server's business, not the store's: a store does what it is asked, as the
-//! owner it is given.
+//! Every operation that the kernel would check is made on behalf of a [`Caller`] (the identity
+//! after squashing): the local store runs it under that identity, so that Linux decides
+//! permissions, owners of new objects and set-id bits; the memory store applies the same rules
+//! itself ([`rules`]). Credential squashing, read-only exports, file handles and the write
+//! verifier are the server's business, not the store's.
 
 use std::io;
 
@@ -23,6 +25,7 @@ use thiserror::Error;
 
 pub mod local;
 pub mod memory;
+pub mod rules;
 mod sys;
 
 pub use local::LocalStore;
@@ -31,22 +34,117 @@ pub use memory::{Fault, MemOptions, MemStore};
 /// Names a file system object: what a file handle carries, besides its MAC.
 ///
 /// `generation` distinguishes two objects that had the same inode number at different times, so
-/// that the handle of a removed file stays stale even when its inode number is reused.
+/// that the handle of a removed file stays stale even when its inode number is reused. A local
+/// store that may open files by the kernel's own handles (`open_by_handle_at`) carries the
+/// kernel's handle in `kernel`, which the kernel checks itself (its inode generation
+/// included); otherwise `kernel` is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileId {
     /// Inode number (also the NFS `fileid`).
     pub ino: u64,
     /// A value that changes when the inode number is reused.
     pub generation: u64,
+    /// The kernel's file handle, when the store uses them.
+    pub kernel: KernelHandle,
 }
 
-/// The owner a store gives a new object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Owner {
+impl FileId {
+    /// An object named by inode number and generation alone.
+    pub fn new(ino: u64, generation: u64) -> Self {
+        Self {
+            ino,
+            generation,
+            kernel: KernelHandle::NONE,
+        }
+    }
+}
+
+/// A kernel file handle (`struct file_handle` of `name_to_handle_at`), kept inline so that a
+/// [`FileId`] stays a small `Copy` value. Only handles of at most [`KernelHandle::MAX_BYTES`]
+/// bytes fit the 64 bytes of an NFSv3 handle with this server's header and MAC; ext4, xfs,
+/// btrfs and tmpfs give 8 to 20.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KernelHandle {
+    /// `handle_type`.
+    pub kind: i32,
+    /// Bytes used of `bytes` (0: no kernel handle).
+    pub len: u8,
+    /// `f_handle`.
+    pub bytes: [u8; KernelHandle::MAX_BYTES],
+}
+
+impl KernelHandle {
+    /// The most `f_handle` bytes kept.
+    pub const MAX_BYTES: usize = 20;
+
+    /// No kernel handle.
+    pub const NONE: Self = Self {
+        kind: 0,
+        len: 0,
+        bytes: [0; Self::MAX_BYTES],
+    };
+
+    /// A handle of `kind` with `bytes`, if they fit.
+    pub fn new(kind: i32, bytes: &[u8]) -> Option<Self> {
+        if bytes.is_empty() || bytes.len() > Self::MAX_BYTES {
+            return None;
+        }
+        let mut out = Self::NONE;
+        out.kind = kind;
+        out.len = bytes.len() as u8;
+        out.bytes[..bytes.len()].copy_from_slice(bytes);
+        Some(out)
+    }
+
+    /// True when there is a handle.
+    pub fn is_some(&self) -> bool {
+        self.len > 0
+    }
+
+    /// The `f_handle` bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len).min(Self::MAX_BYTES)]
+    }
+}
+
+/// Who an operation is done for: the identity after squashing and id mapping. Never
+/// `u32::MAX` (the "no change" id of `chown`): the server maps it to the anonymous id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Caller {
     /// User id.
     pub uid: u32,
-    /// Group id.
+    /// Primary group id.
     pub gid: u32,
+    /// Supplementary groups.
+    pub gids: Vec<u32>,
+}
+
+impl Caller {
+    /// True when `gid` is the caller's primary or a supplementary group.
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.gids.contains(&gid)
+    }
+
+    /// Root (the caller the kernel exempts from permission checks).
+    pub fn root() -> Self {
+        Self {
+            uid: 0,
+            gid: 0,
+            gids: Vec::new(),
+        }
+    }
+}
+
+/// What ACCESS may grant, as the kernel decides it for the caller: read, write and
+/// execute (search, for a directory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Granted {
+    /// May read (list, for a directory).
+    pub read: bool,
+    /// May write (change entries, for a directory).
+    pub write: bool,
+    /// May execute (search, for a directory).
+    pub execute: bool,
 }
 
 /// Why a storage operation failed.
@@ -296,76 +394,113 @@ pub trait Storage: Send + Sync + 'static {
     /// The attributes of `id`.
     fn getattr(&self, id: FileId) -> StoreResult<Fattr>;
 
-    /// Looks `name` up in directory `dir`.
-    fn lookup(&self, dir: FileId, name: &[u8]) -> StoreResult<(FileId, Fattr)>;
+    /// What `caller` may do to `id` (ACCESS), and its attributes.
+    fn access(&self, caller: &Caller, id: FileId) -> StoreResult<(Granted, Fattr)>;
 
-    /// Changes attributes; when `guard` is set, only if the object's ctime equals it
-    /// (`NFS3ERR_NOT_SYNC` otherwise). Returns the object's attributes before and after.
-    fn setattr(&self, id: FileId, attrs: &Sattr, guard: Option<NfsTime>) -> StoreResult<WccData>;
+    /// Looks `name` up in directory `dir` (the caller needs search permission on `dir`).
+    fn lookup(&self, caller: &Caller, dir: FileId, name: &[u8]) -> StoreResult<(FileId, Fattr)>;
 
-    /// Reads up to `count` bytes at `offset`.
-    fn read(&self, id: FileId, offset: u64, count: u32) -> StoreResult<ReadOutcome>;
+    /// Changes attributes of `id` as `caller` (owner, mode, size, times, with the kernel's
+    /// rules on who may change what and on set-id bits); when `guard` is set, only if the
+    /// object's ctime equals it (`NFS3ERR_NOT_SYNC` otherwise). Returns the object's
+    /// attributes before and after.
+    fn setattr(
+        &self,
+        caller: &Caller,
+        id: FileId,
+        attrs: &Sattr,
+        guard: Option<NfsTime>,
+    ) -> StoreResult<WccData>;
+
+    /// Reads up to `count` bytes at `offset` (the caller needs read or execute permission,
+    /// or to own the file).
+    fn read(
+        &self,
+        caller: &Caller,
+        id: FileId,
+        offset: u64,
+        count: u32,
+    ) -> StoreResult<ReadOutcome>;
 
     /// Reads up to `count` bytes at `offset` for a READ reply: a store that can leaves them
     /// in a pipe (see [`crate::splice`]); the default reads them into memory.
-    fn read_spliced(&self, id: FileId, offset: u64, count: u32) -> StoreResult<SplicedRead> {
-        self.read(id, offset, count).map(SplicedRead::from)
+    fn read_spliced(
+        &self,
+        caller: &Caller,
+        id: FileId,
+        offset: u64,
+        count: u32,
+    ) -> StoreResult<SplicedRead> {
+        self.read(caller, id, offset, count).map(SplicedRead::from)
     }
 
-    /// Writes `data` at `offset`, at least as durably as `stable` asks before returning.
+    /// Writes `data` at `offset`, at least as durably as `stable` asks before returning (the
+    /// caller needs write permission, or to own the file; a write by anyone without the
+    /// right to keep them clears the set-id bits).
     fn write(
         &self,
+        caller: &Caller,
         id: FileId,
         offset: u64,
         data: &Bytes,
         stable: StableHow,
     ) -> StoreResult<WriteOutcome>;
 
-    /// Makes everything written to the file durable (`count` 0: to the end). Returns the
-    /// file's attributes before and after.
-    fn commit(&self, id: FileId, offset: u64, count: u32) -> StoreResult<WccData>;
+    /// Makes everything written to the file durable (`count` 0: to the end); the caller
+    /// needs the right to write it. Returns the file's attributes before and after.
+    fn commit(&self, caller: &Caller, id: FileId, offset: u64, count: u32) -> StoreResult<WccData>;
 
-    /// Creates a regular file `name` in `dir`, owned by `owner`.
+    /// Creates a regular file `name` in `dir` as `caller`, who owns it (with the directory's
+    /// group when the directory is set-gid).
     fn create(
         &self,
+        caller: &Caller,
         dir: FileId,
         name: &[u8],
         mode: CreateMode<'_>,
-        owner: Owner,
     ) -> StoreResult<Created>;
 
-    /// Creates a directory.
-    fn mkdir(&self, dir: FileId, name: &[u8], attrs: &Sattr, owner: Owner) -> StoreResult<Created>;
+    /// Creates a directory as `caller` (set-gid inherited from a set-gid parent).
+    fn mkdir(
+        &self,
+        caller: &Caller,
+        dir: FileId,
+        name: &[u8],
+        attrs: &Sattr,
+    ) -> StoreResult<Created>;
 
     /// Creates a symbolic link to `target` (stored as given, never interpreted).
     fn symlink(
         &self,
+        caller: &Caller,
         dir: FileId,
         name: &[u8],
         target: &[u8],
         attrs: &Sattr,
-        owner: Owner,
     ) -> StoreResult<Created>;
 
     /// Creates a special file (FIFO, socket; devices where the store allows them).
     fn mknod(
         &self,
+        caller: &Caller,
         dir: FileId,
         name: &[u8],
         what: &MknodData,
-        owner: Owner,
     ) -> StoreResult<Created>;
 
-    /// Removes a non-directory. Returns the directory's attributes before and after.
-    fn remove(&self, dir: FileId, name: &[u8]) -> StoreResult<WccData>;
+    /// Removes a non-directory (write and search permission on `dir`; with the sticky bit,
+    /// only the owners of the file or the directory). Returns the directory's attributes
+    /// before and after.
+    fn remove(&self, caller: &Caller, dir: FileId, name: &[u8]) -> StoreResult<WccData>;
 
     /// Removes an empty directory. Returns the parent's attributes before and after.
-    fn rmdir(&self, dir: FileId, name: &[u8]) -> StoreResult<WccData>;
+    fn rmdir(&self, caller: &Caller, dir: FileId, name: &[u8]) -> StoreResult<WccData>;
 
     /// Renames; returns the attributes of the source and target directories before and
     /// after.
     fn rename(
         &self,
+        caller: &Caller,
         from_dir: FileId,
         from_name: &[u8],
         to_dir: FileId,
@@ -374,16 +509,24 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Makes a hard link to `id` named `name` in `dir`. Returns the file's attributes and the
     /// directory's before and after.
-    fn link(&self, id: FileId, dir: FileId, name: &[u8]) -> StoreResult<(Fattr, WccData)>;
+    fn link(
+        &self,
+        caller: &Caller,
+        id: FileId,
+        dir: FileId,
+        name: &[u8],
+    ) -> StoreResult<(Fattr, WccData)>;
 
     /// The target of a symbolic link, and the link's attributes.
     fn readlink(&self, id: FileId) -> StoreResult<(Bytes, Fattr)>;
 
     /// Up to `max_entries` entries of `dir` after `cookie` (0: from the start), with
-    /// identities and attributes when `plus`. A store may check `verifier` for cookies other
+    /// identities and attributes when `plus` (the caller needs read permission on `dir`, and
+    /// search permission for the attributes). A store may check `verifier` for cookies other
     /// than 0 and answer `NFS3ERR_BAD_COOKIE`.
     fn readdir(
         &self,
+        caller: &Caller,
         dir: FileId,
         cookie: u64,
         verifier: CookieVerifier,

@@ -4,7 +4,11 @@
 //! with `O_NOFOLLOW`/`AT_SYMLINK_NOFOLLOW`, so that no symbolic link is ever followed while
 //! resolving a client's name and nothing outside the export is reachable. It also needs
 //! `statx` (birth time for handle generations), `mknodat` (FIFOs, sockets), `getdents64` with
-//! `lseek` (stable READDIR cookies) and `fstatvfs` (FSSTAT). This module and `crate::splice`
+//! `lseek` (stable READDIR cookies) and `fstatvfs` (FSSTAT); the kernel's file handles
+//! (`name_to_handle_at`, `open_by_handle_at`); operations on the object a descriptor names
+//! (`fchmodat2`, `fchownat`, `utimensat` with `AT_EMPTY_PATH`, `faccessat2`, reopening and
+//! linking through `/proc/self/fd`); and the calling thread's file-system identity
+//! (`setfsuid`, `setfsgid`, `setgroups` as raw system calls, which act on one thread). This module and `crate::splice`
 //! (pipes for zero-copy READ replies) are the only places with `unsafe` in the crate; every
 //! function checks its arguments' lifetimes by type (`BorrowedFd`,
 //! `&CStr`) and turns `-1` into the `errno` error.
@@ -45,6 +49,8 @@ pub(crate) struct Stat {
     pub ctime: Timestamp,
     /// Birth time, when the file system records it.
     pub btime: Option<Timestamp>,
+    /// The id of the mount the object was reached through (`STATX_MNT_ID`), 0 if unknown.
+    pub mnt_id: u64,
 }
 
 impl Stat {
@@ -93,7 +99,7 @@ fn statx_raw(dir: libc::c_int, name: &CStr, flags: libc::c_int) -> io::Result<St
             dir,
             name.as_ptr(),
             flags | libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT,
-            libc::STATX_BASIC_STATS | libc::STATX_BTIME,
+            libc::STATX_BASIC_STATS | libc::STATX_BTIME | libc::STATX_MNT_ID,
             buf.as_mut_ptr(),
         )
     })?;
@@ -114,6 +120,11 @@ fn statx_raw(dir: libc::c_int, name: &CStr, flags: libc::c_int) -> io::Result<St
         mtime: ts(st.stx_mtime),
         ctime: ts(st.stx_ctime),
         btime: (st.stx_mask & libc::STATX_BTIME != 0).then(|| ts(st.stx_btime)),
+        mnt_id: if st.stx_mask & libc::STATX_MNT_ID != 0 {
+            st.stx_mnt_id
+        } else {
+            0
+        },
     })
 }
 
@@ -199,24 +210,9 @@ pub(crate) fn rename_at(
     .map(drop)
 }
 
-/// `linkat` without following a symbolic link named by `from_name`.
-pub(crate) fn link_at(
-    from_dir: BorrowedFd<'_>,
-    from_name: &CStr,
-    to_dir: BorrowedFd<'_>,
-    to_name: &CStr,
-) -> io::Result<()> {
-    // SAFETY: valid strings.
-    check(unsafe {
-        libc::linkat(
-            from_dir.as_raw_fd(),
-            from_name.as_ptr(),
-            to_dir.as_raw_fd(),
-            to_name.as_ptr(),
-            0,
-        )
-    })
-    .map(drop)
+/// `readlinkat` of the symbolic link `fd` itself (an `O_PATH` descriptor of it).
+pub(crate) fn readlink_fd(fd: BorrowedFd<'_>, max_bytes: usize) -> io::Result<Vec<u8>> {
+    readlink_at(fd, c"", max_bytes)
 }
 
 /// `readlinkat`: the content of a symbolic link (at most `max_bytes`).
@@ -246,43 +242,6 @@ pub(crate) fn readlink_at(
     Ok(buf)
 }
 
-/// `fchownat` without following a symbolic link; `None` leaves an id unchanged.
-pub(crate) fn chown_at(
-    dir: BorrowedFd<'_>,
-    name: &CStr,
-    uid: Option<u32>,
-    gid: Option<u32>,
-) -> io::Result<()> {
-    let uid = uid.unwrap_or(u32::MAX);
-    let gid = gid.unwrap_or(u32::MAX);
-    // SAFETY: valid string.
-    check(unsafe {
-        libc::fchownat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            uid,
-            gid,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
-    .map(drop)
-}
-
-/// `fchmodat` without following a symbolic link (glibc refuses symbolic links with
-/// `EOPNOTSUPP` instead of changing their targets).
-pub(crate) fn chmod_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
-    // SAFETY: valid string.
-    check(unsafe {
-        libc::fchmodat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            mode as libc::mode_t,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
-    .map(drop)
-}
-
 /// How [`utimens_at`] sets one time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TimeSet {
@@ -309,29 +268,6 @@ fn timespec(set: TimeSet) -> libc::timespec {
             tv_nsec: libc::c_long::from(t.nanos.min(999_999_999) as i32),
         },
     }
-}
-
-/// `utimensat` without following a symbolic link.
-pub(crate) fn utimens_at(
-    dir: BorrowedFd<'_>,
-    name: &CStr,
-    atime: TimeSet,
-    mtime: TimeSet,
-) -> io::Result<()> {
-    if atime == TimeSet::Omit && mtime == TimeSet::Omit {
-        return Ok(());
-    }
-    let times = [timespec(atime), timespec(mtime)];
-    // SAFETY: valid string; `times` is an array of two timespecs, as utimensat wants.
-    check(unsafe {
-        libc::utimensat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
-    .map(drop)
 }
 
 /// File system statistics: (block size, blocks, free, available, files, free files,
@@ -445,3 +381,259 @@ pub(crate) fn pread_append(
 
 /// `DT_DIR`.
 pub(crate) const DT_DIR: u8 = libc::DT_DIR;
+
+// ---- identity: the calling thread's file-system credentials --------------------------------
+
+/// `setfsuid` of the calling thread only (the raw system call: glibc's wrappers of the
+/// set*id calls change every thread of the process); returns the previous fsuid. `u32::MAX`
+/// changes nothing and returns the current one.
+pub(crate) fn set_fsuid(uid: u32) -> u32 {
+    // SAFETY: plain system call; it cannot fail, only refuse (returning the old value).
+    unsafe { libc::syscall(libc::SYS_setfsuid, uid as libc::c_long) as u32 }
+}
+
+/// `setfsgid` of the calling thread only; returns the previous fsgid.
+pub(crate) fn set_fsgid(gid: u32) -> u32 {
+    // SAFETY: plain system call.
+    unsafe { libc::syscall(libc::SYS_setfsgid, gid as libc::c_long) as u32 }
+}
+
+/// `setgroups` of the calling thread only (needs CAP_SETGID).
+pub(crate) fn set_groups(gids: &[u32]) -> io::Result<()> {
+    // SAFETY: `gids` is valid for `gids.len()` gid_t values (u32 on Linux).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_setgroups,
+            gids.len() as libc::c_long,
+            gids.as_ptr(),
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The calling thread's supplementary groups.
+pub(crate) fn get_groups() -> io::Result<Vec<u32>> {
+    // SAFETY: size 0 asks for the count only.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_getgroups,
+            0 as libc::c_long,
+            std::ptr::null_mut::<u32>(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut gids = vec![0u32; n as usize];
+    // SAFETY: `gids` is writable for `n` gid_t values.
+    let got = unsafe { libc::syscall(libc::SYS_getgroups, n, gids.as_mut_ptr()) };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    gids.truncate(got as usize);
+    Ok(gids)
+}
+
+/// Sets the process's umask; returns the previous one.
+pub(crate) fn set_umask(mask: u32) -> u32 {
+    // SAFETY: plain system call, always succeeds.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+// ---- objects named by descriptor ---------------------------------------------------------
+
+/// The kernel's handle of `fd`'s object (`name_to_handle_at` with `AT_EMPTY_PATH`): its type,
+/// its bytes, and the id of the mount it belongs to. `EOVERFLOW` when it is longer than
+/// `max_bytes`; `EOPNOTSUPP` when the file system has none.
+pub(crate) fn handle_of(fd: BorrowedFd<'_>, max_bytes: usize) -> io::Result<(i32, Vec<u8>, i32)> {
+    #[repr(C)]
+    struct Handle {
+        bytes: u32,
+        kind: i32,
+        data: [u8; 128],
+    }
+    let mut handle = Handle {
+        bytes: max_bytes.min(128) as u32,
+        kind: 0,
+        data: [0; 128],
+    };
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: `handle` starts like `struct file_handle` with room for `bytes` bytes of data;
+    // the kernel writes at most that many; "" with AT_EMPTY_PATH names `fd` itself.
+    check(unsafe {
+        libc::name_to_handle_at(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            (&raw mut handle).cast(),
+            &mut mount_id,
+            libc::AT_EMPTY_PATH,
+        )
+    })?;
+    let len = (handle.bytes as usize).min(handle.data.len());
+    Ok((handle.kind, handle.data[..len].to_vec(), mount_id))
+}
+
+/// `open_by_handle_at` relative to the mount of `mount_fd` (needs CAP_DAC_READ_SEARCH);
+/// `ESTALE` when the object no longer exists.
+pub(crate) fn open_by_handle(
+    mount_fd: BorrowedFd<'_>,
+    kind: i32,
+    bytes: &[u8],
+    flags: libc::c_int,
+) -> io::Result<OwnedFd> {
+    #[repr(C)]
+    struct Handle {
+        bytes: u32,
+        kind: i32,
+        data: [u8; 128],
+    }
+    if bytes.len() > 128 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut handle = Handle {
+        bytes: bytes.len() as u32,
+        kind,
+        data: [0; 128],
+    };
+    handle.data[..bytes.len()].copy_from_slice(bytes);
+    // SAFETY: `handle` is a valid `struct file_handle` of `bytes` bytes; the returned
+    // descriptor is new and owned by nobody else.
+    let fd = check(unsafe {
+        libc::open_by_handle_at(
+            mount_fd.as_raw_fd(),
+            (&raw mut handle).cast(),
+            flags | libc::O_CLOEXEC,
+        )
+    })?;
+    // SAFETY: `fd` was just returned by a successful open_by_handle_at.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The `/proc/self/fd/N` path of a descriptor: opening or linking through it reaches exactly
+/// that object, with the permission checks of the caller's identity.
+fn proc_path(fd: BorrowedFd<'_>) -> std::ffi::CString {
+    let text = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    // A decimal number has no NUL byte.
+    std::ffi::CString::new(text).unwrap_or_default()
+}
+
+/// Opens the object of `fd` (typically `O_PATH`) anew with `flags`, as the calling thread's
+/// identity: the kernel checks the permissions `flags` need on that very inode.
+pub(crate) fn reopen(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let path = proc_path(fd);
+    // SAFETY: valid string; the returned descriptor is new and owned by nobody else.
+    let new = check(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) })?;
+    // SAFETY: `new` was just returned by a successful open.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// `faccessat2(fd, "", mode, AT_EMPTY_PATH | AT_EACCESS)`: whether the calling thread's
+/// file-system identity may access `fd`'s object with `mode` (`R_OK`, `W_OK`, `X_OK`).
+pub(crate) fn access_fd(fd: BorrowedFd<'_>, mode: libc::c_int) -> io::Result<()> {
+    // SAFETY: valid string; plain system call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_faccessat2,
+            fd.as_raw_fd() as libc::c_long,
+            c"".as_ptr(),
+            mode as libc::c_long,
+            (libc::AT_EMPTY_PATH | libc::AT_EACCESS) as libc::c_long,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `chmod` of `fd`'s object (`fchmodat2` with `AT_EMPTY_PATH`, which takes `O_PATH`
+/// descriptors; through `/proc/self/fd` on kernels before 6.6).
+pub(crate) fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    // SAFETY: valid string; plain system call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fchmodat2,
+            fd.as_raw_fd() as libc::c_long,
+            c"".as_ptr(),
+            mode as libc::c_long,
+            libc::AT_EMPTY_PATH as libc::c_long,
+        )
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(err);
+    }
+    let path = proc_path(fd);
+    // SAFETY: valid string.
+    check(unsafe { libc::chmod(path.as_ptr(), mode as libc::mode_t) }).map(drop)
+}
+
+/// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH)`: the owner of `fd`'s object (a symbolic link
+/// itself included); `None` leaves an id unchanged.
+pub(crate) fn chown_fd(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    let uid = uid.unwrap_or(u32::MAX);
+    let gid = gid.unwrap_or(u32::MAX);
+    // SAFETY: valid string.
+    check(unsafe { libc::fchownat(fd.as_raw_fd(), c"".as_ptr(), uid, gid, libc::AT_EMPTY_PATH) })
+        .map(drop)
+}
+
+/// `utimensat(fd, "", times, AT_EMPTY_PATH)`: the times of `fd`'s object.
+pub(crate) fn utimens_fd(fd: BorrowedFd<'_>, atime: TimeSet, mtime: TimeSet) -> io::Result<()> {
+    if atime == TimeSet::Omit && mtime == TimeSet::Omit {
+        return Ok(());
+    }
+    let times = [timespec(atime), timespec(mtime)];
+    // SAFETY: valid string; `times` is an array of two timespecs.
+    check(unsafe {
+        libc::utimensat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            times.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+/// A new name `name` in `dir` for `fd`'s object (`linkat` through `/proc/self/fd`, which
+/// needs no capability, unlike `AT_EMPTY_PATH`), checked as the calling thread's identity.
+pub(crate) fn link_fd(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    let path = proc_path(fd);
+    // SAFETY: valid strings.
+    check(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+    .map(drop)
+}
+
+/// The inode generation of `fd`'s object (`FS_IOC_GETVERSION`; needs a descriptor that is
+/// not `O_PATH`).
+pub(crate) fn inode_generation(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    const FS_IOC_GETVERSION: libc::c_ulong = 0x8008_7601;
+    let mut generation: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETVERSION writes one long into `generation`.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), FS_IOC_GETVERSION, &mut generation) })?;
+    Ok(generation as u32)
+}
+
+/// `ftruncate` of a descriptor open for writing.
+pub(crate) fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    // SAFETY: plain system call.
+    check(unsafe { libc::ftruncate(fd.as_raw_fd(), len) }).map(drop)
+}
