@@ -7,7 +7,8 @@
 //! - [`xdr`]: XDR encoding (vectored, zero-copy payloads) and bounded decoding.
 //! - [`rpc`]: ONC RPC v2 call and reply headers, AUTH_NONE and AUTH_SYS.
 //! - [`portmap`]: portmap v2 (NULL, GETPORT, DUMP).
-//! - [`mount`]: MOUNT v3 (NULL, MNT, DUMP, UMNT, UMNTALL, EXPORT).
+//! - [`rpcbind`]: rpcbind v3 and v4 (NULL, GETADDR, DUMP, GETTIME, GETVERSADDR).
+//! - [`mount`]: MOUNT v3 (NULL, MNT, DUMP, UMNT, UMNTALL, EXPORT; the same but MNT in v1).
 //! - [`nfs3`]: all 22 NFSv3 procedures (RFC 1813), arguments and results.
 
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@ pub mod mount;
 pub mod nfs3;
 pub mod portmap;
 pub mod rpc;
+pub mod rpcbind;
 pub mod xdr;
 
 pub use xdr::{XdrDecode, XdrDecoder, XdrEncode, XdrEncoder, XdrError, XdrResult};

@@ -438,10 +438,99 @@ pub fn peek_xid(record: &[u8]) -> Option<(u32, bool)> {
     }
 }
 
+/// What a connection needs to know of a call before decoding it: who it is for and where its
+/// arguments start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallPeek {
+    /// The XID.
+    pub xid: u32,
+    /// Program number.
+    pub prog: u32,
+    /// Program version.
+    pub vers: u32,
+    /// Procedure number.
+    pub proc_num: u32,
+    /// Offset of the procedure's arguments in the record (after the credentials and the
+    /// verifier).
+    pub args_offset: usize,
+}
+
+/// Reads the fixed fields of an RPC call header, stepping over the credentials and the
+/// verifier by their lengths (each checked against the record and [`MAX_AUTH_BODY_BYTES`]):
+/// `None` when the record is not a well-formed call header.
+pub fn peek_call(record: &[u8]) -> Option<CallPeek> {
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(record.get(at..at + 4)?.try_into().ok()?))
+    };
+    if word(4)? != MSG_CALL {
+        return None;
+    }
+    let (xid, prog, vers, proc_num) = (word(0)?, word(12)?, word(16)?, word(20)?);
+    // cred, then verf: each flavor (4), length (4), body padded to 4.
+    let mut at = 24usize;
+    for _ in 0..2 {
+        let len = word(at + 4)?;
+        if len > MAX_AUTH_BODY_BYTES {
+            return None;
+        }
+        at = at.checked_add(8)?.checked_add((len as usize + 3) & !3)?;
+        if at > record.len() {
+            return None;
+        }
+    }
+    Some(CallPeek {
+        xid,
+        prog,
+        vers,
+        proc_num,
+        args_offset: at,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::xdr::{from_bytes, to_bytes};
+
+    #[test]
+    fn peek_call_finds_the_arguments() {
+        let cred = OpaqueAuth::sys(&AuthSysParams {
+            stamp: 7,
+            machine_name: Bytes::from_static(b"a-host"),
+            uid: 1,
+            gid: 2,
+            gids: vec![3],
+        });
+        let call = MessageHeader::Call(CallHeader {
+            xid: 99,
+            prog: 100003,
+            vers: 3,
+            proc_num: 6,
+            cred,
+            verf: OpaqueAuth::none(),
+        });
+        let mut record = to_bytes(&call).to_vec();
+        let header_len = record.len();
+        record.extend_from_slice(&[0xab; 12]);
+        let peek = peek_call(&record).expect("a call");
+        assert_eq!(
+            (
+                peek.xid,
+                peek.prog,
+                peek.vers,
+                peek.proc_num,
+                peek.args_offset
+            ),
+            (99, 100003, 3, 6, header_len)
+        );
+        // Truncated anywhere in the header: not a call.
+        for len in 0..header_len {
+            assert_eq!(peek_call(&record[..len]), None, "{len}");
+        }
+        // A reply is not a call.
+        record[4..8].copy_from_slice(&1u32.to_be_bytes());
+        assert_eq!(peek_call(&record), None);
+    }
 
     #[test]
     fn call_header_round_trip() {

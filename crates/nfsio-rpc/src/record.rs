@@ -209,6 +209,25 @@ impl<R: AsyncRead + Unpin> RecordReader<R> {
         self.inner.read_buf(&mut self.buf).await
     }
 
+    /// Waits for the next record's first fragment mark and returns the length it announces
+    /// and whether it is the last fragment, without consuming anything: a server charges a
+    /// record against its memory bound before it reads the body. `Ok(None)` on a clean end
+    /// of stream. Cancel-safe.
+    pub async fn peek_mark(&mut self) -> Result<Option<(bool, u32)>, RecordError> {
+        while self.buf.len() < RECORD_MARK_BYTES {
+            if self.fill(MIN_READ_SPACE_BYTES).await? == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(RecordError::UnexpectedEof {
+                    received_bytes: self.buf.len() as u64,
+                });
+            }
+        }
+        let mark = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
+        Ok(Some(parse_record_mark(mark)))
+    }
+
     /// Reads the next record; `Ok(None)` on a clean end of stream at a record boundary.
     ///
     /// The length announced by each fragment mark is checked against the maximum before the

@@ -128,8 +128,23 @@ pub struct Limits {
     /// Bytes of requests and replies one connection may hold at once (requests are charged
     /// their size plus the largest reply they can produce).
     pub max_connection_buffer_bytes: usize,
-    /// Open connections; more are accepted and closed at once.
+    /// Bytes of requests and replies all connections together may hold at once (the memory
+    /// bound; an eighth of it is kept for small calls). Default: a thirty-second of the
+    /// machine's memory, between 64 MiB and 512 MiB.
+    pub max_buffer_bytes: usize,
+    /// Open connections; at the limit the connection idle longest is closed to admit a new
+    /// one, and when none is idle the new one is closed at once. Lowered at start to what the
+    /// descriptor limit allows.
     pub max_connections: usize,
+    /// A connection with no call in progress and nothing half-read that completes no call for
+    /// this long is closed (knfsd: six minutes).
+    pub idle_timeout_ms: u64,
+    /// A connection that owes progress (replies the client does not take, a record
+    /// half-read) and makes none for this long is closed.
+    pub stall_timeout_ms: u64,
+    /// When memory is short, a connection that has made no progress for this long may be
+    /// closed to give its memory back.
+    pub reclaim_after_ms: u64,
     /// Open files kept by the local store (descriptor LRU).
     pub open_files: usize,
     /// Entries of the duplicate request cache.
@@ -147,7 +162,11 @@ impl Default for Limits {
             max_requests_per_connection: 32,
             max_requests_total: 256,
             max_connection_buffer_bytes: 24 << 20,
+            max_buffer_bytes: crate::server::default_memory_bound_bytes(),
             max_connections: 1024,
+            idle_timeout_ms: 6 * 60 * 1000,
+            stall_timeout_ms: 30_000,
+            reclaim_after_ms: 1_000,
             open_files: 64,
             drc_entries: 4096,
             dtpref_bytes: 64 * 1024,
@@ -191,6 +210,10 @@ pub struct ServerConfig {
     /// Deliberate protocol violations, for testing clients (the simulation); `None` (what
     /// `nfsio serve` uses): keep every rule.
     pub misbehavior: Option<crate::misbehave::MisbehaviorSwitch>,
+    /// Serve directories of other mounts inside the export when they are bind mounts of the
+    /// export's own file system (never another file system); default false, as knfsd
+    /// without `crossmnt`.
+    pub cross_mounts: bool,
 }
 
 impl ServerConfig {
@@ -215,6 +238,7 @@ impl ServerConfig {
             limits: Limits::default(),
             instance_seed: None,
             misbehavior: None,
+            cross_mounts: false,
         }
     }
 }

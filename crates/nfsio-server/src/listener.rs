@@ -47,6 +47,11 @@ pub trait Connection: Send + 'static {
         let _ = peer;
         None
     }
+
+    /// The server's end of the connection, when known; `None` by default.
+    fn local_addr(&self) -> Option<SocketAddr> {
+        None
+    }
 }
 
 /// The sending half of a connection.
@@ -98,8 +103,12 @@ impl Connection for TcpStream {
     }
 
     fn peer_uid(&self, peer: SocketAddr) -> Option<u32> {
-        let local = self.local_addr().ok()?;
+        let local = TcpStream::local_addr(self).ok()?;
         crate::peer::loopback_socket_uid(local, peer)
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        TcpStream::local_addr(self).ok()
     }
 }
 

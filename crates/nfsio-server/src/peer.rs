@@ -17,14 +17,22 @@ pub struct Peer {
     /// For a connection from this machine: the uid that owns the client's socket, as the
     /// kernel reports it; `None` for remote clients or when it cannot be told.
     pub local_uid: Option<u32>,
+    /// The server's address the call arrived at, when known (rpcbind answers addresses on
+    /// it).
+    pub local: Option<SocketAddr>,
+    /// The call came in a datagram (UDP): only the portmapper and MOUNT are served that way.
+    pub datagram: bool,
 }
 
 impl Peer {
-    /// A peer the kernel says nothing about (remote, simulated, or not looked up).
+    /// A peer the kernel says nothing about (remote, simulated, or not looked up), over a
+    /// stream.
     pub fn remote(ip: IpAddr) -> Self {
         Self {
             ip,
             local_uid: None,
+            local: None,
+            datagram: false,
         }
     }
 }

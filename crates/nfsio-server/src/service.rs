@@ -22,6 +22,7 @@ use nfsio_proto::rpc::{
     AcceptError, AuthStat, MessageHeader, OpaqueAuth, RPC_VERSION, ReplyHeader, ReplyStatus,
     auth_flavor,
 };
+use nfsio_proto::rpcbind;
 use nfsio_proto::{XdrDecode, XdrDecoder, XdrEncode, XdrEncoder};
 use tracing::{debug, trace};
 
@@ -46,6 +47,27 @@ pub struct Ports {
     pub mount: u16,
     /// The separate portmap listener, if any.
     pub portmap: Option<u16>,
+    /// MOUNT and the portmapper are also answered over UDP on their ports.
+    pub udp: bool,
+    /// The address listened on, when it is a specific one (rpcbind's universal addresses
+    /// name it); `None`: the address each call arrived at.
+    pub host: Option<IpAddr>,
+}
+
+/// The transport of a registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Tcp,
+    Udp,
+}
+
+/// A program version this server answers, where (what the portmapper reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Registration {
+    prog: u32,
+    vers: u32,
+    transport: Transport,
+    port: u16,
 }
 
 /// What a [`Service`] needs to know.
@@ -385,7 +407,7 @@ impl Service {
         let cache = header.prog == nfs3::PROGRAM
             && header.vers == nfs3::VERSION
             && is_non_idempotent(header.proc_num);
-        match self.dispatch(client, &header, &caller, &mut dec) {
+        match self.dispatch(peer, &header, &caller, &mut dec) {
             Response::Reply(segments) if cache => {
                 let reply = contiguous(segments);
                 lock(&self.drc).finish(key, Some(reply.clone()));
@@ -474,13 +496,16 @@ impl Service {
 
     fn dispatch(
         &self,
-        client: IpAddr,
+        peer: Peer,
         header: &nfsio_proto::rpc::CallHeader,
         caller: &Caller,
         dec: &mut XdrDecoder,
     ) -> Response {
         let xid = header.xid;
+        let client = peer.ip;
         match header.prog {
+            // NFS replies (READ, READDIR) do not fit datagrams: NFS is served over TCP only.
+            nfs3::PROGRAM if peer.datagram => accept_error(xid, AcceptError::ProgUnavail),
             // A client outside the allow list may ask the portmapper and MOUNT's NULL and
             // EXPORT (so it learns why it cannot mount), but MNT answers MNT3ERR_ACCES and
             // NFS calls are rejected for security reasons, as knfsd and rpc.mountd do.
@@ -527,14 +552,19 @@ impl Service {
                 Response::Reply(success(xid, &reply))
             }
             mount::PROGRAM => {
-                if header.vers != mount::VERSION {
+                // Versions 1 and 2 are version 3 without MNT (their file handles are NFSv2's,
+                // which this server does not issue); showmount asks version 1 for EXPORT.
+                if !(1..=mount::VERSION).contains(&header.vers) {
                     return accept_error(
                         xid,
                         AcceptError::ProgMismatch {
-                            low: mount::VERSION,
+                            low: 1,
                             high: mount::VERSION,
                         },
                     );
+                }
+                if header.vers < mount::VERSION && header.proc_num == mount::procs::MNT {
+                    return accept_error(xid, AcceptError::ProcUnavail);
                 }
                 let call = match mount::decode_call(header.proc_num, dec) {
                     Ok(Some(call)) => call,
@@ -546,29 +576,40 @@ impl Service {
                 }
                 Response::Reply(success(xid, &self.mount_call(client, call)))
             }
-            portmap::PROGRAM => {
-                if header.vers != portmap::VERSION {
-                    return accept_error(
-                        xid,
-                        AcceptError::ProgMismatch {
-                            low: portmap::VERSION,
-                            high: portmap::VERSION,
-                        },
-                    );
+            portmap::PROGRAM => match header.vers {
+                portmap::VERSION => {
+                    let call = match portmap::decode_call(header.proc_num, dec) {
+                        Ok(Some(call)) => call,
+                        Ok(None) => return accept_error(xid, AcceptError::ProcUnavail),
+                        Err(_) => return accept_error(xid, AcceptError::GarbageArgs),
+                    };
+                    if dec.finish().is_err() {
+                        return accept_error(xid, AcceptError::GarbageArgs);
+                    }
+                    match self.portmap_call(call) {
+                        Some(reply) => Response::Reply(success(xid, &reply)),
+                        None => accept_error(xid, AcceptError::ProcUnavail),
+                    }
                 }
-                let call = match portmap::decode_call(header.proc_num, dec) {
-                    Ok(Some(call)) => call,
-                    Ok(None) => return accept_error(xid, AcceptError::ProcUnavail),
-                    Err(_) => return accept_error(xid, AcceptError::GarbageArgs),
-                };
-                if dec.finish().is_err() {
-                    return accept_error(xid, AcceptError::GarbageArgs);
+                rpcbind::VERSION_3 | rpcbind::VERSION_4 => {
+                    let call = match rpcbind::decode_call(header.vers, header.proc_num, dec) {
+                        Ok(Some(call)) => call,
+                        Ok(None) => return accept_error(xid, AcceptError::ProcUnavail),
+                        Err(_) => return accept_error(xid, AcceptError::GarbageArgs),
+                    };
+                    if dec.finish().is_err() {
+                        return accept_error(xid, AcceptError::GarbageArgs);
+                    }
+                    Response::Reply(success(xid, &self.rpcbind_call(peer, call)))
                 }
-                match self.portmap_call(call) {
-                    Some(reply) => Response::Reply(success(xid, &reply)),
-                    None => accept_error(xid, AcceptError::ProcUnavail),
-                }
-            }
+                _ => accept_error(
+                    xid,
+                    AcceptError::ProgMismatch {
+                        low: portmap::VERSION,
+                        high: rpcbind::VERSION_4,
+                    },
+                ),
+            },
             _ => accept_error(xid, AcceptError::ProgUnavail),
         }
     }
@@ -675,22 +716,108 @@ impl Service {
         }
     }
 
-    fn mappings(&self) -> Vec<Mapping> {
+    /// What this server answers, and where.
+    fn registrations(&self) -> Vec<Registration> {
         let ports = self.config.ports;
-        let tcp = |prog, vers, port: u16| Mapping {
+        let reg = |prog, vers, transport, port| Registration {
             prog,
             vers,
-            prot: portmap::IPPROTO_TCP,
-            port: u32::from(port),
+            transport,
+            port,
         };
-        let mut list = vec![
-            tcp(nfs3::PROGRAM, nfs3::VERSION, ports.nfs),
-            tcp(mount::PROGRAM, mount::VERSION, ports.mount),
-        ];
+        let mut list = vec![reg(nfs3::PROGRAM, nfs3::VERSION, Transport::Tcp, ports.nfs)];
+        let mut transports = vec![Transport::Tcp];
+        if ports.udp {
+            transports.push(Transport::Udp);
+        }
+        for &transport in &transports {
+            for vers in [1, mount::VERSION] {
+                list.push(reg(mount::PROGRAM, vers, transport, ports.mount));
+            }
+        }
         if let Some(port) = ports.portmap {
-            list.push(tcp(portmap::PROGRAM, portmap::VERSION, port));
+            for &transport in &transports {
+                for vers in [portmap::VERSION, rpcbind::VERSION_3, rpcbind::VERSION_4] {
+                    list.push(reg(portmap::PROGRAM, vers, transport, port));
+                }
+            }
         }
         list
+    }
+
+    fn mappings(&self) -> Vec<Mapping> {
+        self.registrations()
+            .iter()
+            .map(|r| Mapping {
+                prog: r.prog,
+                vers: r.vers,
+                prot: match r.transport {
+                    Transport::Tcp => portmap::IPPROTO_TCP,
+                    Transport::Udp => portmap::IPPROTO_UDP,
+                },
+                port: u32::from(r.port),
+            })
+            .collect()
+    }
+
+    /// rpcbind's entries: network ids and universal addresses on the address the call came
+    /// to (or the one listened on).
+    fn rpcb_entries(&self, peer: Peer) -> Vec<rpcbind::Rpcb> {
+        let host = self
+            .config
+            .ports
+            .host
+            .or(peer.local.map(|a| a.ip()))
+            .filter(|ip| !ip.is_unspecified())
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        let six = if host.is_ipv6() { "6" } else { "" };
+        self.registrations()
+            .iter()
+            .map(|r| {
+                let netid = match r.transport {
+                    Transport::Tcp => format!("tcp{six}"),
+                    Transport::Udp => format!("udp{six}"),
+                };
+                let addr = rpcbind::universal_address(std::net::SocketAddr::new(host, r.port));
+                rpcbind::Rpcb {
+                    prog: r.prog,
+                    vers: r.vers,
+                    netid: Bytes::from(netid),
+                    addr: Bytes::from(addr),
+                    owner: Bytes::from_static(b"superuser"),
+                }
+            })
+            .collect()
+    }
+
+    fn rpcbind_call(&self, peer: Peer, call: rpcbind::RpcbindCall) -> rpcbind::RpcbindReply {
+        use rpcbind::{RpcbindCall, RpcbindReply};
+        let find = |want: &rpcbind::Rpcb, any_version: bool| {
+            let found = self.rpcb_entries(peer).into_iter().find(|e| {
+                e.prog == want.prog
+                    && (any_version || e.vers == want.vers)
+                    && (want.netid.is_empty() || e.netid == want.netid)
+            });
+            RpcbindReply::Addr(found.map(|e| e.addr).unwrap_or_default())
+        };
+        match call {
+            RpcbindCall::Null => RpcbindReply::Null,
+            // This rpcbind answers for this server only; nobody may register.
+            RpcbindCall::Set(_) | RpcbindCall::Unset(_) => RpcbindReply::Bool(false),
+            // Like rpcbind, GETADDR of an unregistered version still names the program's
+            // address (the caller then learns the versions from the server itself).
+            RpcbindCall::Getaddr(want) => match find(&want, false) {
+                RpcbindReply::Addr(addr) if addr.is_empty() => find(&want, true),
+                found => found,
+            },
+            RpcbindCall::Getversaddr(want) => find(&want, false),
+            RpcbindCall::Dump => RpcbindReply::Dump(rpcbind::RpcbList(self.rpcb_entries(peer))),
+            RpcbindCall::Gettime => RpcbindReply::Time(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as u32),
+            ),
+        }
     }
 
     fn portmap_call(&self, call: PortmapCall) -> Option<PortmapReply> {

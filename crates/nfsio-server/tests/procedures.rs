@@ -580,7 +580,21 @@ async fn separate_mount_and_portmap_listeners() {
         )
         .await;
     match portmap::decode_reply(portmap::procs::DUMP, &mut reply.body).unwrap() {
-        Some(PortmapReply::Dump(list)) => assert_eq!(list.0.len(), 3),
+        Some(PortmapReply::Dump(list)) => {
+            // NFS over TCP; MOUNT v1 and v3 and the portmapper v2, v3, v4 over TCP and UDP.
+            assert_eq!(list.0.len(), 1 + 2 * 2 + 3 * 2, "{list:?}");
+            let has = |prog, vers, prot, port: u16| {
+                list.0.iter().any(|m| {
+                    (m.prog, m.vers, m.prot, m.port) == (prog, vers, prot, u32::from(port))
+                })
+            };
+            assert!(has(PROGRAM, 3, portmap::IPPROTO_TCP, nfs_port));
+            for prot in [portmap::IPPROTO_TCP, portmap::IPPROTO_UDP] {
+                assert!(has(mount::PROGRAM, 1, prot, mount_addr.port()));
+                assert!(has(mount::PROGRAM, 3, prot, mount_addr.port()));
+                assert!(has(portmap::PROGRAM, 2, prot, portmap_addr.port()));
+            }
+        }
         other => panic!("{other:?}"),
     }
     let mut m = TestClient::connect(mount_addr).await;

@@ -171,10 +171,31 @@ async fn rpc_level_errors_are_answered_and_the_connection_survives() {
         accept_error(&reply.header.status),
         Some(AcceptError::ProgMismatch { low: 3, high: 3 })
     );
-    let reply = c.call(nfsio_proto::mount::PROGRAM, 1, 0, &|_| {}).await;
+    // MOUNT versions 1 to 3 are answered (1 and 2 without MNT); 4 is not.
+    let reply = c.call(nfsio_proto::mount::PROGRAM, 4, 0, &|_| {}).await;
     assert_eq!(
         accept_error(&reply.header.status),
-        Some(AcceptError::ProgMismatch { low: 3, high: 3 })
+        Some(AcceptError::ProgMismatch { low: 1, high: 3 })
+    );
+    let reply = c.call(nfsio_proto::mount::PROGRAM, 1, 0, &|_| {}).await;
+    assert_eq!(accept_error(&reply.header.status), None, "MOUNT v1 NULL");
+    let reply = c
+        .call(
+            nfsio_proto::mount::PROGRAM,
+            1,
+            nfsio_proto::mount::procs::MNT,
+            &|_| {},
+        )
+        .await;
+    assert_eq!(
+        accept_error(&reply.header.status),
+        Some(AcceptError::ProcUnavail),
+        "MOUNT v1 MNT would need an NFSv2 handle"
+    );
+    let reply = c.call(nfsio_proto::portmap::PROGRAM, 5, 0, &|_| {}).await;
+    assert_eq!(
+        accept_error(&reply.header.status),
+        Some(AcceptError::ProgMismatch { low: 2, high: 4 })
     );
     let reply = c.call(PROGRAM, VERSION, 22, &|_| {}).await;
     assert_eq!(

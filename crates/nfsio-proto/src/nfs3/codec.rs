@@ -17,7 +17,8 @@ pub(crate) trait FieldCodec<T> {
     fn decode_field(dec: &mut XdrDecoder) -> XdrResult<T>;
 }
 
-/// `filename3`: at most [`super::MAX_NAME_BYTES`].
+/// `filename3`: at most [`super::MAX_PATH_BYTES`] when decoded (a server answers names over
+/// [`super::MAX_NAME_BYTES`] with NFS3ERR_NAMETOOLONG).
 pub(crate) struct Name;
 
 impl FieldCodec<Bytes> for Name {
@@ -26,7 +27,7 @@ impl FieldCodec<Bytes> for Name {
     }
 
     fn decode_field(dec: &mut XdrDecoder) -> XdrResult<Bytes> {
-        dec.get_opaque("filename3", super::MAX_NAME_BYTES)
+        dec.get_opaque("filename3", super::MAX_PATH_BYTES)
     }
 }
 

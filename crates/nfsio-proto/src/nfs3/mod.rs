@@ -1,8 +1,8 @@
 //! NFS version 3 (RFC 1813): every procedure's arguments and results, and their XDR.
 //!
 //! The client encodes [`Nfs3Call`]s and decodes [`Nfs3Reply`]s; the server does the reverse.
-//! All decoding is bounded: file handles by [`MAX_FH_BYTES`], names by [`MAX_NAME_BYTES`],
-//! paths by [`MAX_PATH_BYTES`], READ/WRITE payloads by the decoder's negotiated
+//! All decoding is bounded: file handles by [`MAX_FH_BYTES`], names and paths by
+//! [`MAX_PATH_BYTES`], READ/WRITE payloads by the decoder's negotiated
 //! [`XdrDecoder::max_data_bytes`](crate::xdr::XdrDecoder::max_data_bytes), and directory
 //! listings by the record they arrive in. Payloads are never copied: WRITE and READ data are
 //! encoded as shared segments and decoded as slices of the received record.
@@ -31,11 +31,14 @@ pub const VERSION: u32 = 3;
 /// Maximum size of a file handle (`NFS3_FHSIZE`).
 pub const MAX_FH_BYTES: u32 = 64;
 
-/// Maximum length of a file name accepted when decoding (`filename3`, like Linux `NAME_MAX`).
+/// Longest file name a server or client of this project uses (Linux `NAME_MAX`). Longer
+/// names still decode (up to [`MAX_PATH_BYTES`]), so that a server can answer them
+/// `NFS3ERR_NAMETOOLONG` instead of rejecting the whole call.
 pub const MAX_NAME_BYTES: u32 = 255;
 
-/// Maximum length of a path accepted when decoding (`nfspath3`, symbolic link targets).
-pub const MAX_PATH_BYTES: u32 = 1024;
+/// Longest `filename3` or `nfspath3` (symbolic link target) accepted when decoding: Linux's
+/// `PATH_MAX`.
+pub const MAX_PATH_BYTES: u32 = 4096;
 
 /// Procedure numbers.
 pub mod procs {

@@ -318,7 +318,8 @@ fn handle_name_and_path_bounds() {
         })
     ));
 
-    // A 255-byte name is fine; 256 bytes is rejected.
+    // Names decode up to PATH_MAX (the server answers NAMETOOLONG past 255); longer is
+    // rejected.
     let lookup = |len: usize| LookupArgs {
         what: DirOpArgs {
             dir: fh(&[1]),
@@ -326,11 +327,13 @@ fn handle_name_and_path_bounds() {
         },
     };
     round_trip(&lookup(255));
+    round_trip(&lookup(256));
+    round_trip(&lookup(4096));
     assert!(matches!(
-        from_bytes::<LookupArgs>(to_bytes(&lookup(256))),
+        from_bytes::<LookupArgs>(to_bytes(&lookup(4097))),
         Err(XdrError::TooLong {
             what: "filename3",
-            len: 256,
+            len: 4097,
             ..
         })
     ));
@@ -343,9 +346,9 @@ fn handle_name_and_path_bounds() {
             symlink_data: Bytes::from(vec![b'/'; len]),
         },
     };
-    round_trip(&symlink(1024));
+    round_trip(&symlink(4096));
     assert!(matches!(
-        from_bytes::<SymlinkArgs>(to_bytes(&symlink(1025))),
+        from_bytes::<SymlinkArgs>(to_bytes(&symlink(4097))),
         Err(XdrError::TooLong {
             what: "nfspath3",
             ..
