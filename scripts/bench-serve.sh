@@ -116,9 +116,18 @@ for _ in $(seq 1 400); do
     sleep 0.025
 done
 nfsio_url=$(head -n1 "$BENCH_DIR/nfsio.url")
-[[ "$nfsio_url" == nfs://*\?* ]] || die 1 "nfsio serve printed no URL: $(cat "$BENCH_DIR/nfsio.log")"
-nfsio_base=${nfsio_url%%\?*}
-nfsio_query="version=3&${nfsio_url#*\?}"
+# The short form nfs://127.0.0.1:PORT/export (nfsio serve since it answers MOUNT on its NFS
+# port), or the libnfs form nfs://127.0.0.1/export?nfsport=N&mountport=M (older builds):
+# libnfs's tools need the latter.
+if [[ "$nfsio_url" =~ ^nfs://127\.0\.0\.1:([0-9]+)(/[^?]*)$ ]]; then
+    nfsio_base="nfs://127.0.0.1${BASH_REMATCH[2]}"
+    nfsio_query="version=3&nfsport=${BASH_REMATCH[1]}&mountport=${BASH_REMATCH[1]}"
+elif [[ "$nfsio_url" == nfs://*\?* ]]; then
+    nfsio_base=${nfsio_url%%\?*}
+    nfsio_query="version=3&${nfsio_url#*\?}"
+else
+    die 1 "nfsio serve printed no URL: $(cat "$BENCH_DIR/nfsio.log")"
+fi
 
 echo "$prog: ganesha pid $ganesha_pid (${ganesha_base}?${ganesha_query})" >&2
 echo "$prog: nfsio serve pid $nfsio_pid ($nfsio_url)" >&2

@@ -33,7 +33,8 @@ pub struct DemoArgs {
     keep: bool,
 }
 
-fn parse_size(text: &str) -> Result<u64, String> {
+/// A size in bytes, or with a K, M or G suffix (binary units).
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (digits, shift) = match text.chars().last().map(|c| c.to_ascii_uppercase()) {
         Some('K') => (&text[..text.len() - 1], 10),

@@ -64,6 +64,21 @@ pub struct ServeArgs {
     /// export. Default: under $XDG_STATE_HOME, /var/lib/nfsio (root) or ~/.local/state.
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Bytes of requests and replies all clients together may hold (K, M, G suffixes);
+    /// default a thirty-second of the machine's memory, between 64M and 512M.
+    #[arg(long, value_parser = crate::demo::parse_size)]
+    memory_bound: Option<u64>,
+    /// Most connections at once (fewer if the descriptor limit says so); at the limit the
+    /// connection idle longest is closed for a new one.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds after which an idle connection is closed.
+    #[arg(long, default_value_t = 360)]
+    idle_timeout: u64,
+    /// Serve bind mounts of the export's own file system found inside the export (never
+    /// another file system).
+    #[arg(long)]
+    cross_mounts: bool,
 }
 
 impl ServeArgs {
@@ -94,6 +109,12 @@ impl ServeArgs {
         if let Some(state_dir) = &self.state_dir {
             config.state_dir = state_dir.clone();
         }
+        if let Some(bytes) = self.memory_bound {
+            config.limits.max_buffer_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        }
+        config.limits.max_connections = self.max_connections;
+        config.limits.idle_timeout_ms = self.idle_timeout.saturating_mul(1000);
+        config.cross_mounts = self.cross_mounts;
         config
     }
 }

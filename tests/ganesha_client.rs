@@ -518,3 +518,20 @@ async fn ganesha_short_url_finds_mount_through_the_portmapper() {
         b"by port"
     );
 }
+
+#[tokio::test]
+async fn ganesha_symlink_targets_longer_than_1024_bytes_are_read() {
+    let Some(ganesha) = Ganesha::start() else {
+        return;
+    };
+    let target: String = (0..2000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    std::os::unix::fs::symlink(&target, ganesha.export_dir.join("long-link")).expect("symlink");
+    let client = Client::connect(&ganesha.url("")).await.expect("connect");
+    let (link, _) = client.lookup_path("long-link").await.expect("lookup");
+    assert_eq!(
+        client.readlink(&link).await.expect("READLINK"),
+        target.as_bytes()
+    );
+}

@@ -70,6 +70,7 @@ pub struct Serve {
     /// Where the server's stderr goes (appended to across restarts).
     pub log: PathBuf,
     extra: Vec<String>,
+    wrapper: Vec<String>,
     child: Option<Child>,
     // Last: removed after the child is stopped.
     scratch: Scratch,
@@ -86,9 +87,29 @@ impl Serve {
     pub fn start_with(name: &str, extra: &[&str]) -> Serve {
         let scratch = Scratch::new(name);
         let export = scratch.join("export");
-        let state = scratch.join("state");
         std::fs::create_dir_all(&export).expect("export dir");
+        Self::start_in(scratch, export, &[], extra)
+    }
+
+    /// Starts `nfsio serve` exporting `export` (a directory the test made, on a file system
+    /// of its choice).
+    pub fn start_on(name: &str, export: &Path, extra: &[&str]) -> Serve {
+        Self::start_in(Scratch::new(name), export.to_path_buf(), &[], extra)
+    }
+
+    /// Starts `WRAPPER... nfsio serve ...` (e.g. `prlimit --nofile=1024:1024`), which must
+    /// exec the server, on a fresh directory.
+    pub fn start_wrapped(name: &str, wrapper: &[&str], extra: &[&str]) -> Serve {
+        let scratch = Scratch::new(name);
+        let export = scratch.join("export");
+        std::fs::create_dir_all(&export).expect("export dir");
+        Self::start_in(scratch, export, wrapper, extra)
+    }
+
+    fn start_in(scratch: Scratch, export: PathBuf, wrapper: &[&str], extra: &[&str]) -> Serve {
+        let state = scratch.join("state");
         let mut serve = Serve {
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
             export,
             state,
             url: String::new(),
@@ -154,7 +175,14 @@ impl Serve {
     /// Starts the child. `ports`: bind these NFS and MOUNT ports instead of free ones.
     fn spawn(&mut self, ports: Option<(u16, u16)>) -> Result<(), String> {
         let listen = format!("127.0.0.1:{}", ports.map_or(0, |p| p.0));
-        let mut command = Command::new(NFSIO);
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(NFSIO);
+                command
+            }
+            None => Command::new(NFSIO),
+        };
         command
             .arg("serve")
             .arg(&self.export)

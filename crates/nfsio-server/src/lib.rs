@@ -55,4 +55,7 @@ pub use peer::Peer;
 pub use server::{Server, serve};
 pub use service::{Ports, Response, Service, ServiceConfig};
 pub use splice::{Spliced, SplicedReply};
-pub use storage::{Fault, FileId, LocalStore, MemOptions, MemStore, Storage};
+pub use storage::local::LocalOptions;
+pub use storage::{
+    Caller, Fault, FileId, Granted, KernelHandle, LocalStore, MemOptions, MemStore, Storage,
+};

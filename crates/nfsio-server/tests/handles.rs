@@ -325,3 +325,109 @@ async fn handles_follow_renames_over_nfs_and_behind_the_servers_back() {
     assert_eq!(ok(c.lookup(&b, "f").await).object, f);
     server.stop().await;
 }
+
+/// A local store that resolves handles through its map of names (what a server that is not
+/// root does), with a map bound of `max_map_bytes`.
+fn name_map_store(dir: &std::path::Path, max_map_bytes: usize) -> nfsio_server::LocalStore {
+    nfsio_server::LocalStore::open(
+        dir,
+        nfsio_server::LocalOptions {
+            kernel_handles: false,
+            max_map_bytes,
+            ..nfsio_server::LocalOptions::default()
+        },
+    )
+    .expect("store")
+}
+
+#[test]
+fn the_map_of_names_grows_with_names_not_paths_and_stays_within_its_bound() {
+    use nfsio_server::{Caller, Storage};
+    let dirs = Dirs::new();
+    let store = name_map_store(dirs.export.path(), 64 << 20);
+    assert!(!store.uses_kernel_handles());
+    let root = Caller::root();
+    let name = [b'd'; 255];
+    let mut dir = store.root();
+    let mut ids = Vec::new();
+    for _ in 0..300 {
+        dir = store
+            .mkdir(&root, dir, &name, &Sattr::default())
+            .expect("mkdir")
+            .id;
+        ids.push(dir);
+    }
+    // Each level costs its name and a small overhead, not the path above it.
+    let per_level = store.map_bytes() / 300;
+    assert!(
+        (255..=400).contains(&per_level),
+        "{per_level} bytes a level"
+    );
+    for id in &ids {
+        store.getattr(*id).expect("resolves");
+    }
+    // A tight bound: the map starts over instead of growing past it (and once the path
+    // above no longer fits, resolving a deep directory takes a search from the budget, or
+    // the answer "try later").
+    let tight = name_map_store(dirs.export.path(), 10_000);
+    let mut dir = tight.root();
+    for i in 0..300 {
+        match tight.lookup(&root, dir, &name) {
+            Ok((next, _)) => dir = next,
+            Err(e) => assert_eq!(e.status, Nfs3Status::Jukebox, "level {i}"),
+        }
+        assert!(
+            tight.map_bytes() <= 10_000,
+            "level {i}: {} bytes",
+            tight.map_bytes()
+        );
+    }
+}
+
+#[test]
+fn unknown_handles_are_searched_within_a_budget_and_stale_ones_cost_nothing() {
+    use nfsio_server::{Caller, FileId, Storage};
+    let dirs = Dirs::new();
+    let store = name_map_store(dirs.export.path(), 64 << 20);
+    let root = Caller::root();
+    let sub = store
+        .mkdir(&root, store.root(), b"sub", &Sattr::default())
+        .expect("mkdir")
+        .id;
+    let file = store
+        .create(
+            &root,
+            sub,
+            b"f",
+            nfsio_server::storage::CreateMode::Guarded(&Sattr::default()),
+        )
+        .expect("create")
+        .id;
+    // A restarted server knows none of them: the first is found by a search of the export.
+    let restarted = name_map_store(dirs.export.path(), 64 << 20);
+    restarted.getattr(file).expect("found by a search");
+    restarted.getattr(sub).expect("remembered by that search");
+    // Handles of nothing: one more search is in the budget, then the server answers
+    // "try later" at once rather than walking the export for each.
+    let nothing = |n: u64| FileId::new(1 << 40 | n, 7);
+    let statuses: Vec<Nfs3Status> = (0..10)
+        .map(|n| restarted.getattr(nothing(n)).unwrap_err().status)
+        .collect();
+    assert_eq!(statuses[0], Nfs3Status::Stale, "{statuses:?}");
+    assert!(
+        statuses[1..]
+            .iter()
+            .all(|s| *s == Nfs3Status::Jukebox || *s == Nfs3Status::Stale)
+            && statuses.contains(&Nfs3Status::Jukebox),
+        "{statuses:?}"
+    );
+    // One found stale is remembered: asking again costs no search.
+    let started = std::time::Instant::now();
+    for _ in 0..1000 {
+        assert_eq!(
+            restarted.getattr(nothing(0)).unwrap_err().status,
+            Nfs3Status::Stale
+        );
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}

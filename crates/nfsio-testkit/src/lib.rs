@@ -9,6 +9,8 @@
 //!   Wireshark's dissectors judge it (malformed frames, expert errors and warnings, RPC data left
 //!   undissected: [`WireReport::is_clean`]), and list the NFSv3 calls joined with their replies.
 //! - [`free_port`]: a TCP port on 127.0.0.1 that nothing listens on.
+//! - [`raw`]: an RPC client that sends exactly the bytes a test means (crafted headers,
+//!   credentials, lengths).
 //!
 //! The external programs come from `scripts/install-test-deps.sh` (run by `scripts/test.sh`).
 //!
@@ -27,6 +29,7 @@ mod calls;
 mod capture;
 mod env;
 mod ganesha;
+pub mod raw;
 mod sys;
 
 pub use calls::{NfsCallLine, StableHow, nfs_calls, nfs3_proc_name};

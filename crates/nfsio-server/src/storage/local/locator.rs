@@ -131,10 +131,22 @@ impl LocalStore {
         let mut tree = lock(&self.tree);
         let cost = NODE_OVERHEAD_BYTES + name.len();
         if tree.bytes + cost > self.options.max_map_bytes {
-            // Start over rather than hold more; what is needed again is found again.
+            // Start over rather than hold more, keeping the chain above `parent` when it is
+            // small enough, so that the walk in progress goes on; anything else needed again
+            // is found again.
             debug!(bytes = tree.bytes, "name map at its bound: starting over");
+            let chain = chain_above(
+                &tree,
+                parent.ino,
+                self.root_id.ino,
+                self.options.max_map_bytes / 2,
+            );
             tree.nodes.clear();
             tree.bytes = 0;
+            for (ino, node) in chain {
+                tree.bytes += NODE_OVERHEAD_BYTES + node.name.len();
+                tree.nodes.insert(ino, node);
+            }
         }
         let node = Node {
             generation: id.generation,
@@ -383,6 +395,32 @@ impl LocalStore {
     pub fn map_bytes(&self) -> usize {
         lock(&self.tree).bytes()
     }
+}
+
+/// The nodes from `ino` up to the root, if they are all known and take at most
+/// `max_bytes`; none otherwise.
+fn chain_above(tree: &Tree, mut ino: u64, root: u64, max_bytes: usize) -> Vec<(u64, Node)> {
+    let mut chain = Vec::new();
+    let mut bytes = 0;
+    while ino != root {
+        let Some(node) = tree.nodes.get(&ino) else {
+            return Vec::new();
+        };
+        bytes += NODE_OVERHEAD_BYTES + node.name.len();
+        if bytes > max_bytes || chain.len() > MAX_DEPTH {
+            return Vec::new();
+        }
+        chain.push((
+            ino,
+            Node {
+                generation: node.generation,
+                parent: node.parent,
+                name: node.name.clone(),
+            },
+        ));
+        ino = node.parent;
+    }
+    chain
 }
 
 /// The generation of an object where the kernel's handles are not used.

@@ -299,17 +299,15 @@ impl LocalStore {
         })
     }
 
-    /// The identity of `name` in `dir` before it goes (tree mode: to forget it; the kernel's
-    /// handles need nothing forgotten).
+    /// The identity of `name` in `dir` when its last name goes: to forget it (tree mode), and
+    /// to close the server's own descriptor of it, which would keep the inode (and its
+    /// space) allocated.
     fn identity_before_removal(
         &self,
         caller: &Caller,
         dir: BorrowedFd<'_>,
         name: &CStr,
     ) -> Option<FileId> {
-        if self.mode == Mode::Kernel {
-            return None;
-        }
         let fd = self.open_entry(caller, dir, name).ok()?;
         let st = sys::stat_fd(fd.as_fd()).ok()?;
         let id = self.identify(fd.as_fd(), &st).ok()?;
