@@ -21,7 +21,7 @@ use libfuzzer_sys::fuzz_target;
 use nfsio_proto::nfs3::{self, CreateHow, FileHandle, Nfs3Reply, NfsRes, Sattr, StableHow};
 use nfsio_proto::rpc::{AuthSysParams, CallHeader, MessageHeader, OpaqueAuth, ReplyStatus};
 use nfsio_proto::{XdrDecode, XdrDecoder, XdrEncode, XdrEncoder};
-use nfsio_server::storage::{CreateMode, Owner};
+use nfsio_server::storage::{Caller, CreateMode};
 use nfsio_server::{MemStore, Response, Service, ServiceConfig, Storage};
 
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -29,26 +29,26 @@ const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// A store with a directory, a file with data, a symbolic link and a removed file.
 fn setup() -> (Service, Vec<FileHandle>) {
     let store = Arc::new(MemStore::new());
-    let owner = Owner { uid: 0, gid: 0 };
+    let owner = Caller::root();
     let root = store.root();
     let attrs = Sattr::default();
-    let dir = store.mkdir(root, b"d", &attrs, owner).expect("mkdir").id;
+    let dir = store.mkdir(&owner, root, b"d", &attrs).expect("mkdir").id;
     let file = store
-        .create(dir, b"f", CreateMode::Guarded(&attrs), owner)
+        .create(&owner, dir, b"f", CreateMode::Guarded(&attrs))
         .expect("create")
         .id;
     store
-        .write(file, 0, &Bytes::from_static(b"some data"), StableHow::Unstable)
+        .write(&owner, file, 0, &Bytes::from_static(b"some data"), StableHow::Unstable)
         .expect("write");
     let link = store
-        .symlink(root, b"l", b"../outside", &attrs, owner)
+        .symlink(&owner, root, b"l", b"../outside", &attrs)
         .expect("symlink")
         .id;
     let gone = store
-        .create(root, b"gone", CreateMode::Guarded(&attrs), owner)
+        .create(&owner, root, b"gone", CreateMode::Guarded(&attrs))
         .expect("create")
         .id;
-    store.remove(root, b"gone").expect("remove");
+    store.remove(&owner, root, b"gone").expect("remove");
     let storage: Arc<dyn Storage> = store;
     let service = Service::new(storage, ServiceConfig::for_tests(0));
     let handles = [root, dir, file, link, gone]
