@@ -153,8 +153,9 @@ async fn clients_that_never_read_their_replies_stay_within_the_memory_bound() {
         seen,
     );
     assert_neighbour_served(seen);
+    // The bound, and a little for the server's own pools.
     assert!(
-        peak < before + (128 << 20) + (96 << 20),
+        peak < before + (128 << 20) + (32 << 20),
         "peak RSS {:.1} MiB",
         mib(peak)
     );
@@ -205,8 +206,11 @@ async fn records_stopped_halfway_stay_within_the_memory_bound() {
         seen,
     );
     assert_neighbour_served(seen);
+    // The bound, what each connection reads ahead before it is charged (64 KiB), and a
+    // little for the server's own pools.
+    let read_ahead = clients as u64 * (64 << 10);
     assert!(
-        peak < before + (128 << 20) + (96 << 20),
+        peak < before + (128 << 20) + read_ahead + (32 << 20),
         "peak RSS {:.1} MiB",
         mib(peak)
     );

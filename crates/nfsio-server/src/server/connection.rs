@@ -293,6 +293,8 @@ async fn read_charged<R: AsyncRead + Unpin>(
         _ = stop.changed() => return None,
         charge = shared.memory.charge(conn, record_bytes, &shared.registry, reclaim_after) => charge?,
     };
+    // Charged: the record may arrive into room of its exact size.
+    reader.reserve(record_bytes + 4);
     let record = tokio::select! {
         biased;
         _ = conn.closed() => return None,
