@@ -199,6 +199,8 @@ pub(super) async fn serve_connection<S: Connection>(
             limits.max_record_bytes as usize
         }
         .min(limits.max_record_bytes as usize);
+        // With a small reply's room, so that most calls are charged once.
+        let record_bytes = record_bytes + SMALL_REPLY_BYTES;
         let Some((record, charge, buffer_permit)) = read_charged(
             &mut reader,
             &conn,
@@ -294,7 +296,7 @@ async fn read_charged<R: AsyncRead + Unpin>(
         charge = shared.memory.charge(conn, record_bytes, &shared.registry, reclaim_after) => charge?,
     };
     // Charged: the record may arrive into room of its exact size.
-    reader.reserve(record_bytes + 4);
+    reader.reserve(record_bytes.saturating_sub(SMALL_REPLY_BYTES) + 4);
     let record = tokio::select! {
         biased;
         _ = conn.closed() => return None,

@@ -245,16 +245,16 @@ impl Server<TcpListener> {
             udp_addrs.push(("portmap", addr));
         }
         for (service, addr) in udp_addrs {
-            let socket = UdpSocket::bind(addr)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    service,
-                    addr,
-                    source,
-                })?;
-            server.udp.push(socket);
+            // A TCP port free is no promise that the UDP port is: without it, those answer
+            // over TCP only.
+            match UdpSocket::bind(addr).await {
+                Ok(socket) => server.udp.push(socket),
+                Err(err) => warn!(service, %addr, %err, "no UDP for this service"),
+            }
         }
-        server.set_udp_ports();
+        if !server.udp.is_empty() {
+            server.set_udp_ports();
+        }
         Ok(server)
     }
 }
