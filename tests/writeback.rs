@@ -559,3 +559,43 @@ async fn dropping_the_last_client_handle_with_bytes_not_durable_logs_them() {
     assert!(line.contains("lost.bin (8388608 bytes)"), "{line}");
     assert!(line.contains("Client::shutdown"), "{line}");
 }
+
+/// NFS3ERR_JUKEBOX on a write-back WRITE reaches the engine, whose back-off is the client's
+/// one JUKEBOX policy: it sends the WRITE again itself (no retry hides beneath it, so every
+/// WRITE on the wire is one the engine sent), the bytes end up durable and no error is
+/// reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jukebox_on_a_write_back_write_is_retried_by_the_engine() {
+    let store = Arc::new(MemStore::new());
+    let server = MemServer::start(store.clone(), "127.0.0.1:0".parse().unwrap(), 12).await;
+    let config = EngineConfig {
+        retry_initial_ms: 5,
+        ..EngineConfig::default()
+    };
+    let client = client(&server.url, Some(config)).await;
+    let file = client
+        .create_file("jukebox.bin", 0o644)
+        .await
+        .expect("create");
+    let data = pattern(12, 256 << 10);
+    file.write_at(&data, 0).await.expect("write");
+    store.inject(Fault::WriteError(Nfs3Status::Jukebox));
+    tokio::time::timeout(STEP, file.close())
+        .await
+        .expect("close returns")
+        .expect("JUKEBOX is not an error");
+    assert!(
+        server.durable("jukebox.bin") == data,
+        "sent again and committed"
+    );
+    let on_the_wire = count(&client, nfs3::procs::WRITE);
+    assert!(
+        on_the_wire >= 2,
+        "the JUKEBOX WRITE was sent again: {on_the_wire}"
+    );
+    assert_eq!(
+        client.cache_stats().writes_sent,
+        on_the_wire,
+        "every WRITE on the wire was one the engine sent"
+    );
+}

@@ -5,12 +5,14 @@
 //! READDIRPLUS to the next. `.` and `..` are skipped, as `std::fs::read_dir` does.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use nfsio_proto::nfs3::{CookieVerifier, EntryPlus, Fattr, FileHandle, ReaddirplusArgs};
 
-use crate::client::Client;
-use crate::error::{NfsError, NfsResult};
+use crate::error::{NfsResult, ProtocolViolation};
+use crate::jukebox::Jukebox;
+use crate::procedures::Procedures;
 
 /// One directory entry.
 #[derive(Debug, Clone)]
@@ -34,10 +36,15 @@ impl DirEntry {
     }
 }
 
-/// A directory being listed; see [`Client::readdirplus`].
+/// A directory being listed; see [`Client::readdirplus`](crate::Client::readdirplus).
 pub struct ReadDir {
-    client: Client,
+    nfs: Arc<Procedures>,
+    jukebox: Jukebox,
     dir: FileHandle,
+    /// Bytes of directory information asked for per page (READDIRPLUS's `dircount`).
+    dircount_bytes: u32,
+    /// Largest reply asked for per page (`maxcount`).
+    maxcount_bytes: u32,
     cookie: u64,
     cookieverf: CookieVerifier,
     pending: VecDeque<EntryPlus>,
@@ -48,10 +55,28 @@ pub struct ReadDir {
 const DEFAULT_DIRCOUNT_BYTES: u32 = 8192;
 
 impl ReadDir {
-    pub(crate) fn new(client: Client, dir: FileHandle) -> Self {
+    /// A listing of `dir` in pages sized from FSINFO's `dtpref` (0: no preference) within
+    /// the mount's READ size.
+    pub(crate) fn new(
+        nfs: Arc<Procedures>,
+        jukebox: Jukebox,
+        dir: FileHandle,
+        dtpref_bytes: u32,
+        rsize_bytes: u32,
+    ) -> Self {
+        let dircount_bytes = match dtpref_bytes {
+            0 => DEFAULT_DIRCOUNT_BYTES,
+            dtpref => dtpref,
+        };
+        let maxcount_bytes = dircount_bytes
+            .saturating_mul(8)
+            .min(rsize_bytes.max(dircount_bytes));
         Self {
-            client,
+            nfs,
+            jukebox,
             dir,
+            dircount_bytes,
+            maxcount_bytes,
             cookie: 0,
             cookieverf: CookieVerifier::default(),
             pending: VecDeque::new(),
@@ -78,30 +103,18 @@ impl ReadDir {
             if self.eof {
                 return Ok(None);
             }
-            let dircount = self
-                .client
-                .fs_info()
-                .map(|f| f.dtpref)
-                .filter(|&d| d > 0)
-                .unwrap_or(DEFAULT_DIRCOUNT_BYTES);
-            let maxcount =
-                (dircount.saturating_mul(8)).min(self.client.rsize_bytes().max(dircount));
-            let page = self
-                .client
-                .readdirplus_page(&ReaddirplusArgs {
-                    dir: self.dir.clone(),
-                    cookie: self.cookie,
-                    cookieverf: self.cookieverf,
-                    dircount,
-                    maxcount,
-                })
-                .await?;
+            let args = ReaddirplusArgs {
+                dir: self.dir.clone(),
+                cookie: self.cookie,
+                cookieverf: self.cookieverf,
+                dircount: self.dircount_bytes,
+                maxcount: self.maxcount_bytes,
+            };
+            let page = self.jukebox.retry(|| self.nfs.readdirplus(&args)).await?;
             self.cookieverf = page.cookieverf;
             self.eof = page.eof;
             if page.entries.is_empty() && !page.eof {
-                return Err(NfsError::Protocol(
-                    "READDIRPLUS returned no entries and no end of directory".into(),
-                ));
+                return Err(ProtocolViolation::ReaddirWithoutProgress.into());
             }
             self.pending.extend(page.entries);
         }

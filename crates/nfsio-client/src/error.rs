@@ -73,7 +73,7 @@ pub enum NfsError {
     /// The server broke the protocol in a way the decoder cannot see (e.g. a READ that
     /// returned more bytes than asked).
     #[error("protocol violation: {0}")]
-    Protocol(String),
+    Protocol(#[from] ProtocolViolation),
     /// A caller-side invalid argument (empty name, a seek before 0, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -81,6 +81,41 @@ pub enum NfsError {
     /// failed an internal check. Bytes not yet durable may be lost: EIO.
     #[error("write-back cache: {0}")]
     WriteBack(String),
+}
+
+/// The ways a server's well-formed reply can still break the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProtocolViolation {
+    /// A READ returned no bytes and no end of file: no progress, and taken as end of file it
+    /// would silently shorten what the caller reads.
+    #[error("READ of {count} bytes at {offset} returned no data and no end of file")]
+    ReadWithoutProgress {
+        /// The offset read at.
+        offset: u64,
+        /// The bytes asked for.
+        count: u32,
+    },
+    /// A READ's count disagrees with its data, or exceeds what was asked.
+    #[error("READ of {count} bytes returned count {reply_count} with {data_bytes} data bytes")]
+    ReadCount {
+        /// The bytes asked for.
+        count: u32,
+        /// The count the reply claimed.
+        reply_count: u32,
+        /// The bytes the reply carried.
+        data_bytes: usize,
+    },
+    /// A WRITE's reply claims more bytes written than were sent.
+    #[error("WRITE of {count} bytes answered count {reply_count}")]
+    WriteCount {
+        /// The bytes sent.
+        count: u32,
+        /// The count the reply claimed.
+        reply_count: u32,
+    },
+    /// A READDIRPLUS page had no entries and no end of directory: the listing would never end.
+    #[error("READDIRPLUS returned no entries and no end of directory")]
+    ReaddirWithoutProgress,
 }
 
 /// A transport failure in a few words: `connection refused` rather than the io::Error's

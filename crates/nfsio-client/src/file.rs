@@ -71,7 +71,7 @@ impl File {
         attributes: Fattr,
         path: &str,
     ) -> NfsResult<Self> {
-        let cache = Arc::clone(client.cache()?);
+        let cache = Arc::clone(client.cache());
         let id = cache.open(handle.clone(), &attributes, Arc::from(path))?;
         Ok(Self {
             client,

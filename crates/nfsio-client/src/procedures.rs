@@ -1,27 +1,34 @@
-//! The typed NFSv3 procedure layer: one call in, its decoded result out.
+//! The typed NFSv3 procedure layer: one call in, its decoded result out, nothing else.
 //!
 //! Everything that sends NFSv3 procedures goes through [`Procedures`]: the [`Client`]
-//! facade's methods and the write-back driver, which holds it directly (not the client) so
-//! that the client's last handle is the application's: dropping it stops the write-back at
-//! once, with the loss reported, instead of whenever the calls in flight happen to end.
-//! Statuses come back as [`NfsError::Status`]; replies that break the protocol in ways the
-//! decoder cannot see (a READ longer than asked) as [`NfsError::Protocol`].
+//! facade, the write-back driver and [`ReadDir`]. It has no retry policy of its own: an
+//! error status comes back as it is ([`NfsError::Status`], NFS3ERR_JUKEBOX included), so
+//! that each caller applies its one policy (the facade and `ReadDir`: `crate::jukebox`; the
+//! write-back: the engine's back-off). Replies that break the protocol in ways the decoder
+//! cannot see (a READ longer than asked) are [`NfsError::Protocol`].
+//!
+//! The write-back driver holds this layer directly (not the client) so that the client's last
+//! handle is the application's: dropping it stops the write-back at once, with the loss
+//! reported, instead of whenever the calls in flight happen to end.
 //!
 //! [`Client`]: crate::Client
-
-use std::time::Duration;
+//! [`ReadDir`]: crate::ReadDir
 
 use bytes::Bytes;
 use nfsio_proto::nfs3::{
-    self, CommitArgs, CommitResOk, Fattr, FileHandle, Nfs3Status, NfsRes, NfsTime, ReadArgs,
-    ReadResOk, Sattr, SetattrArgs, SetattrResOk, StableHow, WccData, WriteArgs, WriteResOk, procs,
+    self, AccessArgs, CommitArgs, CommitResOk, CreateArgs, CreateHow, CreateResOk, DirOpArgs,
+    Fattr, FileHandle, FsinfoArgs, FsinfoResOk, FsstatArgs, FsstatResOk, GetattrArgs, GetattrResOk,
+    LinkArgs, LinkResOk, LookupArgs, LookupResOk, MkdirArgs, MkdirResOk, Nfs3Status, NfsRes,
+    NfsTime, PathconfArgs, PathconfResOk, ReadArgs, ReadResOk, ReaddirplusArgs, ReaddirplusResOk,
+    ReadlinkArgs, ReadlinkResOk, RemoveArgs, RemoveResOk, RenameArgs, RenameResOk, RmdirArgs,
+    RmdirResOk, Sattr, SetattrArgs, SetattrResOk, StableHow, SymlinkArgs, SymlinkData,
+    SymlinkResOk, WccData, WriteArgs, WriteResOk, procs,
 };
 use nfsio_proto::rpc::OpaqueAuth;
 use nfsio_proto::{XdrDecode, XdrEncode};
 use nfsio_rpc::RpcClient;
-use tracing::warn;
 
-use crate::error::{NfsError, NfsResult};
+use crate::error::{NfsError, NfsResult, ProtocolViolation};
 
 /// The NFS transport and the credentials every call carries.
 #[derive(Debug)]
@@ -41,67 +48,89 @@ impl Procedures {
         &self.rpc
     }
 
-    /// The credentials calls carry.
-    pub(crate) fn cred(&self) -> &OpaqueAuth {
-        &self.cred
-    }
-
-    /// Sends one NFSv3 call and decodes its result; NFS3ERR_JUKEBOX is retried with backoff
-    /// (the server is fetching the file from slow storage), any other error status becomes
-    /// [`NfsError::Status`].
-    pub(crate) async fn call<A, T, F>(&self, proc_num: u32, args: &A) -> NfsResult<T>
+    /// Sends one NFSv3 call and decodes its result; an error status becomes
+    /// [`NfsError::Status`] naming the procedure.
+    async fn call<A, T, F>(&self, proc_num: u32, args: &A) -> NfsResult<T>
     where
         A: XdrEncode + Sync + ?Sized,
         NfsRes<T, F>: XdrDecode,
     {
-        let mut backoff_ms = 100;
-        loop {
-            let mut dec = self
-                .rpc
-                .call(nfs3::PROGRAM, nfs3::VERSION, proc_num, &self.cred, args)
-                .await?;
-            match NfsRes::<T, F>::decode(&mut dec)? {
-                NfsRes::Ok(ok) => return Ok(ok),
-                NfsRes::Fail {
-                    status: Nfs3Status::Jukebox,
-                    ..
-                } => {
-                    warn!(
-                        proc = nfs3::proc_name(proc_num),
-                        backoff_ms, "NFS3ERR_JUKEBOX, retrying"
-                    );
-                    tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
-                    backoff_ms = (backoff_ms * 2).min(5_000);
-                }
-                NfsRes::Fail { status, .. } => {
-                    return Err(NfsError::Status {
-                        proc_name: nfs3::proc_name(proc_num),
-                        status,
-                    });
-                }
-            }
+        let mut dec = self
+            .rpc
+            .call(nfs3::PROGRAM, nfs3::VERSION, proc_num, &self.cred, args)
+            .await?;
+        match NfsRes::<T, F>::decode(&mut dec)? {
+            NfsRes::Ok(ok) => Ok(ok),
+            NfsRes::Fail { status, .. } => Err(NfsError::Status {
+                proc_name: nfs3::proc_name(proc_num),
+                status,
+            }),
         }
     }
 
-    /// SETATTR: size (truncate or extend), mode, owner, times. With `guard`, the server applies
-    /// the change only if the object's ctime still equals it (NFS3ERR_NOT_SYNC otherwise).
+    /// NULL: a round trip that does nothing.
+    pub(crate) async fn null(&self) -> NfsResult<()> {
+        let proc_num = procs::NULL;
+        self.rpc
+            .call(nfs3::PROGRAM, nfs3::VERSION, proc_num, &self.cred, &())
+            .await?;
+        Ok(())
+    }
+
+    /// GETATTR.
+    pub(crate) async fn getattr(&self, object: &FileHandle) -> NfsResult<Fattr> {
+        let args = GetattrArgs {
+            object: object.clone(),
+        };
+        let ok: GetattrResOk = self.call::<_, _, ()>(procs::GETATTR, &args).await?;
+        Ok(ok.obj_attributes)
+    }
+
+    /// SETATTR; with `guard`, only if the object's ctime still equals it.
     pub(crate) async fn setattr(
         &self,
         object: &FileHandle,
         new_attributes: Sattr,
         guard: Option<NfsTime>,
     ) -> NfsResult<WccData> {
-        let ok: SetattrResOk = self
-            .call::<_, _, WccData>(
-                procs::SETATTR,
-                &SetattrArgs {
-                    object: object.clone(),
-                    new_attributes,
-                    guard,
-                },
-            )
-            .await?;
+        let args = SetattrArgs {
+            object: object.clone(),
+            new_attributes,
+            guard,
+        };
+        let ok: SetattrResOk = self.call::<_, _, WccData>(procs::SETATTR, &args).await?;
         Ok(ok.obj_wcc)
+    }
+
+    /// LOOKUP of one name in a directory.
+    pub(crate) async fn lookup(&self, dir: &FileHandle, name: &str) -> NfsResult<LookupResOk> {
+        let args = LookupArgs {
+            what: dir_op(dir, name)?,
+        };
+        self.call::<_, _, Option<Fattr>>(procs::LOOKUP, &args).await
+    }
+
+    /// ACCESS: which of the `access` bits the caller is granted.
+    pub(crate) async fn access(&self, object: &FileHandle, access: u32) -> NfsResult<u32> {
+        let args = AccessArgs {
+            object: object.clone(),
+            access,
+        };
+        let ok: nfs3::AccessResOk = self
+            .call::<_, _, Option<Fattr>>(procs::ACCESS, &args)
+            .await?;
+        Ok(ok.access)
+    }
+
+    /// READLINK: the target of a symbolic link.
+    pub(crate) async fn readlink(&self, symlink: &FileHandle) -> NfsResult<Bytes> {
+        let args = ReadlinkArgs {
+            symlink: symlink.clone(),
+        };
+        let ok: ReadlinkResOk = self
+            .call::<_, _, Option<Fattr>>(procs::READLINK, &args)
+            .await?;
+        Ok(ok.data)
     }
 
     /// READ of at most `count` bytes at `offset` (one RPC; may return fewer bytes, but never
@@ -112,35 +141,30 @@ impl Procedures {
         offset: u64,
         count: u32,
     ) -> NfsResult<ReadResOk> {
-        let ok: ReadResOk = self
-            .call::<_, _, Option<Fattr>>(
-                procs::READ,
-                &ReadArgs {
-                    file: file.clone(),
-                    offset,
-                    count,
-                },
-            )
-            .await?;
+        let args = ReadArgs {
+            file: file.clone(),
+            offset,
+            count,
+        };
+        let ok: ReadResOk = self.call::<_, _, Option<Fattr>>(procs::READ, &args).await?;
         // A READ that returns nothing before the end of the file makes no progress; taken
         // as end of file it would silently shorten what the caller reads.
         if count > 0 && ok.data.is_empty() && !ok.eof {
-            return Err(NfsError::Protocol(format!(
-                "READ of {count} bytes at {offset} returned no data and no end of file"
-            )));
+            return Err(ProtocolViolation::ReadWithoutProgress { offset, count }.into());
         }
         if ok.data.len() > count as usize || ok.count as usize != ok.data.len() {
-            return Err(NfsError::Protocol(format!(
-                "READ of {count} bytes returned count {} with {} data bytes",
-                ok.count,
-                ok.data.len()
-            )));
+            return Err(ProtocolViolation::ReadCount {
+                count,
+                reply_count: ok.count,
+                data_bytes: ok.data.len(),
+            }
+            .into());
         }
         Ok(ok)
     }
 
-    /// WRITE of `data` at `offset` with the requested stability (one RPC). Returns the count
-    /// the server took (possibly short), how stable it made them, and the write verifier.
+    /// WRITE of `data` at `offset` with the requested stability (one RPC): the count the
+    /// server took (possibly short), how stable it made them, and the write verifier.
     pub(crate) async fn write(
         &self,
         file: &FileHandle,
@@ -150,43 +174,177 @@ impl Procedures {
     ) -> NfsResult<WriteResOk> {
         let count = u32::try_from(data.len())
             .map_err(|_| NfsError::InvalidArgument("WRITE larger than 4 GiB".into()))?;
-        let ok: WriteResOk = self
-            .call::<_, _, WccData>(
-                procs::WRITE,
-                &WriteArgs {
-                    file: file.clone(),
-                    offset,
-                    count,
-                    stable,
-                    data,
-                },
-            )
-            .await?;
+        let args = WriteArgs {
+            file: file.clone(),
+            offset,
+            count,
+            stable,
+            data,
+        };
+        let ok: WriteResOk = self.call::<_, _, WccData>(procs::WRITE, &args).await?;
         if ok.count > count {
-            return Err(NfsError::Protocol(format!(
-                "WRITE of {count} bytes answered count {}",
-                ok.count
-            )));
+            return Err(ProtocolViolation::WriteCount {
+                count,
+                reply_count: ok.count,
+            }
+            .into());
         }
         Ok(ok)
     }
 
-    /// COMMIT of `count` bytes at `offset` (0, 0: the whole file). Returns the verifier that
-    /// must equal the one of every UNSTABLE WRITE being committed.
+    /// COMMIT of `count` bytes at `offset` (0, 0: the whole file).
     pub(crate) async fn commit(
         &self,
         file: &FileHandle,
         offset: u64,
         count: u32,
     ) -> NfsResult<CommitResOk> {
-        self.call::<_, _, WccData>(
-            procs::COMMIT,
-            &CommitArgs {
-                file: file.clone(),
-                offset,
-                count,
-            },
-        )
-        .await
+        let args = CommitArgs {
+            file: file.clone(),
+            offset,
+            count,
+        };
+        self.call::<_, _, WccData>(procs::COMMIT, &args).await
     }
+
+    /// CREATE of a regular file in `dir`.
+    pub(crate) async fn create(
+        &self,
+        dir: &FileHandle,
+        name: &str,
+        how: CreateHow,
+    ) -> NfsResult<CreateResOk> {
+        let args = CreateArgs {
+            where_: dir_op(dir, name)?,
+            how,
+        };
+        self.call::<_, _, WccData>(procs::CREATE, &args).await
+    }
+
+    /// MKDIR.
+    pub(crate) async fn mkdir(
+        &self,
+        dir: &FileHandle,
+        name: &str,
+        attributes: Sattr,
+    ) -> NfsResult<MkdirResOk> {
+        let args = MkdirArgs {
+            where_: dir_op(dir, name)?,
+            attributes,
+        };
+        self.call::<_, _, WccData>(procs::MKDIR, &args).await
+    }
+
+    /// SYMLINK: `name` in `dir` pointing at `target`.
+    pub(crate) async fn symlink(
+        &self,
+        dir: &FileHandle,
+        name: &str,
+        target: &str,
+        attributes: Sattr,
+    ) -> NfsResult<SymlinkResOk> {
+        let args = SymlinkArgs {
+            where_: dir_op(dir, name)?,
+            symlink: SymlinkData {
+                symlink_attributes: attributes,
+                symlink_data: Bytes::copy_from_slice(target.as_bytes()),
+            },
+        };
+        self.call::<_, _, WccData>(procs::SYMLINK, &args).await
+    }
+
+    /// REMOVE of a non-directory.
+    pub(crate) async fn remove(&self, dir: &FileHandle, name: &str) -> NfsResult<WccData> {
+        let args = RemoveArgs {
+            object: dir_op(dir, name)?,
+        };
+        let ok: RemoveResOk = self.call::<_, _, WccData>(procs::REMOVE, &args).await?;
+        Ok(ok.dir_wcc)
+    }
+
+    /// RMDIR of an empty directory.
+    pub(crate) async fn rmdir(&self, dir: &FileHandle, name: &str) -> NfsResult<WccData> {
+        let args = RmdirArgs {
+            object: dir_op(dir, name)?,
+        };
+        let ok: RmdirResOk = self.call::<_, _, WccData>(procs::RMDIR, &args).await?;
+        Ok(ok.dir_wcc)
+    }
+
+    /// RENAME.
+    pub(crate) async fn rename(
+        &self,
+        from: (&FileHandle, &str),
+        to: (&FileHandle, &str),
+    ) -> NfsResult<RenameResOk> {
+        let args = RenameArgs {
+            from: dir_op(from.0, from.1)?,
+            to: dir_op(to.0, to.1)?,
+        };
+        self.call::<_, _, nfs3::RenameResFail>(procs::RENAME, &args)
+            .await
+    }
+
+    /// LINK: a new name `name` in `dir` for `file`.
+    pub(crate) async fn link(
+        &self,
+        file: &FileHandle,
+        dir: &FileHandle,
+        name: &str,
+    ) -> NfsResult<LinkResOk> {
+        let args = LinkArgs {
+            file: file.clone(),
+            link: dir_op(dir, name)?,
+        };
+        self.call::<_, _, nfs3::LinkResFail>(procs::LINK, &args)
+            .await
+    }
+
+    /// One page of READDIRPLUS.
+    pub(crate) async fn readdirplus(&self, args: &ReaddirplusArgs) -> NfsResult<ReaddirplusResOk> {
+        self.call::<_, _, Option<Fattr>>(procs::READDIRPLUS, args)
+            .await
+    }
+
+    /// FSSTAT: space and file counts.
+    pub(crate) async fn fsstat(&self, fsroot: &FileHandle) -> NfsResult<FsstatResOk> {
+        let args = FsstatArgs {
+            fsroot: fsroot.clone(),
+        };
+        self.call::<_, _, Option<Fattr>>(procs::FSSTAT, &args).await
+    }
+
+    /// FSINFO: transfer sizes and properties.
+    pub(crate) async fn fsinfo(&self, fsroot: &FileHandle) -> NfsResult<FsinfoResOk> {
+        let args = FsinfoArgs {
+            fsroot: fsroot.clone(),
+        };
+        self.call::<_, _, Option<Fattr>>(procs::FSINFO, &args).await
+    }
+
+    /// PATHCONF: name length limits and case behaviour.
+    pub(crate) async fn pathconf(&self, object: &FileHandle) -> NfsResult<PathconfResOk> {
+        let args = PathconfArgs {
+            object: object.clone(),
+        };
+        self.call::<_, _, Option<Fattr>>(procs::PATHCONF, &args)
+            .await
+    }
+}
+
+/// Builds a `diropargs3`, rejecting names the server would have to reject anyway.
+fn dir_op(dir: &FileHandle, name: &str) -> NfsResult<DirOpArgs> {
+    if name.is_empty() || name.contains('/') {
+        return Err(NfsError::InvalidArgument(format!("bad file name {name:?}")));
+    }
+    if name.len() > nfs3::MAX_NAME_BYTES as usize {
+        return Err(NfsError::Status {
+            proc_name: "LOOKUP",
+            status: Nfs3Status::NameTooLong,
+        });
+    }
+    Ok(DirOpArgs {
+        dir: dir.clone(),
+        name: Bytes::copy_from_slice(name.as_bytes()),
+    })
 }

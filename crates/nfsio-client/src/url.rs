@@ -183,7 +183,7 @@ impl NfsUrl {
 /// `..` is kept as a component (the server decides what it means).
 pub fn normalize_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len() + 1);
-    for component in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+    for component in components(path) {
         out.push('/');
         out.push_str(component);
     }
@@ -191,6 +191,11 @@ pub fn normalize_path(path: &str) -> String {
         out.push('/');
     }
     out
+}
+
+/// The components of a `/`-separated path, without empty names and `.`.
+pub(crate) fn components(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".")
 }
 
 impl fmt::Display for NfsUrl {

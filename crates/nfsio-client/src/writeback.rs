@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, warn};
 
 use crate::error::{NfsError, NfsResult};
+use crate::options::ClientOptions;
 use crate::procedures::Procedures;
 
 /// Something a caller waits for: `Ready` now, or a receiver that fires when it may try again
@@ -562,35 +563,43 @@ impl Cache {
     }
 }
 
+/// Most READs the cache keeps in flight ahead of a sequential reader when the options do not
+/// say: 16 READs of 1 MiB keep a 1 Gbit/s link with a few milliseconds of latency busy.
+const DEFAULT_MAX_INFLIGHT_READS: usize = 16;
+
 /// Builds the engine's configuration for a mount: the server's transfer sizes, the
-/// transport's slots, and the client's memory bound.
+/// transport's slots, and the client's options (memory bound, READs in flight).
 pub(crate) fn engine_config(
-    base: Option<EngineConfig>,
-    memory_bound_bytes: u64,
+    options: &ClientOptions,
     wsize_bytes: u32,
     rsize_bytes: u32,
-    slots: usize,
 ) -> EngineConfig {
-    match base {
-        Some(mut config) => {
-            config.wsize_bytes = config.wsize_bytes.min(wsize_bytes);
-            config.rsize_bytes = config.rsize_bytes.min(rsize_bytes);
-            config
-        }
-        None => {
-            let defaults = EngineConfig::default();
-            EngineConfig {
-                wsize_bytes,
-                rsize_bytes,
-                // Leave slots for the application's other calls (LOOKUP, GETATTR, ...).
-                max_inflight_writes: (slots / 2).clamp(1, defaults.max_inflight_writes),
-                max_inflight_reads: (slots / 4).clamp(1, defaults.max_inflight_reads),
-                memory_bound_bytes,
-                background_flush_bytes: memory_bound_bytes / 4,
-                commit_threshold_bytes: memory_bound_bytes / 4,
-                ..defaults
-            }
-        }
+    if let Some(mut config) = options.cache_config.clone() {
+        config.wsize_bytes = config.wsize_bytes.min(wsize_bytes);
+        config.rsize_bytes = config.rsize_bytes.min(rsize_bytes);
+        return config;
+    }
+    let defaults = EngineConfig::default();
+    let slots = options.rpc.slots;
+    let memory_bound_bytes = options.cache_bytes;
+    // Leave slots for the application's other calls (LOOKUP, GETATTR, ...).
+    let max_inflight_reads = match options.max_inflight_reads {
+        Some(reads) => reads,
+        None => (slots / 4).min(DEFAULT_MAX_INFLIGHT_READS),
+    }
+    .clamp(1, slots.max(1));
+    EngineConfig {
+        wsize_bytes,
+        rsize_bytes,
+        max_inflight_writes: (slots / 2).clamp(1, defaults.max_inflight_writes),
+        max_inflight_reads,
+        // A sequential reader's window reaches every READ in flight.
+        readahead_max_bytes: (max_inflight_reads as u64 * u64::from(rsize_bytes))
+            .max(defaults.readahead_initial_bytes),
+        memory_bound_bytes,
+        background_flush_bytes: memory_bound_bytes / 4,
+        commit_threshold_bytes: memory_bound_bytes / 4,
+        ..defaults
     }
 }
 

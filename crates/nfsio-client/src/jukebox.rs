@@ -1,0 +1,140 @@
+//! The client's one NFS3ERR_JUKEBOX policy for calls a caller waits on.
+//!
+//! NFS3ERR_JUKEBOX means "the server is fetching the object from slow storage: ask again
+//! later" (RFC 1813); like Linux's client, nfsio asks again, after a back-off, for as long as
+//! the server says so. The back-off is the write-back engine's (`EngineConfig`'s
+//! `retry_initial_ms`, doubling up to `retry_max_ms`), so one set of numbers governs both
+//! the calls the facade and [`ReadDir`](crate::ReadDir) make here and the WRITEs, COMMITs,
+//! READs and SETATTRs the engine retries itself (the procedure layer beneath both retries
+//! nothing).
+
+use std::future::Future;
+use std::time::Duration;
+
+use nfsio_cache::EngineConfig;
+use nfsio_proto::nfs3::Nfs3Status;
+use tracing::warn;
+
+use crate::error::{NfsError, NfsResult};
+
+/// How long to wait before asking again after NFS3ERR_JUKEBOX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Jukebox {
+    /// The first wait.
+    initial_ms: u64,
+    /// The longest wait; each wait doubles up to it.
+    max_ms: u64,
+}
+
+impl Jukebox {
+    /// The write-back engine's back-off.
+    pub(crate) fn of(config: &EngineConfig) -> Self {
+        Self {
+            initial_ms: config.retry_initial_ms.max(1),
+            max_ms: config.retry_max_ms.max(config.retry_initial_ms.max(1)),
+        }
+    }
+
+    /// The wait after one that lasted `previous_ms` (0: none yet).
+    pub(crate) fn next_wait_ms(&self, previous_ms: u64) -> u64 {
+        if previous_ms == 0 {
+            self.initial_ms
+        } else {
+            previous_ms.saturating_mul(2).min(self.max_ms)
+        }
+    }
+
+    /// Runs `call` until it returns anything but NFS3ERR_JUKEBOX, waiting between tries.
+    pub(crate) async fn retry<T, F, Fut>(&self, mut call: F) -> NfsResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = NfsResult<T>>,
+    {
+        let mut wait_ms = 0;
+        loop {
+            match call().await {
+                Err(NfsError::Status {
+                    proc_name,
+                    status: Nfs3Status::Jukebox,
+                }) => {
+                    wait_ms = self.next_wait_ms(wait_ms);
+                    warn!(proc = proc_name, wait_ms, "NFS3ERR_JUKEBOX: asking again");
+                    tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    fn jukebox(proc_name: &'static str) -> NfsError {
+        NfsError::Status {
+            proc_name,
+            status: Nfs3Status::Jukebox,
+        }
+    }
+
+    #[test]
+    fn waits_double_from_the_engines_first_back_off_up_to_its_longest() {
+        let config = EngineConfig {
+            retry_initial_ms: 100,
+            retry_max_ms: 700,
+            ..EngineConfig::default()
+        };
+        let policy = Jukebox::of(&config);
+        let mut wait_ms = 0;
+        let waits: Vec<u64> = (0..5)
+            .map(|_| {
+                wait_ms = policy.next_wait_ms(wait_ms);
+                wait_ms
+            })
+            .collect();
+        assert_eq!(waits, [100, 200, 400, 700, 700]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jukebox_is_asked_again_after_the_back_off_and_other_errors_are_not() {
+        let config = EngineConfig {
+            retry_initial_ms: 100,
+            retry_max_ms: 5_000,
+            ..EngineConfig::default()
+        };
+        let policy = Jukebox::of(&config);
+        let tries = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let result = policy
+            .retry(|| async {
+                match tries.fetch_add(1, Ordering::SeqCst) {
+                    0..=2 => Err(jukebox("GETATTR")),
+                    _ => Ok(7),
+                }
+            })
+            .await;
+        assert_eq!(result.ok(), Some(7));
+        assert_eq!(tries.load(Ordering::SeqCst), 4);
+        // 100 + 200 + 400 ms of the paused clock.
+        assert_eq!(started.elapsed(), Duration::from_millis(700));
+
+        let tries = AtomicU32::new(0);
+        let result: NfsResult<()> = policy
+            .retry(|| async {
+                tries.fetch_add(1, Ordering::SeqCst);
+                Err(NfsError::Status {
+                    proc_name: "LOOKUP",
+                    status: Nfs3Status::NoEnt,
+                })
+            })
+            .await;
+        assert_eq!(
+            result.err().and_then(|e| e.status()),
+            Some(Nfs3Status::NoEnt)
+        );
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
+    }
+}
