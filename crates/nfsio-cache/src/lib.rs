@@ -51,21 +51,26 @@
 //! states — or with the error. [`Engine::check_invariants`] states this executably and runs
 //! after every input in debug builds.
 //!
-//! Modules: [`config`] (knobs), [`api`] (values crossing the boundary), `store` (the extent
-//! maps and their indexes), `engine` (application inputs and bookkeeping), `transmit` (which
-//! call next), `reply` (applying answers), [`invariants`].
+//! Modules: [`config`] (knobs), [`api`] (values crossing the boundary), `extents` (a file's
+//! extent map, its indexes and the checked transitions between extent states), `calls` (the
+//! calls in flight and their counts), `schedule` (active files and named deadlines), `store`
+//! (the cached files), `outbox` (events and results), `engine` (the inputs, which call next,
+//! applying replies, settling), [`invariants`] (the whole-state check, one invariant each).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;
+mod buf;
+mod calls;
 pub mod config;
 mod engine;
+mod extents;
 pub mod invariants;
+mod outbox;
 mod ranges;
-mod reply;
+mod schedule;
 mod store;
-mod transmit;
 
 pub use api::{
     EngineStats, Event, ExtentInfo, ExtentState, FileError, FileId, Op, ReadOutcome, Reply, RpcId,

@@ -15,23 +15,39 @@
 //!   each, at the next `fsync`/`close`) and the failed bytes are dropped from the cache, as
 //!   Linux does: retrying them could keep a `fsync` from ever returning, and a failure is
 //!   never silent because it is reported.
+//!
+//! Every change of an extent here is a named [`Transition`] or [`Removal`], checked against
+//! the extent's state by the extent map.
 
 use bytes::Bytes;
 use nfsio_proto::nfs3::{Nfs3Status, StableHow, WriteVerifier};
 
+use super::Engine;
 use crate::api::{FileError, Reply, RpcId};
-use crate::engine::Engine;
-use crate::store::{AttrStamp, Buf, Extent, InodeId, Outstanding, State};
+use crate::calls::Call;
+use crate::extents::{Removal, State, Transition};
+use crate::store::{AttrStamp, InodeId};
+
+/// A WRITE being answered: what it carried.
+#[derive(Clone, Copy)]
+struct Written {
+    ino: InodeId,
+    rpc: RpcId,
+    offset: u64,
+    end: u64,
+    stable: StableHow,
+}
 
 impl Engine {
-    /// Feeds the outcome of a call. A reply for an unknown id (already answered) is ignored.
+    /// Feeds the outcome of the call `rpc` (see [`Reply`] for what to feed when). A reply for
+    /// an unknown id (already answered) is ignored.
     pub fn on_reply(&mut self, rpc: RpcId, reply: Reply, now_ms: u64) {
         self.advance(now_ms);
-        let Some(out) = self.store.rpcs.get(&rpc) else {
+        let Some(call) = self.calls.get(rpc) else {
             tracing::warn!(?rpc, "reply for a call that is not in flight; ignored");
             return;
         };
-        let ino = out.ino();
+        let ino = call.ino();
         let attrs = match &reply {
             Reply::Write { post_op_attrs, .. }
             | Reply::Commit { post_op_attrs, .. }
@@ -39,60 +55,40 @@ impl Engine {
             | Reply::Setattr { post_op_attrs } => post_op_attrs.as_ref().map(AttrStamp::from),
             Reply::Status(_) | Reply::Retry => None,
         };
-        match out {
-            Outstanding::Write { .. } => self.write_reply(rpc, reply),
-            Outstanding::Commit { .. } => self.commit_reply(rpc, reply),
-            Outstanding::Read { .. } => self.read_reply(rpc, reply),
-            Outstanding::Setattr { .. } => self.setattr_reply(rpc, reply),
-        }
-        if let Some(inode) = self.store.inodes.get_mut(&ino) {
+        let apply: fn(&mut Self, RpcId, Reply) = match call {
+            Call::Write { .. } => Self::write_reply,
+            Call::Commit { .. } => Self::commit_reply,
+            Call::Read { .. } => Self::read_reply,
+            Call::Setattr { .. } => Self::setattr_reply,
+        };
+        apply(self, rpc, reply);
+        if let Some(inode) = self.store.get_mut(ino) {
             if let Some(stamp) = attrs {
                 inode.seen = stamp;
             }
-            self.active.insert(ino);
+            self.activate(ino);
         }
         self.after_input();
     }
 
-    /// Starts of the extents still `InFlight{rpc}` within `[start, end)`.
-    fn live_extents(&self, ino: InodeId, rpc: RpcId, start: u64, end: u64) -> Vec<u64> {
-        let inode = self.store.inode(ino);
-        inode
-            .extents
-            .range(start..end)
-            .filter(|(_, e)| e.state == State::InFlight { rpc })
-            .map(|(s, _)| *s)
-            .collect()
-    }
-
-    /// Changes the state of the extent at `start`.
-    fn restate(&mut self, ino: InodeId, start: u64, state: State) {
-        let mut ext = self.store.remove(ino, start);
-        if state.is_clean() {
-            ext.since = 0;
-        }
-        ext.state = state;
-        self.store.insert(ino, start, ext);
-    }
-
     fn write_reply(&mut self, rpc: RpcId, reply: Reply) {
-        let Some(Outstanding::Write {
+        let Some(&Call::Write {
             ino,
             offset,
-            data,
+            ref data,
             stable,
-            ..
-        }) = self.store.rpcs.get(&rpc)
+        }) = self.calls.get(rpc)
         else {
             unreachable!("dispatched on kind");
         };
-        let (ino, offset, stable) = (*ino, *offset, *stable);
         let len = data.len() as u64;
-        let end = offset + len;
-        let inode = self.store.inode_mut(ino);
-        let removed = inode.inflight_writes.remove(&offset);
-        assert_eq!(removed, Some((end, rpc)), "in-flight WRITE index");
-        self.writes_in_flight -= 1;
+        let w = Written {
+            ino,
+            rpc,
+            offset,
+            end: offset + len,
+            stable,
+        };
         match reply {
             Reply::Write {
                 count_bytes,
@@ -107,41 +103,43 @@ impl Engine {
                 }
                 if count == 0 && len > 0 {
                     tracing::warn!(offset, len, "WRITE reply took no bytes: EIO");
-                    self.fail_write(ino, rpc, offset, end, Nfs3Status::Io);
+                    self.fail_write(w, Nfs3Status::Io);
                 } else {
-                    self.written(ino, rpc, offset, end, count, stable, committed, verf);
+                    self.written(w, count, committed, verf);
                 }
             }
             Reply::Status(Nfs3Status::Jukebox) | Reply::Retry => {
-                self.redirty_live(ino, rpc, offset, end);
+                self.not_written(w);
                 self.backoff(ino);
             }
-            Reply::Status(status) => self.fail_write(ino, rpc, offset, end, status),
+            Reply::Status(status) => self.fail_write(w, status),
             other => {
                 tracing::warn!(?other, "reply of the wrong kind for a WRITE; retrying");
-                self.redirty_live(ino, rpc, offset, end);
+                self.not_written(w);
                 self.backoff(ino);
             }
         }
-        self.store.remove_rpc(rpc);
+        // Postcondition: no byte is in flight in this WRITE any more, so it may leave the
+        // table (and no later reply can retire anything).
+        assert!(
+            self.store
+                .inode(ino)
+                .extents
+                .in_flight_in(rpc, w.offset, w.end)
+                .is_empty(),
+            "{rpc:?} answered with bytes still in flight in it"
+        );
+        self.calls.finish(&mut self.store.inode_mut(ino).calls, rpc);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn written(
-        &mut self,
-        ino: InodeId,
-        rpc: RpcId,
-        offset: u64,
-        end: u64,
-        count: u64,
-        stable: StableHow,
-        committed: StableHow,
-        verf: WriteVerifier,
-    ) {
+    fn written(&mut self, w: Written, count: u64, committed: StableHow, verf: WriteVerifier) {
+        let Written {
+            ino, rpc, offset, ..
+        } = w;
         let mut durable = committed != StableHow::Unstable;
-        if committed < stable {
+        if committed < w.stable {
             tracing::warn!(
-                ?stable,
+                stable = ?w.stable,
                 ?committed,
                 "server answered a WRITE less stable than asked (protocol violation); the bytes will be committed"
             );
@@ -158,64 +156,69 @@ impl Engine {
             .extents
             .range(..written_end)
             .next_back()
-            .is_some_and(|(s, e)| *s + e.len() > written_end && e.state == State::InFlight { rpc });
+            .is_some_and(|(s, e)| {
+                *s + e.len() > written_end && e.state() == State::InFlight { rpc }
+            });
         if straddles {
             self.store.split_at(ino, written_end);
         }
         let seq = if durable {
             0
         } else {
-            let seq = self.next_unstable_seq;
-            self.next_unstable_seq += 1;
-            seq
+            self.store.new_unstable_seq()
         };
-        for start in self.live_extents(ino, rpc, offset, end) {
-            let state = if start >= written_end {
-                State::Dirty
+        let live = self
+            .store
+            .inode(ino)
+            .extents
+            .in_flight_in(rpc, offset, w.end);
+        for start in live {
+            let change = if start >= written_end {
+                Transition::NotWritten { rpc }
             } else if durable {
-                State::Clean {
-                    seq: self.clean_seq(),
-                }
+                Transition::WrittenDurable { rpc }
             } else {
-                State::Unstable { verf, seq }
+                Transition::WrittenUnstable { rpc, verf, seq }
             };
-            self.restate(ino, start, state);
+            self.store.restate(ino, start, change);
         }
         self.reset_backoff(ino);
     }
 
     /// The bytes this WRITE still carries go back to dirty (to be sent again).
-    fn redirty_live(&mut self, ino: InodeId, rpc: RpcId, offset: u64, end: u64) {
-        for start in self.live_extents(ino, rpc, offset, end) {
-            self.restate(ino, start, State::Dirty);
+    fn not_written(&mut self, w: Written) {
+        let live = self
+            .store
+            .inode(w.ino)
+            .extents
+            .in_flight_in(w.rpc, w.offset, w.end);
+        for start in live {
+            self.store
+                .restate(w.ino, start, Transition::NotWritten { rpc: w.rpc });
         }
     }
 
     /// A WRITE failed: the error is recorded, the bytes it still carries are dropped.
-    fn fail_write(&mut self, ino: InodeId, rpc: RpcId, offset: u64, end: u64, status: Nfs3Status) {
-        self.record_error(ino, status);
-        for start in self.live_extents(ino, rpc, offset, end) {
-            self.store.remove(ino, start);
+    fn fail_write(&mut self, w: Written, status: Nfs3Status) {
+        self.record_error(w.ino, status);
+        let live = self
+            .store
+            .inode(w.ino)
+            .extents
+            .in_flight_in(w.rpc, w.offset, w.end);
+        for start in live {
+            self.store
+                .remove(w.ino, start, Removal::WriteFailed { rpc: w.rpc });
         }
     }
 
     /// Sends every unstable extent written under a verifier other than `verf` back to dirty;
     /// returns how many.
     fn redirty_unstable_except(&mut self, ino: InodeId, verf: WriteVerifier) -> usize {
-        let inode = self.store.inode(ino);
-        if inode.unstable_verfs.keys().all(|k| *k == verf.0) {
-            return 0;
-        }
-        let lost: Vec<u64> = inode
-            .unstable_by_seq
-            .iter()
-            .map(|&(_, start)| start)
-            .filter(|start| {
-                matches!(inode.extents[start].state, State::Unstable { verf: v, .. } if v != verf)
-            })
-            .collect();
+        let lost = self.store.inode(ino).extents.unstable_not_under(verf);
         for &start in &lost {
-            self.restate(ino, start, State::Dirty);
+            self.store
+                .restate(ino, start, Transition::VerifierChanged { verf });
         }
         lost.len()
     }
@@ -241,52 +244,20 @@ impl Engine {
     }
 
     fn commit_reply(&mut self, rpc: RpcId, reply: Reply) {
-        let Some(&Outstanding::Commit { ino, upto_seq }) = self.store.rpcs.get(&rpc) else {
+        let Some(&Call::Commit { ino, upto_seq }) = self.calls.get(rpc) else {
             unreachable!("dispatched on kind");
         };
-        let inode = self.store.inode_mut(ino);
-        assert_eq!(inode.commit_in_flight, Some(rpc), "COMMIT in flight");
-        inode.commit_in_flight = None;
-        self.writes_in_flight -= 1;
-        let snapshot: Vec<u64> = inode
-            .unstable_by_seq
-            .range(..=(upto_seq, u64::MAX))
-            .map(|&(_, start)| start)
-            .collect();
+        self.calls.finish(&mut self.store.inode_mut(ino).calls, rpc);
+        let snapshot = self.store.inode(ino).extents.unstable_upto(upto_seq);
         match reply {
-            Reply::Commit { verf, .. } => {
-                let mut cleaned = 0;
-                let mut lost = 0;
-                for start in snapshot {
-                    let State::Unstable { verf: written, .. } =
-                        self.store.inode(ino).extents[&start].state
-                    else {
-                        unreachable!("unstable index");
-                    };
-                    if written == verf {
-                        let seq = self.clean_seq();
-                        self.restate(ino, start, State::Clean { seq });
-                        cleaned += 1;
-                    } else {
-                        self.restate(ino, start, State::Dirty);
-                        lost += 1;
-                    }
-                }
-                lost += self.redirty_unstable_except(ino, verf);
-                if lost > 0 {
-                    self.count_mismatch(ino);
-                } else if cleaned > 0 {
-                    self.store.inode_mut(ino).mismatches = 0;
-                }
-                self.reset_backoff(ino);
-            }
+            Reply::Commit { verf, .. } => self.committed(ino, snapshot, verf),
             Reply::Status(Nfs3Status::Jukebox) | Reply::Retry => self.backoff(ino),
             Reply::Status(status) => {
                 // The server could not make them durable: record, and drop them (see the
                 // module documentation).
                 self.record_error(ino, status);
                 for start in snapshot {
-                    self.store.remove(ino, start);
+                    self.store.remove(ino, start, Removal::CommitFailed);
                 }
             }
             other => {
@@ -294,22 +265,50 @@ impl Engine {
                 self.backoff(ino);
             }
         }
-        self.store.remove_rpc(rpc);
+    }
+
+    /// A COMMIT answered under `verf`: its snapshot's extents written under `verf` are clean,
+    /// the others (and any other unstable extent under another verifier) dirty again.
+    fn committed(&mut self, ino: InodeId, snapshot: Vec<u64>, verf: WriteVerifier) {
+        let mut cleaned = 0;
+        let mut lost = 0;
+        for start in snapshot {
+            let State::Unstable { verf: written, .. } =
+                self.store.inode(ino).extents.at(start).state()
+            else {
+                unreachable!("unstable index");
+            };
+            if written == verf {
+                self.store
+                    .restate(ino, start, Transition::Committed { verf });
+                cleaned += 1;
+            } else {
+                self.store
+                    .restate(ino, start, Transition::VerifierChanged { verf });
+                lost += 1;
+            }
+        }
+        lost += self.redirty_unstable_except(ino, verf);
+        if lost > 0 {
+            self.count_mismatch(ino);
+        } else if cleaned > 0 {
+            self.store.inode_mut(ino).mismatches = 0;
+        }
+        self.reset_backoff(ino);
     }
 
     fn read_reply(&mut self, rpc: RpcId, reply: Reply) {
-        let Outstanding::Read {
-            ino,
+        let ino = self.calls.get(rpc).expect("dispatched").ino();
+        let Call::Read {
             offset,
             count,
             fillable,
             truncated,
-        } = self.store.remove_rpc(rpc)
+            ..
+        } = self.calls.finish(&mut self.store.inode_mut(ino).calls, rpc)
         else {
             unreachable!("dispatched on kind");
         };
-        self.store.inode_mut(ino).reads_in_flight.remove(&rpc);
-        self.reads_in_flight -= 1;
         match reply {
             Reply::Read { mut data, eof, .. } => {
                 if data.len() as u64 > count {
@@ -336,7 +335,7 @@ impl Engine {
                 };
                 let fill_end = fill_end.min(inode.size_bytes);
                 for (a, b) in fillable.intersect(offset, fill_end) {
-                    for (ga, gb) in self.gaps(ino, a, b) {
+                    for (ga, gb) in self.store.inode(ino).extents.gaps(a, b) {
                         self.fill_clean(ino, offset, &data, ga, gb);
                     }
                 }
@@ -360,30 +359,21 @@ impl Engine {
         let data_end = data_offset + data.len() as u64;
         let mut pos = start;
         while pos < end {
-            let mut piece_end = end.min(self.store.chunk_end(pos));
+            let mut piece_end = end.min(self.store.index().chunk_end(pos));
             let bytes = if pos < data_end {
                 piece_end = piece_end.min(data_end);
                 data.slice((pos - data_offset) as usize..(piece_end - data_offset) as usize)
             } else {
                 Bytes::from(vec![0u8; (piece_end - pos) as usize])
             };
-            let seq = self.clean_seq();
-            self.store.insert(
-                ino,
-                pos,
-                Extent {
-                    state: State::Clean { seq },
-                    since: 0,
-                    data: Buf::Shared(bytes),
-                },
-            );
+            self.store.insert_clean(ino, pos, bytes);
             pos = piece_end;
         }
     }
 
     fn setattr_reply(&mut self, rpc: RpcId, reply: Reply) {
-        let ino = self.store.remove_rpc(rpc).ino();
-        self.writes_in_flight -= 1;
+        let ino = self.calls.get(rpc).expect("dispatched").ino();
+        self.calls.finish(&mut self.store.inode_mut(ino).calls, rpc);
         let inode = self.store.inode_mut(ino);
         let front = inode.truncates.front_mut().expect("pending truncation");
         assert_eq!(front.rpc, Some(rpc), "SETATTR for the oldest truncation");
@@ -391,7 +381,7 @@ impl Engine {
             Reply::Setattr { .. } => {
                 let done = inode.truncates.pop_front().expect("pending truncation");
                 self.reset_backoff(ino);
-                self.complete(done.ticket, Ok(()));
+                self.outbox.complete(done.ticket, Ok(()));
             }
             Reply::Status(Nfs3Status::Jukebox) | Reply::Retry => {
                 front.rpc = None;
@@ -401,7 +391,8 @@ impl Engine {
                 let done = inode.truncates.pop_front().expect("pending truncation");
                 // The server kept its size: show at least what it last told us.
                 inode.size_bytes = inode.size_bytes.max(inode.seen.size_bytes);
-                self.complete(done.ticket, Err(FileError::Status(status)));
+                self.outbox
+                    .complete(done.ticket, Err(FileError::Status(status)));
             }
             other => {
                 tracing::warn!(?other, "reply of the wrong kind for a SETATTR; retrying");

@@ -8,19 +8,39 @@
 //! A WRITE is built from the dirty extents of one chunk (so never more than wsize), contiguous
 //! or joined across short runs of bytes whose server content is known (clean cached bytes,
 //! known zeros: never across unknown bytes), stopping at any byte that overlaps a WRITE still
-//! in flight: two
-//! overlapping WRITEs with different data are never in flight together, because a server may
-//! apply concurrent WRITEs in any order. The WRITE's payload becomes the extents' bytes (they
-//! are re-pointed at it), so the in-flight state *is* the snapshot, and a later application
-//! write to those bytes creates a new dirty extent instead of touching it.
+//! in flight: two overlapping WRITEs with different data are never in flight together,
+//! because a server may apply concurrent WRITEs in any order. The WRITE's payload becomes the
+//! extents' bytes (the `Send` transition re-points them at it), so the in-flight state *is*
+//! the snapshot, and a later application write to those bytes creates a new dirty extent
+//! instead of touching it.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use nfsio_proto::nfs3::StableHow;
 
+use super::Engine;
 use crate::api::{Op, Transmit};
-use crate::engine::Engine;
+use crate::calls::Call;
+use crate::extents::Transition;
 use crate::ranges::RangeSet;
-use crate::store::{Buf, Extent, InodeId, Outstanding, State};
+use crate::store::InodeId;
+
+/// A piece of a WRITE's payload.
+enum Piece {
+    /// The dirty extent at this start.
+    Dirty(u64),
+    /// The clean extent at this start (bridging: the server has these bytes).
+    Clean(u64),
+    /// Known zeros on the server (bridging), `[start, end)`.
+    Zeros(u64, u64),
+}
+
+/// The WRITE chosen: its pieces and where it ends.
+struct WritePlan {
+    pieces: Vec<Piece>,
+    end: u64,
+    /// Bytes of the dirty pieces.
+    dirty_bytes: u64,
+}
 
 impl Engine {
     /// The next call to send, if any (none when nothing needs sending or the in-flight limits
@@ -34,19 +54,9 @@ impl Engine {
         transmit
     }
 
-    /// Active inodes, starting after the last one served (round robin).
-    fn rotation(&self) -> Vec<InodeId> {
-        let cursor = self.rr_cursor;
-        self.active
-            .range(cursor..)
-            .chain(self.active.range(..cursor))
-            .copied()
-            .collect()
-    }
-
     fn next_transmit(&mut self) -> Option<Transmit> {
-        let inodes = self.rotation();
-        if self.writes_in_flight < self.config.max_inflight_writes {
+        let inodes = self.schedule.rotation();
+        if self.calls.writes_in_flight() < self.config.max_inflight_writes {
             for &ino in &inodes {
                 if let Some(t) = self.try_setattr(ino) {
                     return Some(t);
@@ -59,7 +69,7 @@ impl Engine {
             }
             for &ino in &inodes {
                 if let Some(t) = self.try_flush_all(ino) {
-                    self.rr_cursor = ino + 1;
+                    self.schedule.served(ino);
                     return Some(t);
                 }
             }
@@ -67,7 +77,7 @@ impl Engine {
                 return Some(t);
             }
         }
-        if self.reads_in_flight < self.config.max_inflight_reads {
+        if self.calls.reads_in_flight() < self.config.max_inflight_reads {
             for &ino in &inodes {
                 if let Some(t) = self.try_read(ino) {
                     return Some(t);
@@ -78,28 +88,26 @@ impl Engine {
     }
 
     /// Memory pressure: writers are blocked, or the non-clean bytes near the write limit.
-    pub(crate) fn under_pressure(&self) -> bool {
-        !self.blocked_writers.is_empty()
-            || self.store.nonclean_bytes() >= self.config.pressure_bytes()
+    fn under_pressure(&self) -> bool {
+        self.outbox.has_blocked_writers() || self.nonclean_bytes() >= self.config.pressure_bytes()
     }
 
     fn try_setattr(&mut self, ino: InodeId) -> Option<Transmit> {
         let inode = self.store.inode(ino);
-        if inode.in_backoff(self.now_ms) {
+        if inode.timers.in_backoff(self.now_ms) {
             return None;
         }
         let truncate = inode.truncates.front()?;
-        if truncate.rpc.is_some() || inode.inflight_write_past(truncate.size_bytes) {
+        if truncate.rpc.is_some() || inode.calls.write_past(truncate.size_bytes) {
             return None;
         }
         let size_bytes = truncate.size_bytes;
         let handle = inode.handle.clone();
-        let id = self.rpc_id();
-        self.store.add_rpc(id, Outstanding::Setattr { ino });
-        if let Some(front) = self.store.inode_mut(ino).truncates.front_mut() {
+        let inode = self.store.inode_mut(ino);
+        let id = self.calls.start(&mut inode.calls, Call::Setattr { ino });
+        if let Some(front) = inode.truncates.front_mut() {
             front.rpc = Some(id);
         }
-        self.writes_in_flight += 1;
         self.stats.setattrs_sent += 1;
         Some(Transmit {
             id,
@@ -110,35 +118,30 @@ impl Engine {
 
     fn try_commit(&mut self, ino: InodeId) -> Option<Transmit> {
         let inode = self.store.inode(ino);
-        if inode.in_backoff(self.now_ms)
-            || inode.commit_in_flight.is_some()
-            || inode.bytes.unstable == 0
+        let unstable_bytes = inode.extents.bytes().unstable;
+        if inode.timers.in_backoff(self.now_ms)
+            || inode.calls.commit().is_some()
+            || unstable_bytes == 0
         {
             return None;
         }
-        let threshold = inode.bytes.unstable >= self.config.commit_threshold_bytes;
+        let threshold = unstable_bytes >= self.config.commit_threshold_bytes;
         // A sync (or expiry) whose WRITEs are all answered and that still has unstable bytes.
         let target = inode.flush_target().is_some_and(|t| {
-            inode.min_unstable_since().is_some_and(|u| u <= t)
-                && inode.min_pending_since().is_none_or(|p| p > t)
+            inode.extents.min_unstable_since().is_some_and(|u| u <= t)
+                && inode.extents.min_pending_since().is_none_or(|p| p > t)
         });
         if !(threshold || target || self.under_pressure()) {
             return None;
         }
-        let mut lo = u64::MAX;
-        let mut hi = 0;
-        for &(_, start) in &inode.unstable_by_seq {
-            lo = lo.min(start);
-            hi = hi.max(start + inode.extents[&start].len());
-        }
+        let (lo, hi) = inode.extents.unstable_span();
         let count_bytes = u32::try_from(hi - lo).unwrap_or(0);
         let handle = inode.handle.clone();
-        let upto_seq = self.next_unstable_seq - 1;
-        let id = self.rpc_id();
-        self.store
-            .add_rpc(id, Outstanding::Commit { ino, upto_seq });
-        self.store.inode_mut(ino).commit_in_flight = Some(id);
-        self.writes_in_flight += 1;
+        let upto_seq = self.store.index().last_unstable_seq();
+        let inode = self.store.inode_mut(ino);
+        let id = self
+            .calls
+            .start(&mut inode.calls, Call::Commit { ino, upto_seq });
         self.stats.commits_sent += 1;
         Some(Transmit {
             id,
@@ -154,9 +157,9 @@ impl Engine {
     /// order from where the last WRITE ended.
     fn try_flush_all(&mut self, ino: InodeId) -> Option<Transmit> {
         let inode = self.store.inode(ino);
-        if inode.in_backoff(self.now_ms)
+        if inode.timers.in_backoff(self.now_ms)
             || inode.flush_target().is_none()
-            || inode.dirty_starts.is_empty()
+            || inode.extents.dirty_starts().is_empty()
         {
             return None;
         }
@@ -169,16 +172,17 @@ impl Engine {
     /// fullest first.
     fn try_background(&mut self) -> Option<Transmit> {
         let pressure = self.under_pressure();
-        if self.store.totals.dirty < self.config.background_flush_bytes && !pressure {
+        let index = self.store.index();
+        if index.totals().dirty < self.config.background_flush_bytes && !pressure {
             return None;
         }
-        let chunk_bytes = self.store.chunk_bytes;
+        let chunk_bytes = index.chunk_bytes();
         let mut found = None;
-        for &(dirty, ino, chunk) in self.store.chunks_by_dirty.iter().rev() {
+        for &(dirty, ino, chunk) in index.dirty_chunks_fullest_first() {
             if !pressure && dirty < chunk_bytes {
                 break;
             }
-            if self.store.inode(ino).in_backoff(self.now_ms) {
+            if self.store.inode(ino).timers.in_backoff(self.now_ms) {
                 continue;
             }
             let lo = chunk * chunk_bytes;
@@ -197,41 +201,36 @@ impl Engine {
         let inode = self.store.inode(ino);
         let hold = inode.write_hold_bytes();
         let from = from.clamp(lo, hi);
-        inode
-            .dirty_starts
+        let dirty_starts = inode.extents.dirty_starts();
+        dirty_starts
             .range(from..hi)
-            .chain(inode.dirty_starts.range(lo..from))
+            .chain(dirty_starts.range(lo..from))
             .copied()
             .find(|&s| {
-                let end = s + inode.extents[&s].len();
-                end <= hold && inode.inflight_write_overlapping(s, end).is_none()
+                let end = s + inode.extents.at(s).len();
+                end <= hold && inode.calls.write_overlapping(s, end).is_none()
             })
     }
 
-    /// Builds the WRITE that starts at the dirty extent at `start` and takes the sendable
+    /// Chooses the WRITE that starts at the dirty extent at `start` and takes the sendable
     /// dirty extents after it, within the chunk. Dirty extents separated by bytes whose
     /// content on the server is known — clean cached extents, or a range the server holds as
     /// zeros — are joined into one WRITE that carries those bytes too, as long as each such
     /// bridge is at most `bridge_gap_bytes` (one WRITE instead of two; the bridged bytes
     /// rewrite what the server already has, so neither a reply nor a crash can make them
     /// wrong).
-    fn build_write(&mut self, ino: InodeId, start: u64) -> Transmit {
-        /// A piece of the WRITE's payload.
-        enum Piece {
-            Dirty(u64),
-            Clean(u64),
-            Zeros(u64, u64),
-        }
-        let chunk_end = self.store.chunk_end(start);
+    fn plan_write(&self, ino: InodeId, start: u64) -> WritePlan {
+        let chunk_end = self.store.index().chunk_end(start);
         let bridge_max = self.config.bridge_gap_bytes;
         let inode = self.store.inode(ino);
         let hold = inode.write_hold_bytes();
-        let sendable =
-            |s: u64, e: u64| e <= hold && inode.inflight_write_overlapping(s, e).is_none();
+        let sendable = |s: u64, e: u64| e <= hold && inode.calls.write_overlapping(s, e).is_none();
         let mut pieces: Vec<Piece> = Vec::new();
         // Pieces up to the last dirty one, and where it ends.
         let mut keep = 0;
         let mut end = start;
+        let mut dirty_bytes = 0;
+        let mut kept_dirty_bytes = 0;
         let mut pos = start;
         // Bytes since the last dirty piece (the bridge being built).
         let mut bridge = 0;
@@ -242,21 +241,24 @@ impl Engine {
                 bridge += s - pos;
                 if bridge > bridge_max
                     || !inode.zeros.contains(pos, s)
-                    || inode.inflight_write_overlapping(pos, s).is_some()
+                    || inode.calls.write_overlapping(pos, s).is_some()
                 {
                     break;
                 }
                 pieces.push(Piece::Zeros(pos, s));
             }
-            if ext.state.is_dirty() {
+            let state = ext.state();
+            if state.is_dirty() {
                 if !sendable(s, ext_end) {
                     break;
                 }
                 pieces.push(Piece::Dirty(s));
+                dirty_bytes += ext.len();
                 keep = pieces.len();
+                kept_dirty_bytes = dirty_bytes;
                 end = ext_end;
                 bridge = 0;
-            } else if ext.state.is_clean() {
+            } else if state.is_clean() {
                 bridge += ext.len();
                 if bridge > bridge_max || !sendable(s, ext_end) {
                     break;
@@ -272,78 +274,82 @@ impl Engine {
             matches!(pieces.first(), Some(Piece::Dirty(s)) if *s == start),
             "build_write at a start that cannot be sent"
         );
-        let len = end - start;
-        let dirty_len: u64 = pieces
-            .iter()
-            .map(|p| match p {
-                Piece::Dirty(s) => inode.extents[s].len(),
-                _ => 0,
-            })
-            .sum();
-        // A flush that is the file's only unfinished business goes FILE_SYNC: no COMMIT.
-        let alone = inode.bytes.dirty == dirty_len
-            && inode.bytes.inflight == 0
-            && inode.bytes.unstable == 0
-            && inode.inflight_writes.is_empty()
-            && inode.commit_in_flight.is_none();
-        let stable = if inode.file_sync || (alone && inode.flush_target().is_some()) {
+        WritePlan {
+            pieces,
+            end,
+            dirty_bytes: kept_dirty_bytes,
+        }
+    }
+
+    /// The stability to ask for: FILE_SYNC when the file's verifiers keep changing, or when
+    /// this flush is the file's only unfinished business (no COMMIT needed); else UNSTABLE.
+    fn stability(&self, ino: InodeId, dirty_bytes: u64) -> StableHow {
+        let inode = self.store.inode(ino);
+        let bytes = inode.extents.bytes();
+        let alone = bytes.dirty == dirty_bytes
+            && bytes.inflight == 0
+            && bytes.unstable == 0
+            && inode.calls.no_writes()
+            && inode.calls.commit().is_none();
+        if inode.file_sync || (alone && inode.flush_target().is_some()) {
             StableHow::FileSync
         } else {
             StableHow::Unstable
-        };
-        let handle = inode.handle.clone();
-        let mut sinces = Vec::with_capacity(pieces.len());
-        let data = if let [Piece::Dirty(s)] = pieces.as_slice() {
-            let ext = self.store.remove(ino, *s);
-            sinces.push((*s, ext.len(), ext.since));
-            ext.data.into_bytes()
-        } else {
-            let mut buf = BytesMut::with_capacity(len as usize);
-            for piece in &pieces {
-                match *piece {
-                    Piece::Dirty(s) => {
-                        let ext = self.store.remove(ino, s);
-                        sinces.push((s, ext.len(), ext.since));
-                        buf.extend_from_slice(ext.data.as_slice());
-                    }
-                    Piece::Clean(s) => {
-                        buf.extend_from_slice(self.store.inode(ino).extents[&s].data.as_slice());
-                    }
-                    Piece::Zeros(a, b) => buf.resize(buf.len() + (b - a) as usize, 0),
-                }
-            }
-            buf.freeze()
-        };
-        debug_assert_eq!(data.len() as u64, len, "the payload covers the WRITE");
-        let id = self.rpc_id();
-        self.store.add_rpc(
-            id,
-            Outstanding::Write {
-                ino,
-                offset: start,
-                data: data.clone(),
-                stable,
-                live_bytes: 0,
-            },
-        );
-        for (s, ext_len, since) in sinces {
-            let at = (s - start) as usize;
-            self.store.insert(
-                ino,
-                s,
-                Extent {
-                    state: State::InFlight { rpc: id },
-                    since,
-                    data: Buf::Shared(data.slice(at..at + ext_len as usize)),
-                },
-            );
         }
+    }
+
+    /// The payload of a planned WRITE: a dirty extent's own buffer when it is the only piece
+    /// (no copy), else a copy of the pieces.
+    fn payload(&mut self, ino: InodeId, plan: &WritePlan, start: u64) -> Bytes {
+        if let [Piece::Dirty(s)] = plan.pieces.as_slice() {
+            return self.store.freeze_dirty(ino, *s);
+        }
+        let extents = &self.store.inode(ino).extents;
+        let mut buf = BytesMut::with_capacity((plan.end - start) as usize);
+        for piece in &plan.pieces {
+            match *piece {
+                Piece::Dirty(s) | Piece::Clean(s) => {
+                    buf.extend_from_slice(extents.at(s).data().as_slice());
+                }
+                Piece::Zeros(a, b) => buf.resize(buf.len() + (b - a) as usize, 0),
+            }
+        }
+        buf.freeze()
+    }
+
+    /// Builds and registers the WRITE that starts at the dirty extent at `start` (see
+    /// [`Engine::plan_write`]); its dirty extents go in flight in it.
+    fn build_write(&mut self, ino: InodeId, start: u64) -> Transmit {
+        let plan = self.plan_write(ino, start);
+        let end = plan.end;
+        let stable = self.stability(ino, plan.dirty_bytes);
+        let handle = self.store.inode(ino).handle.clone();
+        let data = self.payload(ino, &plan, start);
+        assert_eq!(
+            data.len() as u64,
+            end - start,
+            "the payload covers the WRITE"
+        );
         let inode = self.store.inode_mut(ino);
-        inode.inflight_writes.insert(start, (end, id));
-        inode.flush_cursor = end;
-        self.writes_in_flight += 1;
+        let call = Call::Write {
+            ino,
+            offset: start,
+            data: data.clone(),
+            stable,
+        };
+        let id = self.calls.start(&mut inode.calls, call);
+        for piece in &plan.pieces {
+            if let Piece::Dirty(s) = *piece {
+                let at = (s - start) as usize;
+                let len = self.store.inode(ino).extents.at(s).len() as usize;
+                let payload = data.slice(at..at + len);
+                self.store
+                    .restate(ino, s, Transition::Send { rpc: id, payload });
+            }
+        }
+        self.store.inode_mut(ino).flush_cursor = end;
         self.stats.writes_sent += 1;
-        self.stats.write_bytes_sent += len;
+        self.stats.write_bytes_sent += end - start;
         Transmit {
             id,
             handle,
@@ -363,7 +369,7 @@ impl Engine {
         let rsize = u64::from(self.config.rsize_bytes);
         loop {
             let inode = self.store.inode(ino);
-            if inode.in_backoff(self.now_ms) || !inode.truncates.is_empty() {
+            if inode.timers.in_backoff(self.now_ms) || !inode.truncates.is_empty() {
                 return None;
             }
             let (first, wanted_end) = inode.read_wanted.first()?;
@@ -374,34 +380,29 @@ impl Engine {
                 .div_ceil(page)
                 .saturating_mul(page)
                 .min(max_end);
-            let in_flight = self.read_ranges_in_flight(ino);
             let mut fillable = RangeSet::new();
-            for (a, b) in self.gaps(ino, offset, end) {
+            for (a, b) in inode.extents.gaps(offset, end) {
                 fillable.insert(a, b);
             }
-            for (a, b) in in_flight {
+            for (a, b) in self.calls.read_ranges(&inode.calls) {
                 fillable.remove(a, b);
             }
             let handle = inode.handle.clone();
-            self.store.inode_mut(ino).read_wanted.remove(offset, end);
+            let inode = self.store.inode_mut(ino);
+            inode.read_wanted.remove(offset, end);
             if fillable.is_empty() {
                 // Already cached or being read: whoever waits for it can look again.
                 self.wake_readers(ino);
                 continue;
             }
-            let id = self.rpc_id();
-            self.store.add_rpc(
-                id,
-                Outstanding::Read {
-                    ino,
-                    offset,
-                    count: end - offset,
-                    fillable,
-                    truncated: false,
-                },
-            );
-            self.store.inode_mut(ino).reads_in_flight.insert(id);
-            self.reads_in_flight += 1;
+            let call = Call::Read {
+                ino,
+                offset,
+                count: end - offset,
+                fillable,
+                truncated: false,
+            };
+            let id = self.calls.start(&mut inode.calls, call);
             self.stats.reads_sent += 1;
             return Some(Transmit {
                 id,

@@ -1,0 +1,267 @@
+//! The application's inputs that change a file: open (with close-to-open revalidation),
+//! write, truncate, and the syncs (`fsync`, `close`).
+//!
+//! A write never touches bytes a call carries: its bytes become a dirty extent of their own,
+//! which inherits the obligations (the oldest `since`) of the non-clean bytes it replaces, so
+//! a `fsync` waiting for those now waits for these.
+
+use bytes::BytesMut;
+use nfsio_proto::nfs3::{Fattr, FileHandle};
+
+use super::{Engine, OpenFile};
+use crate::api::{FileError, FileId, SyncTicket, WriteOutcome};
+use crate::extents::Removal;
+use crate::store::{AttrStamp, InodeId, PendingSync, PendingTruncate};
+
+impl Engine {
+    /// Opens a file with the attributes just fetched from the server (close-to-open: if the
+    /// cache holds the file and its size, mtime or ctime changed since the cache last saw
+    /// them, its clean bytes are dropped).
+    pub fn open(&mut self, handle: FileHandle, attrs: &Fattr, now_ms: u64) -> FileId {
+        self.advance(now_ms);
+        let ino = match self.store.lookup(&handle) {
+            Some(ino) => {
+                self.revalidate(ino, attrs);
+                ino
+            }
+            None => self.store.create(handle, attrs),
+        };
+        let file = FileId(self.next_file);
+        self.next_file += 1;
+        self.opens.insert(file, OpenFile::new(ino));
+        self.store.inode_mut(ino).opens.insert(file);
+        self.after_input();
+        file
+    }
+
+    /// Drops clean bytes if the server's attributes changed behind the cache's back.
+    fn revalidate(&mut self, ino: InodeId, attrs: &Fattr) {
+        let stamp = AttrStamp::from(attrs);
+        let inode = self.store.inode(ino);
+        if inode.seen == stamp {
+            return;
+        }
+        let clean: Vec<u64> = inode
+            .extents
+            .iter()
+            .filter(|(_, e)| e.state().is_clean())
+            .map(|(s, _)| *s)
+            .collect();
+        for start in clean {
+            self.store.remove(ino, start, Removal::Stale);
+        }
+        let inode = self.store.inode_mut(ino);
+        // With writes or truncations of ours pending, our size is the truth (as Linux keeps
+        // i_size while writebacks are pending); else the server's.
+        if inode.extents.bytes().nonclean() == 0
+            && inode.truncates.is_empty()
+            && inode.calls.is_empty()
+        {
+            inode.size_bytes = attrs.size;
+        }
+        // Someone else changed the file: only what lies past both sizes is known zero.
+        inode.zeros.clear();
+        inode
+            .zeros
+            .insert(attrs.size.max(inode.size_bytes), u64::MAX);
+        inode.seen = stamp;
+    }
+
+    /// Writes `data` at `offset_bytes` into the cache. `Accepted` means reads see the bytes
+    /// and a later `fsync` makes them durable (or reports why not). `Blocked` means nothing
+    /// was written: the cache is at its bound; retry after the token's
+    /// [`Event::Wake`](crate::Event::Wake). After `NFS3ERR_NOSPC`, `NFS3ERR_DQUOT` or
+    /// `NFS3ERR_FBIG` on this file, writes fail with that status until a `fsync` or `close`
+    /// has reported it.
+    pub fn write(
+        &mut self,
+        file: FileId,
+        offset_bytes: u64,
+        data: &[u8],
+        now_ms: u64,
+    ) -> Result<WriteOutcome, FileError> {
+        self.advance(now_ms);
+        let open = self.open_file(file)?;
+        if let Some(status) = open.refuse {
+            return Err(FileError::Status(status));
+        }
+        let ino = open.ino;
+        let len_bytes = data.len() as u64;
+        let end = offset_bytes
+            .checked_add(len_bytes)
+            .ok_or(FileError::OffsetOverflow {
+                offset_bytes,
+                len_bytes,
+            })?;
+        if data.is_empty() {
+            return Ok(WriteOutcome::Accepted);
+        }
+        let nonclean = self.nonclean_bytes();
+        if nonclean > 0 && nonclean + len_bytes > self.config.write_limit_bytes() {
+            let token = self.outbox.block_writer(len_bytes);
+            self.stats.app_writes_blocked += 1;
+            self.after_input();
+            return Ok(WriteOutcome::Blocked(token));
+        }
+        let version = self.new_version();
+        let mut pos = offset_bytes;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let piece_end = end.min(self.store.index().chunk_end(pos));
+            let (piece, tail) = rest.split_at((piece_end - pos) as usize);
+            self.write_piece(ino, pos, piece, version);
+            pos = piece_end;
+            rest = tail;
+        }
+        self.taint_reads(ino, offset_bytes, end);
+        let inode = self.store.inode_mut(ino);
+        inode.zeros.remove(offset_bytes, end);
+        inode.size_bytes = inode.size_bytes.max(end);
+        self.stats.app_writes += 1;
+        self.activate(ino);
+        self.after_input();
+        Ok(WriteOutcome::Accepted)
+    }
+
+    /// Writes one piece that lies within a chunk: the new bytes become a dirty extent of their
+    /// own, whatever state the bytes they replace were in, so a WRITE or COMMIT that carried
+    /// the old bytes can no longer retire them. Its `since` is `version`, or older if it
+    /// replaces non-clean bytes (it inherits their obligations).
+    fn write_piece(&mut self, ino: InodeId, start: u64, data: &[u8], version: u64) {
+        let end = start + data.len() as u64;
+        // Inside one dirty extent: overwrite in place. Its `since` is older than `version`
+        // and stays (min).
+        let containing = self
+            .store
+            .inode(ino)
+            .extents
+            .range(..=start)
+            .next_back()
+            .filter(|(s, ext)| ext.state().is_dirty() && **s + ext.len() >= end)
+            .map(|(s, _)| *s);
+        if let Some(s) = containing {
+            self.store.overwrite_dirty(ino, s, start, data);
+            return;
+        }
+        self.store.split_at(ino, start);
+        self.store.split_at(ino, end);
+        // The new bytes take over the obligations of the non-clean bytes they replace: a
+        // `fsync` that was waiting for those waits for these (else the file's size, or its
+        // state as of the `fsync`, could be lost with the superseded WRITE).
+        let mut since = version;
+        for s in self.store.inode(ino).extents.starts_in(start, end) {
+            let old = self.store.remove(ino, s, Removal::Superseded);
+            if !old.state().is_clean() {
+                since = since.min(old.since());
+            }
+        }
+        // Append to a dirty extent that ends here (same chunk: `start` is not a boundary).
+        let chunk_bytes = self.store.index().chunk_bytes();
+        let left = self
+            .store
+            .inode(ino)
+            .extents
+            .range(..start)
+            .next_back()
+            .filter(|(s, e)| **s + e.len() == start && e.state().is_dirty())
+            .map(|(s, _)| *s)
+            .filter(|_| !start.is_multiple_of(chunk_bytes));
+        match left {
+            Some(left_start) => self.store.append_dirty(ino, left_start, data, since),
+            None => self
+                .store
+                .insert_dirty(ino, start, since, BytesMut::from(data)),
+        }
+    }
+
+    /// Starts a `fsync` of the file (all opens of its handle): the ticket completes when no
+    /// byte written before this call is dirty, in flight or awaiting COMMIT and earlier
+    /// truncations are done, with the error recorded for this open file since its last report
+    /// (each error is reported once). Bytes rewritten after this call inherit the wait for the
+    /// bytes they replaced, and a later truncation that discards such bytes is waited for, so
+    /// the file as of this call — its size included — is durable, possibly with newer content.
+    /// While it is pending, the engine sends the file's dirty bytes, then a COMMIT.
+    pub fn fsync(&mut self, file: FileId, now_ms: u64) -> Result<SyncTicket, FileError> {
+        self.advance(now_ms);
+        let ino = self.open_file(file)?.ino;
+        let ticket = self.sync(ino, file, false);
+        Ok(ticket)
+    }
+
+    /// Starts a `close`: like `fsync` (close-to-open: flush and commit), then the file is
+    /// closed. Its result reports any error not reported yet. The `FileId` is invalid for
+    /// every other call from now on.
+    pub fn close(&mut self, file: FileId, now_ms: u64) -> Result<SyncTicket, FileError> {
+        self.advance(now_ms);
+        let ino = self.open_file(file)?.ino;
+        if let Some(open) = self.opens.get_mut(&file) {
+            open.closing = true;
+            open.pin = None;
+        }
+        let ticket = self.sync(ino, file, true);
+        Ok(ticket)
+    }
+
+    fn sync(&mut self, ino: InodeId, file: FileId, close: bool) -> SyncTicket {
+        let ticket = self.outbox.ticket();
+        let version = self.next_version - 1;
+        self.store.inode_mut(ino).syncs.push_back(PendingSync {
+            ticket,
+            version,
+            file,
+            close,
+        });
+        self.activate(ino);
+        self.after_input();
+        ticket
+    }
+
+    /// Truncates (or extends) the file to `size_bytes`. The cache drops what lies past the
+    /// new size at once (reads see the new size); the SETATTR is sent only once no WRITE in
+    /// flight reaches past it, and WRITEs past it wait for the SETATTR, so no data reappears
+    /// past the end of the file. The ticket completes with the SETATTR's result.
+    pub fn truncate(
+        &mut self,
+        file: FileId,
+        size_bytes: u64,
+        now_ms: u64,
+    ) -> Result<SyncTicket, FileError> {
+        self.advance(now_ms);
+        let ino = self.open_file(file)?.ino;
+        let version = self.new_version();
+        let ticket = self.outbox.ticket();
+        let old_size = self.store.inode(ino).size_bytes;
+        self.store.split_at(ino, size_bytes);
+        let mut wait_version = version;
+        for s in self
+            .store
+            .inode(ino)
+            .extents
+            .starts_in(size_bytes, u64::MAX)
+        {
+            let ext = self.store.remove(ino, s, Removal::Truncated);
+            if !ext.state().is_clean() {
+                wait_version = wait_version.min(ext.since());
+            }
+        }
+        let changed_from = size_bytes.min(old_size);
+        self.taint_reads(ino, changed_from, u64::MAX);
+        self.calls.truncate_reads(&self.store.inode(ino).calls);
+        let inode = self.store.inode_mut(ino);
+        inode.read_wanted.remove(changed_from, u64::MAX);
+        inode.size_bytes = size_bytes;
+        // Past the new size the file reads as zeros once the SETATTR is done, and no WRITE
+        // reaches past it before then.
+        inode.zeros.insert(size_bytes, u64::MAX);
+        inode.truncates.push_back(PendingTruncate {
+            ticket,
+            size_bytes,
+            version,
+            wait_version,
+            rpc: None,
+        });
+        self.activate(ino);
+        self.after_input();
+        Ok(ticket)
+    }
+}
