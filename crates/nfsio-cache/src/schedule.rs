@@ -156,9 +156,9 @@ impl Schedule {
         }
     }
 
-    /// Every active file, in id order.
-    pub(crate) fn active(&self) -> Vec<InodeId> {
-        self.active.iter().copied().collect()
+    /// True while the file may have work.
+    pub(crate) fn is_active(&self, ino: InodeId) -> bool {
+        self.active.contains(&ino)
     }
 
     /// Active files, starting after the last one served (round robin).

@@ -1,11 +1,13 @@
-//! The cached files: each file's state, the map from handles to files, and the engine-wide
-//! extent index.
+//! The cached files: each file's state, the map from handles to files, the engine-wide
+//! extent index, and which files an input touched.
 //!
 //! A file ("inode", shared by all opens of one handle) owns three sub-states that only their
 //! own modules write: its [`ExtentMap`] (changed only through the
 //! store, which holds the engine-wide [`ExtentIndex`] every change must update too), its
 //! [`FileCalls`] (written by the call table) and its
-//! [`FileTimers`] (written by the schedule).
+//! [`FileTimers`] (written by the schedule). Every mutable
+//! borrow of a file goes through [`Store::inode_mut`], which records the file as touched, so
+//! that the end of an input settles exactly the files it may have changed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -96,6 +98,8 @@ pub(crate) struct Inode {
     /// close-to-open use (no other client writes the file while it is open here), the same
     /// assumption under which clean cached bytes are trusted; a change seen at `open` resets it.
     pub(crate) zeros: RangeTree,
+    /// Borrowed mutably since the last settling (then listed in [`Store::touched`]).
+    touched: bool,
 }
 
 impl Inode {
@@ -119,6 +123,7 @@ impl Inode {
             file_sync: false,
             flush_cursor: 0,
             zeros,
+            touched: false,
         }
     }
 
@@ -164,6 +169,8 @@ pub(crate) struct Store {
     by_handle: BTreeMap<FileHandle, InodeId>,
     next_inode: InodeId,
     index: ExtentIndex,
+    /// Files borrowed mutably since the last settling, each once.
+    touched: Vec<InodeId>,
 }
 
 impl Store {
@@ -174,6 +181,7 @@ impl Store {
             by_handle: BTreeMap::new(),
             next_inode: 1,
             index: ExtentIndex::new(chunk_bytes),
+            touched: Vec::new(),
         }
     }
 
@@ -220,14 +228,19 @@ impl Store {
         self.inodes.get(&ino)
     }
 
-    /// The file, to change it; it must exist.
+    /// The file, to change it (recorded as touched); it must exist.
     pub(crate) fn inode_mut(&mut self, ino: InodeId) -> &mut Inode {
         self.get_mut(ino).expect("inode exists")
     }
 
-    /// The file, to change it, if cached.
+    /// The file, to change it (recorded as touched), if cached.
     pub(crate) fn get_mut(&mut self, ino: InodeId) -> Option<&mut Inode> {
-        self.inodes.get_mut(&ino)
+        let inode = self.inodes.get_mut(&ino)?;
+        if !inode.touched {
+            inode.touched = true;
+            self.touched.push(ino);
+        }
+        Some(inode)
     }
 
     /// Every file, in id order.
@@ -235,9 +248,34 @@ impl Store {
         self.inodes.iter().map(|(&ino, inode)| (ino, inode))
     }
 
+    /// The files touched since the last settling, in id order (they stay marked, so that
+    /// settling them records nothing new, until [`Store::untouch`]).
+    pub(crate) fn take_touched(&mut self) -> Vec<InodeId> {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched
+    }
+
+    /// Settling is done: the files in `touched` and any touched since are unmarked
+    /// (`touched`'s room is kept for the next input).
+    pub(crate) fn untouch(&mut self, mut touched: Vec<InodeId>) {
+        touched.append(&mut self.touched);
+        for ino in &touched {
+            if let Some(inode) = self.inodes.get_mut(ino) {
+                inode.touched = false;
+            }
+        }
+        touched.clear();
+        self.touched = touched;
+    }
+
     /// The file's extents and the engine-wide index, to change both in step.
     fn extents_mut(&mut self, ino: InodeId) -> (&mut ExtentMap, &mut ExtentIndex) {
         let inode = self.inodes.get_mut(&ino).expect("inode exists");
+        if !inode.touched {
+            inode.touched = true;
+            self.touched.push(ino);
+        }
         (&mut inode.extents, &mut self.index)
     }
 

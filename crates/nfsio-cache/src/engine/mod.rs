@@ -10,8 +10,8 @@
 //! The inputs are spread by kind: `write` (open, write, truncate, fsync, close), `read`,
 //! `transmit` (which call next), `reply` (applying answers), `inspect` (queries and time),
 //! `check` (the whole-state check). Every input ends with [`Engine::after_input`]: evict to
-//! the bound, settle the active files (complete syncs, track the age of non-clean bytes, drop
-//! idle files), wake writers.
+//! the bound, settle the files the input touched (complete syncs, track the age of non-clean
+//! bytes, drop idle files), wake writers.
 
 mod check;
 mod inspect;
@@ -147,7 +147,7 @@ impl Engine {
         self.nonclean_bytes() + self.store.index().totals().clean
     }
 
-    /// The file may have work: it is scheduled.
+    /// The file may have work: it is scheduled (and settled at the end of this input).
     fn activate(&mut self, ino: InodeId) {
         let inode = self.store.inode_mut(ino);
         self.schedule.activate(ino, &inode.timers);
@@ -298,12 +298,17 @@ impl Engine {
             .wake_writers(|len_bytes| nonclean == 0 || nonclean + len_bytes <= limit);
     }
 
-    /// What every input ends with.
+    /// What every input ends with. Only the files the input touched are settled: settling
+    /// is a function of a file's own state, so an untouched file would settle to itself.
     fn after_input(&mut self) {
         self.evict_to_bound();
-        for ino in self.schedule.active() {
-            self.settle(ino);
+        let touched = self.store.take_touched();
+        for &ino in &touched {
+            if self.schedule.is_active(ino) {
+                self.settle(ino);
+            }
         }
+        self.store.untouch(touched);
         self.wake_writers();
         #[cfg(debug_assertions)]
         {
