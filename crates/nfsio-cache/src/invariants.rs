@@ -19,7 +19,8 @@
 //! - the armed deadlines are exactly those of the active files.
 //!
 //! The checks that guard data on the hot path do not wait for this: every extent transition
-//! is checked where it happens, in release builds too. This whole-state check costs time linear in the state, so it runs only
+//! is checked where it happens, and the completion of a `fsync` asserts its postcondition, in
+//! release builds too. This whole-state check costs time linear in the state, so it runs only
 //! in debug builds, after every input (every 1024th input once the cache holds more than 4096
 //! extents, to keep large debug runs usable), and panics on a violation.
 

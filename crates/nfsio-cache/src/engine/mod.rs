@@ -30,7 +30,7 @@ use crate::config::{ConfigError, EngineConfig};
 use crate::extents::Removal;
 use crate::outbox::Outbox;
 use crate::schedule::Schedule;
-use crate::store::{InodeId, Store};
+use crate::store::{Inode, InodeId, Store};
 
 /// One `open` of a file.
 #[derive(Debug)]
@@ -229,6 +229,7 @@ impl Engine {
         self.schedule
             .track_nonclean(ino, &mut inode.timers, min_nonclean, now_ms);
         for sync in done {
+            assert_durable_through(inode, sync.version);
             let error = self.opens.get_mut(&sync.file).and_then(|open| {
                 open.refuse = None;
                 open.error.take()
@@ -320,4 +321,23 @@ impl Engine {
             }
         }
     }
+}
+
+/// The postcondition of a completed `fsync` or `close` (release builds too, O(truncations)):
+/// no byte written up to `version` is dirty, in flight or awaiting COMMIT, and no truncation
+/// it waits for is pending — else the application would be told "durable" for bytes a crash
+/// could still lose.
+fn assert_durable_through(inode: &Inode, version: u64) {
+    inode.extents.assert_since_indexes_agree();
+    assert!(
+        inode
+            .extents
+            .min_nonclean_since()
+            .is_none_or(|since| since > version),
+        "a sync of version {version} completes while older bytes are not durable"
+    );
+    assert!(
+        inode.truncates.iter().all(|t| t.wait_version > version),
+        "a sync of version {version} completes while a truncation it waits for is pending"
+    );
 }

@@ -322,6 +322,10 @@ impl Engine {
     fn build_write(&mut self, ino: InodeId, start: u64) -> Transmit {
         let plan = self.plan_write(ino, start);
         let end = plan.end;
+        assert!(
+            end <= self.store.inode(ino).write_hold_bytes(),
+            "a WRITE past a pending truncation"
+        );
         let stable = self.stability(ino, plan.dirty_bytes);
         let handle = self.store.inode(ino).handle.clone();
         let data = self.payload(ino, &plan, start);

@@ -141,6 +141,7 @@ impl Engine {
             .map(|(s, _)| *s);
         if let Some(s) = containing {
             self.store.overwrite_dirty(ino, s, start, data);
+            self.assert_written(ino, start, end, version);
             return;
         }
         self.store.split_at(ino, start);
@@ -172,6 +173,20 @@ impl Engine {
                 .store
                 .insert_dirty(ino, start, since, BytesMut::from(data)),
         }
+        self.assert_written(ino, start, end, version);
+    }
+
+    /// The postcondition of a write piece (release builds too, O(log extents)): one dirty
+    /// extent holds `[start, end)` and owes at most `version`, so no call can retire the new
+    /// bytes and a `fsync` from now on waits for them.
+    fn assert_written(&self, ino: InodeId, start: u64, end: u64, version: u64) {
+        let holder = self.store.inode(ino).extents.range(..=start).next_back();
+        assert!(
+            holder.is_some_and(|(s, e)| {
+                e.state().is_dirty() && *s + e.len() >= end && e.since() <= version
+            }),
+            "inode {ino}: written bytes [{start}, {end}) are not one dirty extent"
+        );
     }
 
     /// Starts a `fsync` of the file (all opens of its handle): the ticket completes when no

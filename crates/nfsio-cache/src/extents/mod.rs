@@ -683,6 +683,22 @@ impl ExtentMap {
         }
     }
 
+    /// Asserts (release builds too) that the `since` indexes agree with the byte counts, so
+    /// that "no pending `since` at or below v" really means "no such bytes": O(1).
+    pub(crate) fn assert_since_indexes_agree(&self) {
+        let bytes = &self.index.bytes;
+        assert_eq!(
+            self.index.since_pending.is_empty(),
+            bytes.dirty + bytes.inflight == 0,
+            "pending since index out of step with the dirty and in-flight bytes"
+        );
+        assert_eq!(
+            self.index.since_unstable.is_empty(),
+            bytes.unstable == 0,
+            "unstable since index out of step with the unstable bytes"
+        );
+    }
+
     /// Starts of the dirty extents.
     pub(crate) fn dirty_starts(&self) -> &BTreeSet<u64> {
         &self.index.dirty_starts
