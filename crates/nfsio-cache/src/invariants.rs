@@ -16,7 +16,8 @@
 //! - the in-flight counts and the payload bytes are those of the calls in flight;
 //! - truncations and syncs are queued in order and belong to open files; opens and files
 //!   name each other; handles name their files;
-//! - the armed deadlines are exactly those of the active files.
+//! - the armed deadlines are exactly those of the active files, and every file with work is
+//!   active (else its work would never be scheduled).
 //!
 //! The checks that guard data on the hot path do not wait for this: every extent transition
 //! is checked where it happens, and the completion of a `fsync` asserts its postcondition, in

@@ -37,7 +37,8 @@ impl Engine {
         self.check_payload_covers_in_flight()?;
         self.check_opens_registered()?;
         self.schedule
-            .check(self.store.inodes().map(|(ino, inode)| (ino, &inode.timers)))
+            .check(self.store.inodes().map(|(ino, inode)| (ino, &inode.timers)))?;
+        self.check_work_is_scheduled()
     }
 
     /// Every in-flight extent *is* its WRITE's snapshot: a WRITE of this file in flight, whose
@@ -156,6 +157,18 @@ impl Engine {
             payload >= inflight,
             "{inflight} bytes in flight but only {payload} in WRITE payloads"
         );
+        Ok(())
+    }
+
+    /// Every file with work (non-clean bytes, syncs, truncations, wanted reads, a kick) is
+    /// active, so the round robin and the timers see it.
+    fn check_work_is_scheduled(&self) -> Result<(), InvariantViolation> {
+        for (ino, inode) in self.store.inodes() {
+            ensure!(
+                !inode.has_work() || self.schedule.is_active(ino),
+                "inode {ino} has work but is not scheduled"
+            );
+        }
         Ok(())
     }
 }

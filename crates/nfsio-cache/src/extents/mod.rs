@@ -16,6 +16,8 @@
 //! fullest dirty chunks, the clean-eviction order). `check` recomputes them from the extents.
 
 mod check;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, btree_map};
 use std::ops::RangeBounds;
