@@ -48,8 +48,10 @@
 //! awaiting COMMIT makes a new dirty extent that no earlier call can retire. Every byte whose
 //! newest content is not known durable is dirty, in exactly one in-flight WRITE, or unstable,
 //! and a `fsync` completes only when no byte written before it began is in any of those
-//! states — or with the error. [`Engine::check_invariants`] states this executably and runs
-//! after every input in debug builds.
+//! states — or with the error. Every change of an extent's state is a named transition,
+//! checked against the allowed ones where it happens, and a completing `fsync` asserts its
+//! postcondition, in release builds too; [`Engine::check_invariants`] states the whole
+//! invariant executably and runs after every input in debug builds.
 //!
 //! Modules: [`config`] (knobs), [`api`] (values crossing the boundary), `extents` (a file's
 //! extent map, its indexes and the checked transitions between extent states), `calls` (the
