@@ -37,6 +37,18 @@ pub enum WriteOutcome {
     Blocked(WaitToken),
 }
 
+/// How an open file's reader will use what it reads, like `posix_fadvise`'s advice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Advice {
+    /// No advice: read bytes stay cached until the memory bound evicts the oldest.
+    #[default]
+    Normal,
+    /// Each byte is read once (`POSIX_FADV_NOREUSE`: a copy, a checksum, a stream): the clean
+    /// bytes the reader has moved past are released at once instead of filling the cache, so
+    /// a sequential read holds about its readahead window, however long the file.
+    NoReuse,
+}
+
 /// What an application read got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadOutcome {

@@ -101,7 +101,39 @@ pub enum ConfigError {
     },
 }
 
+/// The back-off between tries of a call answered NFS3ERR_JUKEBOX ("ask again later") or not
+/// answered at all: `initial_ms`, doubling up to `max_ms`. The one policy of a client: the
+/// engine backs its own calls off by it, and the async shell the calls an application waits
+/// on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first wait.
+    pub initial_ms: u64,
+    /// The longest wait.
+    pub max_ms: u64,
+}
+
+impl Backoff {
+    /// The wait after one of `previous_ms` (0: the first wait); never 0.
+    pub fn next_ms(&self, previous_ms: u64) -> u64 {
+        let next_ms = if previous_ms == 0 {
+            self.initial_ms
+        } else {
+            previous_ms.saturating_mul(2).min(self.max_ms)
+        };
+        next_ms.max(1)
+    }
+}
+
 impl EngineConfig {
+    /// The back-off of retried calls (`retry_initial_ms` doubling up to `retry_max_ms`).
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            initial_ms: self.retry_initial_ms,
+            max_ms: self.retry_max_ms,
+        }
+    }
+
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive: [(&'static str, u64); 11] = [

@@ -75,9 +75,9 @@ mod schedule;
 mod store;
 
 pub use api::{
-    EngineStats, Event, ExtentInfo, ExtentState, FileError, FileId, Op, ReadOutcome, Reply, RpcId,
-    SyncTicket, Transmit, WaitToken, WriteOutcome,
+    Advice, EngineStats, Event, ExtentInfo, ExtentState, FileError, FileId, Op, ReadOutcome, Reply,
+    RpcId, SyncTicket, Transmit, WaitToken, WriteOutcome,
 };
-pub use config::{ConfigError, EngineConfig};
+pub use config::{Backoff, ConfigError, EngineConfig};
 pub use engine::Engine;
 pub use invariants::InvariantViolation;

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::config::Backoff;
 use crate::invariants::{InvariantViolation, ensure};
 use crate::store::InodeId;
 
@@ -61,8 +62,7 @@ impl FileTimers {
 #[derive(Debug)]
 pub(crate) struct Schedule {
     dirty_expire_ms: u64,
-    retry_initial_ms: u64,
-    retry_max_ms: u64,
+    backoff: Backoff,
     /// Files that may have work: non-clean bytes, syncs, truncations, wanted reads, a kick.
     active: BTreeSet<InodeId>,
     /// (deadline, file) of every active file's back-off.
@@ -75,11 +75,10 @@ pub(crate) struct Schedule {
 
 impl Schedule {
     /// No active files; the timers' lengths from the configuration.
-    pub(crate) fn new(dirty_expire_ms: u64, retry_initial_ms: u64, retry_max_ms: u64) -> Self {
+    pub(crate) fn new(dirty_expire_ms: u64, backoff: Backoff) -> Self {
         Self {
             dirty_expire_ms,
-            retry_initial_ms,
-            retry_max_ms,
+            backoff,
             active: BTreeSet::new(),
             retry_ms: BTreeSet::new(),
             dirty_expiry_ms: BTreeSet::new(),
@@ -176,16 +175,11 @@ impl Schedule {
         self.rr_cursor = ino + 1;
     }
 
-    /// Holds the file's calls for a back-off that doubles (from `retry_initial_ms` up to
-    /// `retry_max_ms`).
+    /// Holds the file's calls for the next wait of the [`Backoff`].
     pub(crate) fn back_off(&mut self, ino: InodeId, timers: &mut FileTimers, now_ms: u64) {
-        let (initial, max) = (self.retry_initial_ms, self.retry_max_ms);
+        let backoff = self.backoff;
         self.change(ino, timers, |t| {
-            t.backoff_ms = if t.backoff_ms == 0 {
-                initial
-            } else {
-                (t.backoff_ms * 2).min(max)
-            };
+            t.backoff_ms = backoff.next_ms(t.backoff_ms);
             t.retry_at_ms = Some(now_ms + t.backoff_ms);
         });
     }

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use common::{Server, handle};
 use nfsio_cache::{
-    Engine, EngineConfig, Event, ExtentState, FileError, FileId, Op, ReadOutcome, Reply,
+    Advice, Engine, EngineConfig, Event, ExtentState, FileError, FileId, Op, ReadOutcome, Reply,
     SyncTicket, Transmit, WaitToken, WriteOutcome,
 };
 use nfsio_proto::nfs3::{Nfs3Status, StableHow};
@@ -57,6 +57,11 @@ enum Action {
     },
     Close {
         file: usize,
+    },
+    /// The file's reader advises no reuse (drop-behind) or normal use.
+    Advise {
+        file: usize,
+        no_reuse: bool,
     },
     Step {
         count: u8,
@@ -135,7 +140,8 @@ fn action() -> impl Strategy<Value = Action> {
         1 => (file.clone(), 0..MAX_OFFSET + 500)
             .prop_map(|(file, size)| Action::Truncate { file, size }),
         2 => file.clone().prop_map(|file| Action::Fsync { file }),
-        1 => file.prop_map(|file| Action::Close { file }),
+        1 => file.clone().prop_map(|file| Action::Close { file }),
+        1 => (file, any::<bool>()).prop_map(|(file, no_reuse)| Action::Advise { file, no_reuse }),
         10 => (1..10u8).prop_map(|count| Action::Step { count }),
         1 => Just(Action::Crash),
         1 => (0..3000u16).prop_map(|ms| Action::Tick { ms }),
@@ -760,6 +766,17 @@ impl Harness {
             Action::Truncate { file, size } => self.truncate(file, usize::from(size)),
             Action::Fsync { file } => self.sync(file, false),
             Action::Close { file } => self.sync(file, true),
+            Action::Advise { file, no_reuse } => {
+                let advice = if no_reuse {
+                    Advice::NoReuse
+                } else {
+                    Advice::Normal
+                };
+                match self.engine.advise(self.current[file], advice) {
+                    Ok(()) | Err(FileError::NotOpen) => {}
+                    Err(error) => panic!("advise: {error}"),
+                }
+            }
             Action::Step { count } => {
                 for _ in 0..count {
                     self.step();

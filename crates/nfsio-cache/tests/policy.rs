@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use nfsio_cache::{Event, Op, ReadOutcome, Reply, Transmit, WriteOutcome};
+use nfsio_cache::{Advice, Event, FileId, Op, ReadOutcome, Reply, Transmit, WriteOutcome};
 use nfsio_proto::nfs3::{Nfs3Status, StableHow};
 
 fn write_range(t: &Transmit) -> Option<(u64, u64)> {
@@ -466,4 +466,57 @@ fn config_is_validated() {
     config.memory_bound_bytes = 4096;
     assert!(nfsio_cache::Engine::new(config).is_err());
     assert!(nfsio_cache::Engine::new(nfsio_cache::EngineConfig::default()).is_ok());
+}
+
+/// Reads all of `f` in 1 KiB pieces, checking each against `content`; returns the most clean
+/// bytes the cache held after any piece.
+fn read_sequentially(d: &mut Driver, f: FileId, content: &[u8]) -> u64 {
+    let mut most_clean_bytes = 0;
+    for offset in (0..content.len()).step_by(1024) {
+        let data = d.read_all(f, offset as u64, 1024);
+        assert_eq!(&data[..], &content[offset..offset + 1024], "at {offset}");
+        most_clean_bytes = most_clean_bytes.max(d.engine.stats().clean_bytes);
+    }
+    most_clean_bytes
+}
+
+#[test]
+fn a_no_reuse_reader_holds_its_readahead_window_not_the_file() {
+    let content = pattern(21, 48 << 10);
+    let mut normal = Driver::new(small_config());
+    normal.server.apply_write(&handle("a"), 0, &content, true);
+    let f = normal.open("a");
+    let kept = read_sequentially(&mut normal, f, &content);
+    // Within the 64 KiB bound, a normal reader's bytes stay cached.
+    assert!(kept >= 40 << 10, "normal reader kept {kept} bytes");
+
+    let mut once = Driver::new(small_config());
+    once.server.apply_write(&handle("a"), 0, &content, true);
+    let f = once.open("a");
+    once.engine.advise(f, Advice::NoReuse).expect("advise");
+    let most = read_sequentially(&mut once, f, &content);
+    // The 8 KiB readahead window, the READ of 2 KiB that straddles the reader and its piece.
+    assert!(most <= 12 << 10, "no-reuse reader held {most} clean bytes");
+}
+
+#[test]
+fn a_no_reuse_reader_never_drops_bytes_not_yet_durable() {
+    let content = pattern(22, 32 << 10);
+    let mut d = Driver::new(small_config());
+    d.server.apply_write(&handle("a"), 0, &content, true);
+    let f = d.open("a");
+    d.engine.advise(f, Advice::NoReuse).expect("advise");
+    let mut expected = content.clone();
+    let written = pattern(23, 4 << 10);
+    expected[4096..8192].copy_from_slice(&written);
+    let outcome = d.engine.write(f, 4096, &written, d.now_ms).expect("write");
+    assert_eq!(outcome, nfsio_cache::WriteOutcome::Accepted);
+    // Read past the dirty bytes before anything is sent: they must survive the drop-behind.
+    read_sequentially(&mut d, f, &expected);
+    let ticket = d.engine.fsync(f, d.now_ms).expect("fsync");
+    d.finish(ticket).expect("fsync");
+    assert!(
+        d.durable("a") == expected,
+        "the written bytes reached the server"
+    );
 }

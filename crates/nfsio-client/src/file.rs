@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use nfsio_cache::FileId;
+use nfsio_cache::{Advice, FileId};
 use nfsio_proto::nfs3::{Fattr, FileHandle};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
@@ -112,6 +112,14 @@ impl File {
     /// The size of the file as this client sees it (no RPC).
     pub fn size_bytes(&self) -> NfsResult<u64> {
         self.cache.size_bytes(self.id)
+    }
+
+    /// Says how this file's reader uses what it reads. [`Advice::NoReuse`] (a copy, a
+    /// checksum: each byte read once) releases the cached bytes the reader has moved past, so
+    /// that a sequential read of any length holds about its readahead window of memory
+    /// instead of filling the client's cache; bytes not yet durable are never released.
+    pub fn advise(&self, advice: Advice) -> NfsResult<()> {
+        self.cache.advise(self.id, advice)
     }
 
     /// Reads up to `len_bytes` at `offset`; fewer only at end of file. Cached bytes

@@ -11,37 +11,20 @@
 use std::future::Future;
 use std::time::Duration;
 
-use nfsio_cache::EngineConfig;
+use nfsio_cache::{Backoff, EngineConfig};
 use nfsio_proto::nfs3::Nfs3Status;
 use tracing::warn;
 
 use crate::error::{NfsError, NfsResult};
 
-/// How long to wait before asking again after NFS3ERR_JUKEBOX.
+/// How long to wait before asking again after NFS3ERR_JUKEBOX: the engine's [`Backoff`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Jukebox {
-    /// The first wait.
-    initial_ms: u64,
-    /// The longest wait; each wait doubles up to it.
-    max_ms: u64,
-}
+pub(crate) struct Jukebox(Backoff);
 
 impl Jukebox {
     /// The write-back engine's back-off.
     pub(crate) fn of(config: &EngineConfig) -> Self {
-        Self {
-            initial_ms: config.retry_initial_ms.max(1),
-            max_ms: config.retry_max_ms.max(config.retry_initial_ms.max(1)),
-        }
-    }
-
-    /// The wait after one that lasted `previous_ms` (0: none yet).
-    pub(crate) fn next_wait_ms(&self, previous_ms: u64) -> u64 {
-        if previous_ms == 0 {
-            self.initial_ms
-        } else {
-            previous_ms.saturating_mul(2).min(self.max_ms)
-        }
+        Self(config.backoff())
     }
 
     /// Runs `call` until it returns anything but NFS3ERR_JUKEBOX, waiting between tries.
@@ -57,7 +40,7 @@ impl Jukebox {
                     proc_name,
                     status: Nfs3Status::Jukebox,
                 }) => {
-                    wait_ms = self.next_wait_ms(wait_ms);
+                    wait_ms = self.0.next_ms(wait_ms);
                     warn!(proc = proc_name, wait_ms, "NFS3ERR_JUKEBOX: asking again");
                     tokio::time::sleep(Duration::from_millis(wait_ms)).await;
                 }
@@ -81,7 +64,7 @@ mod tests {
     }
 
     #[test]
-    fn waits_double_from_the_engines_first_back_off_up_to_its_longest() {
+    fn waits_are_the_engines_back_off_doubling_up_to_its_longest() {
         let config = EngineConfig {
             retry_initial_ms: 100,
             retry_max_ms: 700,
@@ -91,7 +74,7 @@ mod tests {
         let mut wait_ms = 0;
         let waits: Vec<u64> = (0..5)
             .map(|_| {
-                wait_ms = policy.next_wait_ms(wait_ms);
+                wait_ms = policy.0.next_ms(wait_ms);
                 wait_ms
             })
             .collect();

@@ -46,6 +46,7 @@ pub use dir::{DirEntry, ReadDir};
 pub use error::{NfsError, NfsResult, ProtocolViolation};
 pub use file::File;
 pub use nfsio_cache as cache;
+pub use nfsio_cache::Advice;
 pub use nfsio_proto as proto;
 pub use nfsio_rpc as rpc;
 pub use options::{ClientOptions, DEFAULT_CACHE_BYTES, Network, Tcp};

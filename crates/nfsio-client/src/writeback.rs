@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use nfsio_cache::{
-    Engine, EngineConfig, Event, FileError, FileId, Op, ReadOutcome, Reply, SyncTicket, Transmit,
-    WaitToken, WriteOutcome,
+    Advice, Engine, EngineConfig, Event, FileError, FileId, Op, ReadOutcome, Reply, SyncTicket,
+    Transmit, WaitToken, WriteOutcome,
 };
 use nfsio_proto::nfs3::{Fattr, FileHandle, Nfs3Status, Sattr};
 use tokio::sync::{Notify, oneshot};
@@ -553,6 +553,14 @@ impl Cache {
             .engine
             .size_bytes(file)
             .map_err(|e| file_error("GETATTR", e))
+    }
+
+    /// Takes `file`'s reader's advice on what it reads.
+    pub(crate) fn advise(&self, file: FileId, advice: Advice) -> NfsResult<()> {
+        self.lock()?
+            .engine
+            .advise(file, advice)
+            .map_err(|e| file_error("READ", e))
     }
 
     /// The engine's counters.

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use nfsio_proto::nfs3::Nfs3Status;
 
-use crate::api::{EngineStats, FileError, FileId};
+use crate::api::{Advice, EngineStats, FileError, FileId};
 use crate::calls::CallTable;
 use crate::config::{ConfigError, EngineConfig};
 use crate::extents::Removal;
@@ -49,6 +49,8 @@ struct OpenFile {
     /// The range this open's last read waits for: its clean bytes are not evicted until the
     /// open reads again (or closes), so that a reader woken up finds its data.
     pin: Option<(u64, u64)>,
+    /// How the reader uses what it reads.
+    advice: Advice,
 }
 
 impl OpenFile {
@@ -62,6 +64,7 @@ impl OpenFile {
             ra_last_bytes: None,
             ra_window_bytes: 0,
             pin: None,
+            advice: Advice::Normal,
         }
     }
 }
@@ -91,11 +94,7 @@ impl Engine {
         Ok(Self {
             store: Store::new(u64::from(config.wsize_bytes)),
             calls: CallTable::new(),
-            schedule: Schedule::new(
-                config.dirty_expire_ms,
-                config.retry_initial_ms,
-                config.retry_max_ms,
-            ),
+            schedule: Schedule::new(config.dirty_expire_ms, config.backoff()),
             config,
             opens: BTreeMap::new(),
             outbox: Outbox::new(),

@@ -5,7 +5,8 @@
 use bytes::Bytes;
 
 use super::Engine;
-use crate::api::{FileError, FileId, ReadOutcome};
+use crate::api::{Advice, FileError, FileId, ReadOutcome};
+use crate::extents::Removal;
 use crate::ranges::RangeSet;
 use crate::store::InodeId;
 
@@ -32,9 +33,17 @@ impl Engine {
                     offset_bytes,
                     len_bytes: len_bytes as u64,
                 })?;
+        let previous_bytes = self.opens.get(&file).and_then(|open| open.ra_last_bytes);
         let window = self.update_readahead(file, offset_bytes, req_end);
-        if let Some(open) = self.opens.get_mut(&file) {
-            open.pin = None;
+        let advice = match self.opens.get_mut(&file) {
+            Some(open) => {
+                open.pin = None;
+                open.advice
+            }
+            None => Advice::Normal,
+        };
+        if advice == Advice::NoReuse && previous_bytes != Some(offset_bytes) {
+            self.drop_behind(ino, previous_bytes.unwrap_or(0), offset_bytes);
         }
         let size = self.store.inode(ino).size_bytes;
         let end = req_end.min(size);
@@ -79,6 +88,45 @@ impl Engine {
         self.activate(ino);
         self.after_input();
         Ok(ReadOutcome::Wait(token))
+    }
+
+    /// Gives `file`'s reader's advice on what it reads.
+    pub fn advise(&mut self, file: FileId, advice: Advice) -> Result<(), FileError> {
+        self.open_file(file)?;
+        if let Some(open) = self.opens.get_mut(&file) {
+            open.advice = advice;
+        }
+        Ok(())
+    }
+
+    /// Releases the clean extents of `ino` that end in `(from_bytes, to_bytes]`: what a
+    /// no-reuse reader moved past since its last read (a range another open's reader waits
+    /// for is spared). Only clean bytes go: they are on the server.
+    fn drop_behind(&mut self, ino: InodeId, from_bytes: u64, to_bytes: u64) {
+        let pins: Vec<(u64, u64)> = self
+            .opens
+            .values()
+            .filter(|open| open.ino == ino)
+            .filter_map(|open| open.pin)
+            .collect();
+        let passed: Vec<u64> = self
+            .store
+            .inode(ino)
+            .extents
+            .range(..to_bytes)
+            .rev()
+            .take_while(|(start, ext)| *start + ext.len() > from_bytes)
+            .filter(|(start, ext)| {
+                let end = *start + ext.len();
+                ext.state().is_clean()
+                    && end <= to_bytes
+                    && !pins.iter().any(|&(a, b)| a < end && **start < b)
+            })
+            .map(|(start, _)| *start)
+            .collect();
+        for start in passed {
+            self.store.remove(ino, start, Removal::Evicted);
+        }
     }
 
     /// Updates the open's readahead state; returns the window to read ahead (0: none).
