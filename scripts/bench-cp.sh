@@ -13,8 +13,14 @@
 # faster). Both tools copy into ganesha with UNSTABLE WRITEs and a COMMIT at the end, so
 # both pay ganesha's flush to disk. Needs root (ganesha), python3 for the arithmetic.
 #
-# Env knobs: BENCH_DIR (scratch dir, default a new /tmp/nfsio-bench.XXXXXX; it needs room for
-# 4 x SIZE_MIB), KEEP=1 to leave it.
+# Each round begins its downloads with one untimed download (the first read of a freshly
+# written file is slower here whichever client makes it), and the order of the tools rotates
+# from round to round.
+#
+# Env knobs: BASELINE=PATH adds a third tool, another nfsio binary (e.g. a build of an earlier
+# commit), timed the same way in the same rounds, and a column nfsio / baseline; BENCH_DIR
+# (scratch dir, default a new /tmp/nfsio-bench.XXXXXX; it needs room for 5 x SIZE_MIB), KEEP=1
+# to leave it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -56,29 +62,40 @@ time_copy() {
     awk -v l="$label" -v ns="$(( t1 - t0 ))" 'BEGIN { printf "  %-24s %8.3f s\n", l, ns / 1e9 }' >&2
 }
 
+tools="nfsio nfs-cp"
+if [ -n "${BASELINE:-}" ]; then
+    [ -x "$BASELINE" ] || { echo "bench-cp.sh: BASELINE=$BASELINE is not an executable" >&2; exit 2; }
+    tools="$tools baseline"
+fi
+# run_tool TOOL SRC DST: one copy with TOOL.
+run_tool() {
+    case $1 in
+        nfsio) "$nfsio" cp -q "$2" "$3" ;;
+        baseline) "$BASELINE" cp -q "$2" "$3" ;;
+        nfs-cp) nfs-cp "$2" "$3" ;;
+    esac
+}
+# rotated N: the tools, starting with the (N mod count)-th.
+rotated() {
+    local list=($tools) i n=${#list[@]}
+    for i in $(seq 0 $((n - 1))); do printf '%s ' "${list[$(( (i + $1) % n ))]}"; done
+}
+
 for run in $(seq 1 "$runs"); do
     echo "round $run of $runs" >&2
-    # Alternate which tool goes first, so neither always meets a warmer server.
-    if [ $((run % 2)) = 1 ]; then order="nfsio nfs-cp"; else order="nfs-cp nfsio"; fi
+    order=$(rotated "$run")
     for tool in $order; do
         name="up-$tool-$run.bin"
-        if [ "$tool" = nfsio ]; then
-            time_copy "local->ganesha nfsio" "$nfsio" cp -q "$src" "$base/$name$query"
-        else
-            time_copy "local->ganesha nfs-cp" nfs-cp "$src" "$base/$name$query"
-        fi
+        time_copy "local->ganesha $tool" run_tool "$tool" "$src" "$base/$name$query"
         cmp "$src" "$EXPORT_DIR/$name"
     done
-    # The first read of a freshly written file is slower here whichever client makes it;
-    # read it once on the server side, untimed, so both downloads start from the same state.
-    cat "$EXPORT_DIR/up-nfsio-$run.bin" > /dev/null
+    # Untimed: the first download of a freshly written file pays for something neither
+    # client controls; this one pays it.
+    nfs-cp "$base/up-nfs-cp-$run.bin$query" "$bench/warm.bin" >/dev/null
+    rm -f "$bench/warm.bin"
     for tool in $order; do
         out=$bench/down-$tool-$run.bin
-        if [ "$tool" = nfsio ]; then
-            time_copy "ganesha->local nfsio" "$nfsio" cp -q "$base/up-nfsio-$run.bin$query" "$out"
-        else
-            time_copy "ganesha->local nfs-cp" nfs-cp "$base/up-nfsio-$run.bin$query" "$out"
-        fi
+        time_copy "ganesha->local $tool" run_tool "$tool" "$base/up-nfs-cp-$run.bin$query" "$out"
         cmp "$src" "$out"
         rm -f "$out"
     done
@@ -92,11 +109,21 @@ samples = {}
 for line in open(path):
     label, ns = line.rstrip("\n").split("\t")
     samples.setdefault(label, []).append(int(ns) / 1e9)
-print(f"\n{size / 2**20:.0f} MiB, medians of {runs} interleaved runs, one ganesha, all copies verified with cmp\n")
-print(f"| direction | nfsio cp | nfs-cp | nfsio / nfs-cp (throughput) |")
-print(f"|---|---|---|---|")
+print(f"\n{size / 2**20:.0f} MiB, medians of {runs} rotated runs, one ganesha, all copies verified with cmp\n")
+baseline = any(label.endswith(" baseline") for label in samples)
+head = "| direction | nfsio cp | nfs-cp | nfsio / nfs-cp (throughput) |"
+rule = "|---|---|---|---|"
+if baseline:
+    head += " baseline nfsio cp | nfsio / baseline (throughput) |"
+    rule += "---|---|"
+print(head)
+print(rule)
 for direction in ("local->ganesha", "ganesha->local"):
     a = statistics.median(samples[f"{direction} nfsio"])
     b = statistics.median(samples[f"{direction} nfs-cp"])
-    print(f"| {direction} | {a:.2f} s ({size / a / 1e6:.0f} MB/s) | {b:.2f} s ({size / b / 1e6:.0f} MB/s) | {b / a:.2f}x |")
+    row = f"| {direction} | {a:.2f} s ({size / a / 1e6:.0f} MB/s) | {b:.2f} s ({size / b / 1e6:.0f} MB/s) | {b / a:.2f}x |"
+    if baseline:
+        c = statistics.median(samples[f"{direction} baseline"])
+        row += f" {c:.2f} s ({size / c / 1e6:.0f} MB/s) | {c / a:.2f}x |"
+    print(row)
 EOF

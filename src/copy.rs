@@ -7,7 +7,6 @@
 //! overlaps the transfer), resends what a server restart lost (RFC 1813 section 4.12), and
 //! reports any failure at `close`, which returns once everything is durable.
 
-use std::collections::VecDeque;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,9 +14,8 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use indicatif::{ProgressBar, ProgressStyle};
 use nfsio_client::proto::nfs3::{Fattr, FileHandle, FileType, Nfs3Status};
-use nfsio_client::{Client, File, NfsError, NfsResult};
+use nfsio_client::{Advice, Client, File, NfsError};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::output::out;
 use crate::report::Failure;
@@ -49,13 +47,8 @@ enum Source {
         path: PathBuf,
         meta: std::fs::Metadata,
     },
-    /// A file on an export.
-    Nfs {
-        url: String,
-        client: Client,
-        handle: FileHandle,
-        attributes: Fattr,
-    },
+    /// A file on an export, open in its client's cache (whose readahead reads it).
+    Nfs { url: String, file: File },
 }
 
 /// Where `cp` writes to, decided (a directory replaced by the file inside it) before anything
@@ -109,7 +102,8 @@ fn enotdir(text: &str) -> Failure {
 }
 
 impl Source {
-    async fn open(text: &str) -> Result<Self, Failure> {
+    /// Opens `text` for reading; an NFS file with up to `inflight` READs in flight ahead.
+    async fn open(text: &str, inflight: usize) -> Result<Self, Failure> {
         if text == "-" {
             return Ok(Self::Stdin);
         }
@@ -121,25 +115,10 @@ impl Source {
             }
             return Ok(Self::Local { path, meta });
         }
-        let client = crate::connect(text).await?;
-        let (handle, attributes) = client
-            .lookup_path(client.url_path())
-            .await
-            .map_err(|e| Failure::nfs(text, e))?;
-        if attributes.file_type == FileType::Directory {
-            return Err(Failure::nfs(
-                text,
-                NfsError::Status {
-                    proc_name: "READ",
-                    status: Nfs3Status::IsDir,
-                },
-            ));
-        }
+        let file = open_nfs(text, Some(inflight)).await?;
         Ok(Self::Nfs {
             url: text.to_owned(),
-            client,
-            handle,
-            attributes,
+            file,
         })
     }
 
@@ -147,7 +126,7 @@ impl Source {
         match self {
             Self::Stdin => None,
             Self::Local { meta, .. } => Some(meta.len()),
-            Self::Nfs { attributes, .. } => Some(attributes.size),
+            Self::Nfs { file, .. } => Some(file.attributes_at_open().size),
         }
     }
 }
@@ -248,33 +227,27 @@ fn same_file(src: &Source, dst: &Dest) -> bool {
             },
         ) => meta.dev() == other.dev() && meta.ino() == other.ino(),
         (
-            Source::Nfs {
-                client,
-                handle,
-                attributes,
-                ..
-            },
+            Source::Nfs { file, .. },
             Dest::Nfs {
                 client: other_client,
                 existing: Some((other_handle, other_attributes)),
                 ..
             },
         ) => {
+            let (client, attributes) = (file.client(), file.attributes_at_open());
             client.server() == other_client.server()
                 && client.export() == other_client.export()
-                && (handle == other_handle
+                && (file.handle() == other_handle
                     || (attributes.fsid, attributes.fileid)
                         == (other_attributes.fsid, other_attributes.fileid))
         }
         (
-            Source::Nfs {
-                client, attributes, ..
-            },
+            Source::Nfs { file, .. },
             Dest::Local {
                 existing: Some(meta),
                 ..
             },
-        ) => nfs_local(client, attributes, meta),
+        ) => nfs_local(file.client(), file.attributes_at_open(), meta),
         (
             Source::Local { meta, .. },
             Dest::Nfs {
@@ -288,7 +261,7 @@ fn same_file(src: &Source, dst: &Dest) -> bool {
 }
 
 pub(crate) async fn run(args: CpArgs) -> Result<(), Failure> {
-    let src = Source::open(&args.src).await?;
+    let src = Source::open(&args.src, usize::from(args.inflight)).await?;
     let dst = Dest::resolve(&args.dst, &args.src).await?;
     if same_file(&src, &dst) {
         return Err(Failure::message(format!(
@@ -303,15 +276,14 @@ pub(crate) async fn run(args: CpArgs) -> Result<(), Failure> {
         _ => progress_bar(src.size_bytes(), args.quiet),
     };
     let chunk_bytes = match (&src, &dst) {
-        (Source::Nfs { client: s, .. }, Dest::Nfs { client: d, .. }) => {
-            s.rsize_bytes().min(d.wsize_bytes())
+        (Source::Nfs { file, .. }, Dest::Nfs { client: d, .. }) => {
+            file.client().rsize_bytes().min(d.wsize_bytes())
         }
-        (Source::Nfs { client, .. }, _) => client.rsize_bytes(),
+        (Source::Nfs { file, .. }, _) => file.client().rsize_bytes(),
         (_, Dest::Nfs { client, .. }) => client.wsize_bytes(),
         _ => 1024 * 1024,
     } as usize;
-    let window = usize::from(args.inflight);
-    let copied = copy_once(&src, &dst, chunk_bytes, window, &progress).await?;
+    let copied = copy_once(&src, &dst, chunk_bytes, &progress).await?;
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     if args.stats {
@@ -324,7 +296,7 @@ pub(crate) async fn run(args: CpArgs) -> Result<(), Failure> {
             (
                 "source",
                 match &src {
-                    Source::Nfs { client, .. } => Some(client),
+                    Source::Nfs { file, .. } => Some(file.client()),
                     _ => None,
                 },
             ),
@@ -374,24 +346,12 @@ async fn copy_once(
     src: &Source,
     dst: &Dest,
     chunk_bytes: usize,
-    window: usize,
     progress: &ProgressBar,
 ) -> Result<u64, Failure> {
     let mut reader: Box<dyn ChunkSource> = match src {
         Source::Stdin => Box::new(LocalReader::stdin(chunk_bytes)),
         Source::Local { path, .. } => Box::new(LocalReader::open(path, chunk_bytes)?),
-        Source::Nfs {
-            url,
-            client,
-            handle,
-            attributes,
-        } => Box::new(NfsReader::with_window(
-            client.clone(),
-            handle.clone(),
-            url.clone(),
-            attributes.size,
-            window,
-        )),
+        Source::Nfs { url, file } => Box::new(FileReader::new(file, url)),
     };
     let mut writer: Box<dyn ChunkSink> = match dst {
         Dest::Stdout => Box::new(LocalWriter::stdout()),
@@ -445,118 +405,75 @@ pub(crate) mod futures_lite {
     pub type BoxedFinish<'a> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
 }
 
-/// A READ in flight: its offset, its count, and the task that yields (data, eof).
-type InFlightRead = (u64, u32, JoinHandle<NfsResult<(Bytes, bool)>>);
-
-/// Reads an NFS file with a window of READs in flight, delivering chunks in order.
-pub struct NfsReader {
-    client: Client,
-    handle: FileHandle,
-    url: String,
-    next_offset: u64,
-    /// The file's size when opened: READs are sent ahead only below it (one more READ past
-    /// it finds out whether the file grew).
-    size_hint_bytes: u64,
-    window: usize,
-    in_flight: VecDeque<InFlightRead>,
-    eof: bool,
+/// Reads an NFS file in order through the client's cache ([`File`]), whose readahead keeps
+/// READs of the transfer size in flight ahead of the reader; chunks are what each read
+/// returned (a transfer's worth, fewer at the end).
+pub(crate) struct FileReader<'f> {
+    file: &'f File,
+    url: &'f str,
+    position: u64,
+    chunk_bytes: usize,
 }
 
-impl NfsReader {
-    /// A reader with the default window, for a file of `size_hint_bytes`.
-    pub fn new(client: Client, handle: FileHandle, url: String, size_hint_bytes: u64) -> Self {
-        Self::with_window(client, handle, url, size_hint_bytes, 16)
-    }
-
-    /// A reader with up to `window` READs in flight.
-    pub fn with_window(
-        client: Client,
-        handle: FileHandle,
-        url: String,
-        size_hint_bytes: u64,
-        window: usize,
-    ) -> Self {
+impl<'f> FileReader<'f> {
+    /// A reader of `file` from its start; `url` names it in messages.
+    pub(crate) fn new(file: &'f File, url: &'f str) -> Self {
         Self {
-            client,
-            handle,
+            file,
             url,
-            next_offset: 0,
-            size_hint_bytes,
-            window: window.max(1),
-            in_flight: VecDeque::new(),
-            eof: false,
+            position: 0,
+            chunk_bytes: file.client().rsize_bytes() as usize,
         }
-    }
-
-    fn spawn_read(&mut self) {
-        let count = self.client.rsize_bytes();
-        let offset = self.next_offset;
-        let client = self.client.clone();
-        let handle = self.handle.clone();
-        let task = tokio::spawn(async move {
-            client
-                .read(&handle, offset, count)
-                .await
-                .map(|reply| (reply.data, reply.eof))
-        });
-        self.in_flight.push_back((offset, count, task));
-        self.next_offset += u64::from(count);
-    }
-
-    fn fail(&self, error: NfsError) -> Failure {
-        Failure::nfs(&self.url, error)
     }
 
     /// The next chunk of the file in order, or None at end of file.
-    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, Failure> {
-        if self.eof {
-            return Ok(None);
-        }
-        while self.in_flight.is_empty()
-            || (self.in_flight.len() < self.window && self.next_offset < self.size_hint_bytes)
-        {
-            self.spawn_read();
-        }
-        let Some((offset, count, task)) = self.in_flight.pop_front() else {
-            return Ok(None);
-        };
-        let (mut data, mut eof) = task
+    pub(crate) async fn next_chunk(&mut self) -> Result<Option<Bytes>, Failure> {
+        let data = self
+            .file
+            .read_bytes_at(self.position, self.chunk_bytes)
             .await
-            .map_err(|e| Failure::message(format!("{}: read task failed: {e}", self.url)))?
-            .map_err(|e| self.fail(e))?;
-        // A short read that is not at end of file leaves a gap before the next READ in
-        // flight: fill it before going on, so chunks stay contiguous.
-        if !eof && data.len() < count as usize && !data.is_empty() {
-            let mut filled = BytesMut::from(&data[..]);
-            while !eof && filled.len() < count as usize {
-                let want = count - filled.len() as u32;
-                let reply = self
-                    .client
-                    .read(&self.handle, offset + filled.len() as u64, want)
-                    .await
-                    .map_err(|e| self.fail(e))?;
-                eof = reply.eof || reply.data.is_empty();
-                filled.extend_from_slice(&reply.data);
-            }
-            data = filled.freeze();
-        }
-        if eof || data.is_empty() {
-            self.eof = true;
-            for (_, _, task) in self.in_flight.drain(..) {
-                task.abort();
-            }
-        }
+            .map_err(|e| Failure::nfs(self.url, e))?;
         if data.is_empty() {
             return Ok(None);
         }
+        self.position += data.len() as u64;
         Ok(Some(data))
     }
 }
 
-impl ChunkSource for NfsReader {
+impl ChunkSource for FileReader<'_> {
     fn next_chunk(&mut self) -> futures_lite::BoxedChunk<'_> {
-        Box::pin(NfsReader::next_chunk(self))
+        Box::pin(FileReader::next_chunk(self))
     }
+}
+
+/// Connects to the server `url` names and opens the regular file it names, with up to
+/// `inflight` READs in flight ahead of a sequential reader (None: the client's default).
+pub(crate) async fn open_nfs(url: &str, inflight: Option<usize>) -> Result<File, Failure> {
+    let options = nfsio_client::ClientOptions {
+        max_inflight_reads: inflight,
+        ..nfsio_client::ClientOptions::default()
+    };
+    let client = crate::connect_with(url, options).await?;
+    let (handle, attributes) = client
+        .lookup_path(client.url_path())
+        .await
+        .map_err(|e| Failure::nfs(url, e))?;
+    if attributes.file_type == FileType::Directory {
+        let status = Nfs3Status::IsDir;
+        let error = NfsError::Status {
+            proc_name: "READ",
+            status,
+        };
+        return Err(Failure::nfs(url, error));
+    }
+    let file = client
+        .open_handle(handle, attributes, client.url_path())
+        .map_err(|e| Failure::nfs(url, e))?;
+    // Each byte is read once: the cache keeps the readahead window, not the whole file.
+    file.advise(Advice::NoReuse)
+        .map_err(|e| Failure::nfs(url, e))?;
+    Ok(file)
 }
 
 /// Reads a local file (or standard input) on a blocking thread, a bounded number of chunks

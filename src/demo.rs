@@ -1,8 +1,8 @@
 //! `nfsio demo`: the whole path in one command, on the embedded server.
 //!
 //! Starts `nfsio serve` in-process on a temporary directory, writes a generated file through
-//! the client (UNSTABLE WRITEs, then COMMIT, verifiers checked), reads it back through the
-//! client and from the server's disk, compares checksums, prints throughput and the RPC
+//! the client (UNSTABLE WRITEs, then COMMIT, verifiers checked), reads it back through a
+//! second client (so the bytes come from the server) and from the server's disk, compares checksums, prints throughput and the RPC
 //! statistics, and stops the server. It needs nothing installed and no privileges.
 
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use nfsio_server::{Server, ServerConfig, Squash};
 
-use crate::copy::{ChunkSink, NfsReader, NfsWriter, progress_bar};
+use crate::copy::{ChunkSink, FileReader, NfsWriter, open_nfs, progress_bar};
 use crate::output::{out, outln};
 use crate::report::Failure;
 use crate::signals::Termination;
@@ -156,7 +156,6 @@ async fn transfer(args: &DemoArgs, export: &std::path::Path, url: &str) -> Resul
     let bar = progress_bar(Some(size), args.quiet);
     bar.set_prefix("write");
     let started = Instant::now();
-    let handle = file.handle().clone();
     let mut writer = NfsWriter::new(file, file_url.clone());
     let mut written_crc = crc32fast::Hasher::new();
     let mut written = 0u64;
@@ -171,10 +170,13 @@ async fn transfer(args: &DemoArgs, export: &std::path::Path, url: &str) -> Resul
     bar.finish_and_clear();
     let written_crc = written_crc.finalize();
 
-    // Read back through the client.
+    // Read back through a second client (the library's File and its readahead).
     let bar = progress_bar(Some(size), args.quiet);
     let started = Instant::now();
-    let mut reader = NfsReader::with_window(client.clone(), handle, file_url.clone(), size, 8);
+    // A client of its own, so that the bytes come from the server, not from the cache that
+    // wrote them.
+    let read_file = open_nfs(&file_url, None).await?;
+    let mut reader = FileReader::new(&read_file, &file_url);
     let mut read_crc = crc32fast::Hasher::new();
     let mut read = 0u64;
     while let Some(chunk) = reader.next_chunk().await? {
@@ -183,6 +185,11 @@ async fn transfer(args: &DemoArgs, export: &std::path::Path, url: &str) -> Resul
         bar.set_position(read);
     }
     let read_seconds = started.elapsed().as_secs_f64();
+    let read_stats = read_file.client().stats();
+    read_file
+        .close()
+        .await
+        .map_err(|e| Failure::nfs(&file_url, e))?;
     bar.finish_and_clear();
     let read_crc = read_crc.finalize();
 
@@ -219,6 +226,8 @@ async fn transfer(args: &DemoArgs, export: &std::path::Path, url: &str) -> Resul
     )?;
     out!("{}", crate::report::stats_table(&client.stats()))?;
     outln!("{}", crate::report::cache_line(&client.cache_stats()))?;
+    outln!("read back by a client of its own:")?;
+    out!("{}", crate::report::stats_table(&read_stats))?;
     if read != size || read_crc != written_crc || disk_crc != written_crc {
         return Err(Failure::message(format!(
             "{file_url}: content differs: wrote {written} bytes crc {written_crc:08x}, read {read} bytes crc {read_crc:08x}, disk crc {disk_crc:08x} (EIO)"

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use nfsio_client::proto::nfs3::{Fattr, FileType};
-use nfsio_client::{Client, NfsError, NfsUrl};
+use nfsio_client::{Client, NfsUrl};
 
 use crate::report::Failure;
 
@@ -167,8 +167,16 @@ async fn run(command: Command) -> Result<(), Failure> {
 
 /// Connects to the export of `url`, with errors naming the URL.
 pub(crate) async fn connect(url: &str) -> Result<Client, Failure> {
+    connect_with(url, nfsio_client::ClientOptions::default()).await
+}
+
+/// Connects to the server `url` names with `options`.
+pub(crate) async fn connect_with(
+    url: &str,
+    options: nfsio_client::ClientOptions,
+) -> Result<Client, Failure> {
     let parsed = NfsUrl::parse(url).map_err(|e| Failure::nfs(url, e.into()))?;
-    Client::connect_with(&parsed, nfsio_client::ClientOptions::default())
+    Client::connect_with(&parsed, options)
         .await
         .map_err(|e| Failure::nfs(url, e))
 }
@@ -268,26 +276,14 @@ async fn ls(url: &str, long: bool) -> Result<(), Failure> {
 }
 
 async fn cat(url: &str) -> Result<(), Failure> {
-    let client = connect(url).await?;
-    let (handle, attributes) = client
-        .lookup_path(client.url_path())
-        .await
-        .map_err(|e| Failure::nfs(url, e))?;
-    if attributes.file_type == FileType::Directory {
-        return Err(Failure::nfs(
-            url,
-            NfsError::Status {
-                proc_name: "READ",
-                status: nfsio_client::proto::nfs3::Nfs3Status::IsDir,
-            },
-        ));
-    }
-    let mut reader = copy::NfsReader::new(client, handle, url.to_owned(), attributes.size);
+    let file = copy::open_nfs(url, None).await?;
+    let mut reader = copy::FileReader::new(&file, url);
     let mut out = std::io::stdout().lock();
     while let Some(chunk) = reader.next_chunk().await? {
         out.write_all(&chunk).map_err(Failure::stdout)?;
     }
-    out.flush().map_err(Failure::stdout)
+    out.flush().map_err(Failure::stdout)?;
+    file.close().await.map_err(|e| Failure::nfs(url, e))
 }
 
 async fn stat(url: &str) -> Result<(), Failure> {
