@@ -11,6 +11,10 @@
 //! - [`free_port`]: a TCP port on 127.0.0.1 that nothing listens on.
 //! - [`raw`]: an RPC client that sends exactly the bytes a test means (crafted headers,
 //!   credentials, lengths).
+//! - [`server`]: nfsio's own server in-process ([`TestServer`]) over a local directory or
+//!   the memory store: the one fixture of every test that runs the server in its own process.
+//! - [`StoreView`]: what a server's storage holds (a directory on disk, a memory store), read
+//!   and changed behind the server's back, for suites that run against several servers.
 //!
 //! The external programs come from `scripts/install-test-deps.sh` (run by `scripts/test.sh`).
 //!
@@ -30,9 +34,13 @@ mod capture;
 mod env;
 mod ganesha;
 pub mod raw;
+pub mod server;
 mod sys;
+mod view;
 
 pub use calls::{NfsCallLine, StableHow, nfs_calls, nfs3_proc_name};
 pub use capture::{Capture, ExpertInfo, Severity, WireReport, wire_check};
 pub use env::{free_port, is_ci, require_root, require_tool, skip_or_fail, test_name};
 pub use ganesha::{Ganesha, GaneshaOptions};
+pub use server::TestServer;
+pub use view::StoreView;
