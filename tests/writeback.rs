@@ -14,9 +14,8 @@ use std::time::Duration;
 use nfsio_client::cache::EngineConfig;
 use nfsio_client::{Client, ClientOptions, NfsError, NfsUrl};
 use nfsio_proto::nfs3::{self, Nfs3Status};
-use nfsio_server::{Fault, HandleSecret, MemOptions, MemStore, Server, ServerConfig, Storage};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use nfsio_server::{Fault, HandleSecret, MemOptions, MemStore};
+use nfsio_testkit::TestServer;
 
 /// How long any step may take before the test fails.
 const STEP: Duration = Duration::from_secs(30);
@@ -24,79 +23,26 @@ const STEP: Duration = Duration::from_secs(30);
 /// The handle key of every test server: a restarted server must accept the old handles.
 const SECRET_SEED: u64 = 7;
 
-/// An in-process server over a memory store.
-struct MemServer {
-    addr: SocketAddr,
-    url: String,
-    store: Arc<MemStore>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+/// Serves `store` in-process on `addr` (port 0: any) with write verifiers from
+/// `instance_seed`.
+async fn serve(store: &Arc<MemStore>, addr: SocketAddr, instance_seed: u64) -> TestServer {
+    let mut config = nfsio_testkit::server::config();
+    config.listen = addr;
+    config.instance_seed = Some(instance_seed);
+    TestServer::start(store.clone(), &config, HandleSecret::from_seed(SECRET_SEED)).await
 }
 
-impl MemServer {
-    /// Serves `store` on `addr` (port 0: any) with write verifiers from `instance_seed`.
-    async fn start(store: Arc<MemStore>, addr: SocketAddr, instance_seed: u64) -> Self {
-        let mut config = ServerConfig::new("/nonexistent");
-        config.listen = addr;
-        config.squash = nfsio_server::Squash::None;
-        config.instance_seed = Some(instance_seed);
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
-        let storage: Arc<dyn Storage> = store.clone();
-        let server = Server::with_listeners(
-            &config,
-            storage,
-            HandleSecret::from_seed(SECRET_SEED),
-            listener,
-            None,
-            None,
-        )
-        .expect("server");
-        let addr = server.nfs_addr();
-        let url = server.url();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("server runs");
-        });
-        Self {
-            addr,
-            url,
-            store,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    /// Stops the server (its connections close; calls in progress get no reply).
-    async fn stop(mut self) -> (Arc<MemStore>, SocketAddr) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(STEP, task)
-                .await
-                .expect("server stops")
-                .expect("server task");
-        }
-        (self.store.clone(), self.addr)
-    }
-
-    fn durable(&self, path: &str) -> Vec<u8> {
-        let id = self.store.lookup_path(path).expect("file exists");
-        self.store.durable_content(id).expect("a file")
-    }
+/// A new memory store served on any port.
+async fn serve_new(instance_seed: u64) -> (Arc<MemStore>, TestServer) {
+    let store = Arc::new(MemStore::new());
+    let server = serve(&store, "127.0.0.1:0".parse().unwrap(), instance_seed).await;
+    (store, server)
 }
 
-impl Drop for MemServer {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
+/// What would survive a crash of `store` now, of the file at `path`.
+fn durable(store: &MemStore, path: &str) -> Vec<u8> {
+    let id = store.lookup_path(path).expect("file exists");
+    store.durable_content(id).expect("a file")
 }
 
 async fn client(url: &str, config: Option<EngineConfig>) -> Client {
@@ -141,8 +87,7 @@ fn count(client: &Client, proc_num: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_sequential_writes_coalesce_and_read_back_before_sync() {
-    let server =
-        MemServer::start(Arc::new(MemStore::new()), "127.0.0.1:0".parse().unwrap(), 1).await;
+    let (store, server) = serve_new(1).await;
     let client = client(&server.url, None).await;
     let file = client.create_file("seq.bin", 0o644).await.expect("create");
     let data = pattern(1, 2 << 20);
@@ -156,7 +101,7 @@ async fn small_sequential_writes_coalesce_and_read_back_before_sync() {
     assert_eq!(&back[..], &data[12_345..112_345]);
     assert_eq!(file.size_bytes().expect("size"), data.len() as u64);
     file.sync_all().await.expect("sync");
-    assert_eq!(server.durable("seq.bin"), data, "durable after sync_all");
+    assert_eq!(durable(&store, "seq.bin"), data, "durable after sync_all");
     let writes = count(&client, nfs3::procs::WRITE);
     let app_writes = data.len().div_ceil(1000) as u64;
     assert!(
@@ -168,8 +113,7 @@ async fn small_sequential_writes_coalesce_and_read_back_before_sync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_small_writes_are_byte_exact_with_far_fewer_writes() {
-    let server =
-        MemServer::start(Arc::new(MemStore::new()), "127.0.0.1:0".parse().unwrap(), 2).await;
+    let (store, server) = serve_new(2).await;
     let client = client(&server.url, None).await;
     let file = client
         .create_file("random.bin", 0o644)
@@ -191,7 +135,7 @@ async fn random_small_writes_are_byte_exact_with_far_fewer_writes() {
     }
     file.sync_all().await.expect("sync");
     assert!(
-        server.durable("random.bin") == reference,
+        durable(&store, "random.bin") == reference,
         "durable content differs"
     );
     let writes = count(&client, nfs3::procs::WRITE);
@@ -204,8 +148,7 @@ async fn random_small_writes_are_byte_exact_with_far_fewer_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writers_wait_at_the_memory_bound() {
-    let server =
-        MemServer::start(Arc::new(MemStore::new()), "127.0.0.1:0".parse().unwrap(), 3).await;
+    let (store, server) = serve_new(3).await;
     let config = small_cache();
     let bound = config.memory_bound_bytes;
     let client = client(&server.url, Some(config)).await;
@@ -232,7 +175,10 @@ async fn writers_wait_at_the_memory_bound() {
         stats.commits_sent >= 2,
         "COMMITs overlap the writing: {stats:?}"
     );
-    assert!(server.durable("big.bin") == data, "durable content differs");
+    assert!(
+        durable(&store, "big.bin") == data,
+        "durable content differs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,7 +187,7 @@ async fn no_space_is_reported_once_and_later_writes_fail_until_then() {
         capacity_bytes: 4 << 20,
         ..MemOptions::default()
     }));
-    let server = MemServer::start(store, "127.0.0.1:0".parse().unwrap(), 4).await;
+    let server = serve(&store, "127.0.0.1:0".parse().unwrap(), 4).await;
     let client = client(&server.url, Some(small_cache())).await;
     let filler = client
         .create_file("filler.bin", 0o644)
@@ -290,7 +236,7 @@ async fn no_space_is_reported_once_and_later_writes_fail_until_then() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_crash_before_commit_makes_the_client_resend() {
     let store = Arc::new(MemStore::new());
-    let server = MemServer::start(store, "127.0.0.1:0".parse().unwrap(), 5).await;
+    let server = serve(&store, "127.0.0.1:0".parse().unwrap(), 5).await;
     let config = EngineConfig {
         background_flush_bytes: 1 << 20,
         // No COMMIT before sync_all.
@@ -317,13 +263,13 @@ async fn a_server_crash_before_commit_makes_the_client_resend() {
     .await
     .expect("the background flush sends everything");
     assert_eq!(
-        server
-            .store
-            .content(server.store.lookup_path("crash.bin").unwrap())
+        store
+            .content(store.lookup_path("crash.bin").unwrap())
             .unwrap(),
         data
     );
-    let (store, addr) = server.stop().await;
+    let addr = server.addr;
+    server.stop().await;
     store.crash();
     assert!(
         store
@@ -334,9 +280,9 @@ async fn a_server_crash_before_commit_makes_the_client_resend() {
         "the crash lost the unstable bytes"
     );
     // The same port, a new instance: a new write verifier; the handles still work.
-    let server = MemServer::start(store, addr, 6).await;
+    let _server = serve(&store, addr, 6).await;
     file.sync_all().await.expect("sync after the restart");
-    assert!(server.durable("crash.bin") == data, "resent and committed");
+    assert!(durable(&store, "crash.bin") == data, "resent and committed");
     let stats = client.cache_stats();
     assert!(stats.verifier_mismatches >= 1, "{stats:?}");
     file.close().await.expect("close");
@@ -345,7 +291,7 @@ async fn a_server_crash_before_commit_makes_the_client_resend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_commit_is_reported_once() {
     let store = Arc::new(MemStore::new());
-    let server = MemServer::start(store.clone(), "127.0.0.1:0".parse().unwrap(), 8).await;
+    let server = serve(&store, "127.0.0.1:0".parse().unwrap(), 8).await;
     let client = client(&server.url, None).await;
     let file = client
         .create_file("commit.bin", 0o644)
@@ -357,7 +303,7 @@ async fn a_failed_commit_is_reported_once() {
     let error = file.sync_all().await.expect_err("the COMMIT failed");
     assert_eq!(error.errno_name(), "EIO", "{error}");
     assert!(
-        server.durable("commit.bin") != data,
+        durable(&store, "commit.bin") != data,
         "the server lost the data, as the error said"
     );
     // Reported once (as Linux and the engine's documentation say: the failed bytes are
@@ -366,15 +312,14 @@ async fn a_failed_commit_is_reported_once() {
     file.write_at(&data, 0).await.expect("write again");
     file.close().await.expect("close");
     assert!(
-        server.durable("commit.bin") == data,
+        durable(&store, "commit.bin") == data,
         "rewritten and committed"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncation_drops_cached_bytes_past_the_new_end() {
-    let server =
-        MemServer::start(Arc::new(MemStore::new()), "127.0.0.1:0".parse().unwrap(), 9).await;
+    let (store, server) = serve_new(9).await;
     let client = client(&server.url, None).await;
     let file = client
         .create_file("trunc.bin", 0o644)
@@ -394,19 +339,14 @@ async fn truncation_drops_cached_bytes_past_the_new_end() {
     expected.resize(5000, 0);
     expected.extend_from_slice(b"tail");
     assert!(
-        server.durable("trunc.bin") == expected,
+        durable(&store, "trunc.bin") == expected,
         "no old bytes past the end"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_to_open_sees_another_clients_writes() {
-    let server = MemServer::start(
-        Arc::new(MemStore::new()),
-        "127.0.0.1:0".parse().unwrap(),
-        10,
-    )
-    .await;
+    let (_store, server) = serve_new(10).await;
     let alice = client(&server.url, None).await;
     let bob = client(&server.url, None).await;
     let first = pattern(10, 300_000);
@@ -436,12 +376,7 @@ async fn close_to_open_sees_another_clients_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_adapters_go_through_the_cache() {
     use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-    let server = MemServer::start(
-        Arc::new(MemStore::new()),
-        "127.0.0.1:0".parse().unwrap(),
-        11,
-    )
-    .await;
+    let (store, server) = serve_new(11).await;
     let client = client(&server.url, Some(small_cache())).await;
     let mut file = client
         .create_file("stream.bin", 0o644)
@@ -453,7 +388,7 @@ async fn streaming_adapters_go_through_the_cache() {
     assert_eq!(copied, data.len() as u64);
     file.shutdown().await.expect("shutdown syncs");
     assert!(
-        server.durable("stream.bin") == data,
+        durable(&store, "stream.bin") == data,
         "durable after shutdown"
     );
     assert_eq!(
@@ -468,12 +403,7 @@ async fn streaming_adapters_go_through_the_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_file_is_written_back_and_shutdown_waits_for_it() {
-    let server = MemServer::start(
-        Arc::new(MemStore::new()),
-        "127.0.0.1:0".parse().unwrap(),
-        31,
-    )
-    .await;
+    let (store, server) = serve_new(31).await;
     let client = client(&server.url, None).await;
     let dropped = pattern(31, (24 << 20) + 4321);
     let file = client.create_file("dropped.bin", 0o644).await.unwrap();
@@ -487,15 +417,18 @@ async fn a_dropped_file_is_written_back_and_shutdown_waits_for_it() {
         .await
         .expect("shutdown finishes")
         .expect("shutdown");
-    assert!(server.durable("dropped.bin") == dropped, "the dropped file");
-    assert!(server.durable("open.bin") == kept, "the open file");
+    assert!(
+        durable(&store, "dropped.bin") == dropped,
+        "the dropped file"
+    );
+    assert!(durable(&store, "open.bin") == kept, "the open file");
     open.close().await.expect("close after shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_reports_the_error_of_a_dropped_file_once() {
     let store = Arc::new(MemStore::new());
-    let server = MemServer::start(store.clone(), "127.0.0.1:0".parse().unwrap(), 33).await;
+    let server = serve(&store, "127.0.0.1:0".parse().unwrap(), 33).await;
     let client = client(&server.url, None).await;
     let file = client.create_file("full.bin", 0o644).await.unwrap();
     store.inject(Fault::WriteError(Nfs3Status::NoSpc));
@@ -529,12 +462,7 @@ impl std::io::Write for Captured {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_last_client_handle_with_bytes_not_durable_logs_them() {
-    let server = MemServer::start(
-        Arc::new(MemStore::new()),
-        "127.0.0.1:0".parse().unwrap(),
-        35,
-    )
-    .await;
+    let (_store, server) = serve_new(35).await;
     let client = client(&server.url, None).await;
     let file = client.create_file("lost.bin", 0o644).await.unwrap();
     file.write_at(&pattern(35, 8 << 20), 0).await.unwrap();
