@@ -21,7 +21,7 @@ fn ok<T: std::fmt::Debug, F: std::fmt::Debug>(res: NfsRes<T, F>) -> T {
 #[tokio::test]
 async fn removed_file_handle_is_stale_even_when_the_inode_number_is_reused() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let old = c.create_file(&root, "victim").await;
@@ -61,7 +61,7 @@ async fn removed_file_handle_is_stale_even_when_the_inode_number_is_reused() {
 #[tokio::test]
 async fn reused_inode_number_on_the_memory_store_is_stale() {
     let store = Arc::new(MemStore::new());
-    let server = start_mem(store, 5).await;
+    let server = TestServer::memory(store, 5).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let old = c.create_file(&root, "a").await;
@@ -76,7 +76,7 @@ async fn reused_inode_number_on_the_memory_store_is_stale() {
 #[tokio::test]
 async fn dotdot_at_the_export_root_stays_at_the_root() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let root_id = ok(c.getattr(&root).await).obj_attributes.fileid;
@@ -123,7 +123,7 @@ async fn symlinks_are_read_but_never_followed() {
     let export = dirs.export.path();
     std::os::unix::fs::symlink(outside.path(), export.join("out_dir")).unwrap();
     std::os::unix::fs::symlink(outside.path().join("secret"), export.join("out_file")).unwrap();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
 
@@ -235,7 +235,7 @@ async fn symlinks_are_read_but_never_followed() {
 async fn forged_and_tampered_handles_are_rejected() {
     let dirs = Dirs::new();
     std::fs::write(dirs.export.path().join("f"), b"data").unwrap();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let file = ok(c.lookup(&root, "f").await).object;
@@ -281,7 +281,7 @@ async fn forged_and_tampered_handles_are_rejected() {
     ));
     // A handle from another server (another key) is rejected.
     let other = Dirs::new();
-    let other_server = start_local(other.config()).await;
+    let other_server = TestServer::bind(other.config()).await;
     let mut o = other_server.client().await;
     let foreign_root = o.root().await;
     assert_eq!(
@@ -297,7 +297,7 @@ async fn forged_and_tampered_handles_are_rejected() {
 #[tokio::test]
 async fn handles_follow_renames_over_nfs_and_behind_the_servers_back() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     std::fs::create_dir_all(dirs.export.path().join("a/b")).unwrap();

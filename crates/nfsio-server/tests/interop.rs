@@ -48,7 +48,7 @@ fn file_url(server_url: &str, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nfsio_client_writes_syncs_and_reads_back() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let client = nfsio_client::Client::connect(&server.url)
         .await
         .expect("mount");
@@ -87,7 +87,7 @@ async fn libnfs_nfs_cp_and_nfs_ls() {
         .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
         .collect();
     std::fs::write(&source, &data).unwrap();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let url = file_url(&server.libnfs_url, "copied.bin");
 
     let up = run("nfs-cp", &[source.as_os_str(), url.as_ref()]).await;

@@ -23,7 +23,7 @@ async fn read_only_export_answers_rofs_to_every_change() {
     std::fs::create_dir(dirs.export.path().join("d")).unwrap();
     let mut config = dirs.config();
     config.read_only = true;
-    let server = start_local(config).await;
+    let server = TestServer::bind(config).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let f = ok(c.lookup(&root, "f").await).object;
@@ -118,7 +118,7 @@ async fn root_squash_gives_new_files_to_the_anonymous_user() {
     config.anongid = 4343;
     // Squashed root is nobody special: the export must be writable by others.
     std::fs::set_permissions(dirs.export.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let server = start_local(config).await;
+    let server = TestServer::bind(config).await;
     let mut c = server.client().await;
     c.cred = sys_cred(0, 0);
     let root = c.root().await;
@@ -157,7 +157,7 @@ async fn all_squash_and_no_squash() {
     config.anonuid = 777;
     config.anongid = 778;
     std::fs::set_permissions(dirs.export.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let server = start_local(config).await;
+    let server = TestServer::bind(config).await;
     let mut c = server.client().await;
     c.cred = sys_cred(1000, 1000);
     let root = c.root().await;
@@ -167,7 +167,7 @@ async fn all_squash_and_no_squash() {
     server.stop().await;
 
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await; // Squash::None
+    let server = TestServer::bind(dirs.config()).await; // Squash::None
     let mut c = server.client().await;
     c.cred = sys_cred(0, 0);
     let root = c.root().await;
@@ -194,7 +194,7 @@ async fn permissions_are_checked_against_the_caller() {
         std::fs::Permissions::from_mode(0o1777),
     )
     .unwrap();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let private = ok(c.lookup(&root, "private").await).object;
@@ -283,7 +283,7 @@ async fn clients_outside_the_allow_list_cannot_mount_or_call() {
     let dirs = Dirs::new();
     let mut config = dirs.config();
     config.allow = vec!["10.0.0.0/8".parse().unwrap()];
-    let server = start_local(config).await;
+    let server = TestServer::bind(config).await;
     // MNT answers MNT3ERR_ACCES at once (the client learns why), like rpc.mountd.
     let url = format!(
         "nfs://127.0.0.1/export?nfsport={0}&mountport={0}",
@@ -326,7 +326,7 @@ async fn clients_outside_the_allow_list_cannot_mount_or_call() {
     let dirs = Dirs::new();
     let mut config = dirs.config();
     config.allow = vec!["127.0.0.0/8".parse().unwrap()];
-    let server = start_local(config).await;
+    let server = TestServer::bind(config).await;
     let mut c = server.client().await;
     c.root().await;
     server.stop().await;
@@ -344,7 +344,7 @@ async fn a_state_directory_inside_the_export_is_refused() {
     );
     assert!(!dirs.export.path().join("sub").exists(), "nothing created");
     // The handle key is kept 0600 in the state directory.
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mode = std::fs::metadata(dirs.state.path().join("handle.key"))
         .unwrap()
         .permissions()

@@ -45,7 +45,7 @@ async fn readdir_pages_through_every_entry_once_and_respects_count() {
     }
     expected.insert(".".to_owned());
     expected.insert("..".to_owned());
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
 
@@ -99,7 +99,7 @@ async fn readdirplus_returns_usable_handles_within_maxcount() {
     for i in 0..50 {
         std::fs::write(dirs.export.path().join(format!("f{i}")), vec![0u8; i]).unwrap();
     }
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let mut cookie = 0;
@@ -146,7 +146,7 @@ async fn readdirplus_returns_usable_handles_within_maxcount() {
 #[tokio::test]
 async fn namespace_procedures_and_their_errors() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let export = dirs.export.path();
@@ -285,7 +285,7 @@ async fn namespace_procedures_and_their_errors() {
 #[tokio::test]
 async fn setattr_sizes_times_and_the_guard() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let f = c.create_file(&root, "f").await;
@@ -379,7 +379,7 @@ async fn setattr_sizes_times_and_the_guard() {
 #[tokio::test]
 async fn fsinfo_fsstat_pathconf() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let info = match c
@@ -435,7 +435,7 @@ async fn mount_protocol() {
     let dirs = Dirs::new();
     std::fs::create_dir_all(dirs.export.path().join("sub/dir")).unwrap();
     std::fs::write(dirs.export.path().join("sub/file"), b"").unwrap();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     assert!(matches!(c.mount("/export/").await, MntRes::Ok { fhandle, .. } if fhandle == root));
@@ -519,29 +519,25 @@ async fn separate_mount_and_portmap_listeners() {
     let mut config = dirs.config();
     config.mount_listen = Some("127.0.0.1:0".parse().unwrap());
     config.portmap_listen = Some("127.0.0.1:0".parse().unwrap());
-    let server = nfsio_server::Server::bind(config).await.unwrap();
-    let nfs_port = server.nfs_addr().port();
-    let mount_addr = server.mount_addr();
-    let portmap_addr = server.portmap_addr().unwrap();
+    let server = TestServer::bind(config).await;
+    let nfs_port = server.addr.port();
+    let mount_addr = server.mount_addr;
+    let portmap_addr = server.portmap_addr.unwrap();
     assert_ne!(mount_addr.port(), nfs_port);
     assert_eq!(
-        server.url(),
+        server.url,
         format!(
             "nfs://127.0.0.1:{nfs_port}/export?mountport={}",
             mount_addr.port()
         )
     );
     assert_eq!(
-        server.libnfs_url(),
+        server.libnfs_url,
         format!(
             "nfs://127.0.0.1/export?nfsport={nfs_port}&mountport={}",
             mount_addr.port()
         )
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
 
     let mut pm = TestClient::connect(portmap_addr).await;
     let getport = |prog, vers| {
@@ -606,14 +602,13 @@ async fn separate_mount_and_portmap_listeners() {
         "MOUNT is answered on the NFS port too"
     );
     ok(c.getattr(&root).await);
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn many_concurrent_calls_on_one_connection() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let f = c.create_file(&root, "f").await;
@@ -654,7 +649,7 @@ async fn tight_limits_throttle_but_never_deadlock() {
     config.limits.max_requests_per_connection = 1;
     config.limits.max_requests_total = 1;
     config.limits.max_connection_buffer_bytes = config.limits.max_record_bytes as usize;
-    let server = start_local(config).await;
+    let server = TestServer::bind(config).await;
     let mut c = server.client().await;
     let mut other = server.client().await;
     let root = c.root().await;
@@ -705,7 +700,7 @@ async fn a_client_that_does_not_read_its_replies_starves_nobody() {
     std::fs::write(dirs.export.path().join("big"), vec![1u8; 1 << 20]).unwrap();
     let mut config = dirs.config();
     config.limits.max_requests_total = 1;
-    let server = start_local(config).await;
+    let server = TestServer::bind(config).await;
     let mut greedy = server.client().await;
     let root = greedy.root().await;
     let big = match greedy.lookup(&root, "big").await {

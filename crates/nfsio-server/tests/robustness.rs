@@ -31,7 +31,7 @@ fn accept_error(status: &ReplyStatus) -> Option<AcceptError> {
 #[tokio::test]
 async fn retransmitted_create_on_a_new_connection_gets_the_original_reply() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut first = server.client().await;
     let root = first.root().await;
     let args = CreateArgs {
@@ -67,7 +67,7 @@ async fn retransmitted_create_on_a_new_connection_gets_the_original_reply() {
 #[tokio::test]
 async fn exclusive_create_is_idempotent_without_the_cache() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let verf = CreateVerifier(*b"verifier");
@@ -85,7 +85,7 @@ async fn exclusive_create_is_idempotent_without_the_cache() {
     server.stop().await;
 
     // The memory store too.
-    let server = start_mem(Arc::new(MemStore::new()), 9).await;
+    let server = TestServer::memory(Arc::new(MemStore::new()), 9).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let a = ok(c.create(&root, "x", CreateHow::Exclusive(verf)).await);
@@ -110,7 +110,7 @@ fn vm_rss_bytes() -> u64 {
 #[tokio::test]
 async fn an_oversized_record_closes_the_connection_without_allocating_it() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let rss_before = vm_rss_bytes();
     let started = Instant::now();
     let mut victims = Vec::new();
@@ -157,7 +157,7 @@ async fn an_oversized_record_closes_the_connection_without_allocating_it() {
 #[tokio::test]
 async fn rpc_level_errors_are_answered_and_the_connection_survives() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
 
     // Unknown program, wrong versions, unknown procedure.
@@ -276,7 +276,7 @@ async fn rpc_level_errors_are_answered_and_the_connection_survives() {
 #[tokio::test]
 async fn garbage_records_get_garbage_args_or_a_closed_connection() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     // Not even an RPC message: the connection is closed.
     let mut c = server.client().await;
     c.send_record(&[0xff; 3]).await;

@@ -19,7 +19,7 @@ fn ok<T: std::fmt::Debug, F: std::fmt::Debug>(res: NfsRes<T, F>) -> T {
 #[tokio::test]
 async fn each_stability_level_is_answered_as_asked_and_verifiers_match() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let file = c.create_file(&root, "f").await;
@@ -53,7 +53,7 @@ async fn each_stability_level_is_answered_as_asked_and_verifiers_match() {
 #[tokio::test]
 async fn verifier_changes_across_restart_and_old_handles_still_work() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let sub = match c
@@ -73,7 +73,7 @@ async fn verifier_changes_across_restart_and_old_handles_still_work() {
     server.stop().await;
 
     // A new instance on the same export and state directory.
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     assert_eq!(c.root().await, root, "the root handle survives the restart");
     // The handle of a file deep in the export works before any LOOKUP (the server has to find
@@ -90,7 +90,7 @@ async fn verifier_changes_across_restart_and_old_handles_still_work() {
 #[tokio::test]
 async fn verifier_changes_after_a_write_error_and_after_a_sync_error() {
     let store = Arc::new(MemStore::new());
-    let server = start_mem(store.clone(), 1).await;
+    let server = TestServer::memory(store.clone(), 1).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let file = c.create_file(&root, "f").await;
@@ -129,7 +129,7 @@ async fn verifier_changes_after_a_write_error_and_after_a_sync_error() {
 #[tokio::test]
 async fn short_writes_answer_the_bytes_written() {
     let store = Arc::new(MemStore::new());
-    let server = start_mem(store.clone(), 2).await;
+    let server = TestServer::memory(store.clone(), 2).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let file = c.create_file(&root, "f").await;
@@ -145,7 +145,7 @@ async fn short_writes_answer_the_bytes_written() {
 #[tokio::test]
 async fn memory_store_crash_drops_unstable_and_keeps_committed_data_over_the_wire() {
     let store = Arc::new(MemStore::new());
-    let server = start_mem(store.clone(), 3).await;
+    let server = TestServer::memory(store.clone(), 3).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let committed = c.create_file(&root, "committed").await;
@@ -181,7 +181,7 @@ async fn memory_store_crash_drops_unstable_and_keeps_committed_data_over_the_wir
 #[tokio::test]
 async fn large_writes_and_reads_round_trip() {
     let dirs = Dirs::new();
-    let server = start_local(dirs.config()).await;
+    let server = TestServer::bind(dirs.config()).await;
     let mut c = server.client().await;
     let root = c.root().await;
     let file = c.create_file(&root, "big").await;

@@ -14,7 +14,7 @@ use nfsio_proto::nfs3::*;
 use nfsio_proto::rpc::ReplyStatus;
 use nfsio_proto::{XdrDecode, XdrEncode};
 use nfsio_server::storage::local::LocalOptions;
-use nfsio_server::{HandleSecret, LocalStore, Server, Storage};
+use nfsio_server::{HandleSecret, LocalStore};
 
 const MIB: usize = 1 << 20;
 
@@ -26,22 +26,11 @@ fn pattern(len: usize) -> Vec<u8> {
 
 /// A server over a local store the test keeps a handle on (for its splice counter).
 async fn start(dirs: &Dirs) -> (TestServer, Arc<LocalStore>) {
-    let config = dirs.config();
     let store = Arc::new(
         LocalStore::open(&dirs.export_path(), LocalOptions::default()).expect("store opens"),
     );
-    let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-    let storage: Arc<dyn Storage> = store.clone();
-    let server = Server::with_listeners(
-        &config,
-        storage,
-        HandleSecret::from_seed(7),
-        listener,
-        None,
-        None,
-    )
-    .unwrap();
-    (spawn_server(server), store)
+    let server = TestServer::start(store.clone(), &dirs.config(), HandleSecret::from_seed(7)).await;
+    (server, store)
 }
 
 /// The READ calls: (offset, count) and what each exercises.
