@@ -1,11 +1,19 @@
-//! The procedures of NFSv3, MOUNT v3 and portmap v2, one by one.
+//! The procedures of NFSv3, MOUNT v3 and portmap v2, one by one: the storage contract, each
+//! case run over the local store (`local::*`) and over the memory store (`memory::*`, what the
+//! simulation trusts as ground truth), seeded and checked behind the server's back through
+//! `nfsio_testkit::StoreView`.
+//!
+//! Not in the contract: `separate_mount_and_portmap_listeners` checks what `Server::bind`
+//! sets up (MOUNT and the portmapper on ports of their own, over UDP too), which no store
+//! decides. The store-independent cases of stability and handles are stamped out the same way
+//! in stability.rs and handles.rs.
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::FileTypeExt;
 
 use bytes::Bytes;
+use common::stores::{Store, store_contract};
 use common::*;
 use nfsio_proto::XdrEncode;
 use nfsio_proto::mount::{self, MntRes, MountCall, MountReply};
@@ -34,18 +42,29 @@ async fn readdir(c: &mut TestClient, dir: &FileHandle, cookie: u64, count: u32) 
     }
 }
 
-#[tokio::test]
-async fn readdir_pages_through_every_entry_once_and_respects_count() {
-    let dirs = Dirs::new();
+store_contract!(
+    readdir_pages_through_every_entry_once_and_respects_count,
+    readdirplus_returns_usable_handles_within_maxcount,
+    namespace_procedures_and_their_errors,
+    setattr_sizes_times_and_the_guard,
+    fsinfo_fsstat_pathconf,
+    mount_protocol,
+    many_concurrent_calls_on_one_connection,
+    tight_limits_throttle_but_never_deadlock,
+    a_client_that_does_not_read_its_replies_starves_nobody,
+);
+
+async fn readdir_pages_through_every_entry_once_and_respects_count<S: Store>() {
+    let store = S::start().await;
     let mut expected = BTreeSet::new();
     for i in 0..300 {
         let name = format!("entry-with-a-longish-name-{i:04}");
-        std::fs::write(dirs.export.path().join(&name), b"").unwrap();
+        store.view().put_file(&name, b"");
         expected.insert(name);
     }
     expected.insert(".".to_owned());
     expected.insert("..".to_owned());
-    let server = TestServer::bind(dirs.config()).await;
+    let server = store.server();
     let mut c = server.client().await;
     let root = c.root().await;
 
@@ -71,7 +90,7 @@ async fn readdir_pages_through_every_entry_once_and_respects_count() {
         cookie = page.entries.last().expect("progress").cookie;
         // Changing the directory between pages loses nothing that stays.
         if calls == 3 {
-            std::fs::write(dirs.export.path().join("added-later"), b"").unwrap();
+            store.view().put_file("added-later", b"");
         }
         assert!(calls < 1000);
     }
@@ -90,16 +109,15 @@ async fn readdir_pages_through_every_entry_once_and_respects_count() {
         readdir(&mut c, &file, 0, 4096).await.status(),
         Nfs3Status::NotDir
     );
-    server.stop().await;
+    store.stop().await;
 }
 
-#[tokio::test]
-async fn readdirplus_returns_usable_handles_within_maxcount() {
-    let dirs = Dirs::new();
+async fn readdirplus_returns_usable_handles_within_maxcount<S: Store>() {
+    let store = S::start().await;
     for i in 0..50 {
-        std::fs::write(dirs.export.path().join(format!("f{i}")), vec![0u8; i]).unwrap();
+        store.view().put_file(&format!("f{i}"), &vec![0u8; i]);
     }
-    let server = TestServer::bind(dirs.config()).await;
+    let server = store.server();
     let mut c = server.client().await;
     let root = c.root().await;
     let mut cookie = 0;
@@ -140,16 +158,15 @@ async fn readdirplus_returns_usable_handles_within_maxcount() {
         cookie = page.entries.last().unwrap().cookie;
     }
     assert_eq!(files, 50);
-    server.stop().await;
+    store.stop().await;
 }
 
-#[tokio::test]
-async fn namespace_procedures_and_their_errors() {
-    let dirs = Dirs::new();
-    let server = TestServer::bind(dirs.config()).await;
+async fn namespace_procedures_and_their_errors<S: Store>() {
+    let store = S::start().await;
+    let server = store.server();
     let mut c = server.client().await;
     let root = c.root().await;
-    let export = dirs.export.path();
+    let view = store.view();
 
     // MKDIR, then weak cache consistency of the parent.
     let dir = match c
@@ -202,14 +219,8 @@ async fn namespace_procedures_and_their_errors() {
             other => panic!("{other:?}"),
         }
     }
-    let ft = std::fs::symlink_metadata(export.join("d/fifo"))
-        .unwrap()
-        .file_type();
-    assert!(ft.is_fifo());
-    let ft = std::fs::symlink_metadata(export.join("d/sock"))
-        .unwrap()
-        .file_type();
-    assert!(ft.is_socket());
+    assert_eq!(view.file_type("d/fifo"), FileType::Fifo);
+    assert_eq!(view.file_type("d/sock"), FileType::Socket);
     let fifo = ok(c.lookup(&d, "fifo").await);
     assert_eq!(fifo.obj_attributes.unwrap().file_type, FileType::Fifo);
     // READ of a FIFO must not block the server.
@@ -256,7 +267,7 @@ async fn namespace_procedures_and_their_errors() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(export.join("d/renamed").exists());
+    assert!(view.exists("d/renamed") && !view.exists("hard"));
     assert_eq!(ok(c.lookup(&d, "renamed").await).object, f);
     let rmdir = |name: &str| {
         Nfs3Call::Rmdir(RmdirArgs {
@@ -279,13 +290,12 @@ async fn namespace_procedures_and_their_errors() {
             .status(),
         Nfs3Status::Inval
     );
-    server.stop().await;
+    store.stop().await;
 }
 
-#[tokio::test]
-async fn setattr_sizes_times_and_the_guard() {
-    let dirs = Dirs::new();
-    let server = TestServer::bind(dirs.config()).await;
+async fn setattr_sizes_times_and_the_guard<S: Store>() {
+    let store = S::start().await;
+    let server = store.server();
     let mut c = server.client().await;
     let root = c.root().await;
     let f = c.create_file(&root, "f").await;
@@ -324,10 +334,7 @@ async fn setattr_sizes_times_and_the_guard() {
             nseconds: 5
         }
     );
-    assert_eq!(
-        std::fs::read(dirs.export.path().join("f")).unwrap(),
-        b"0123"
-    );
+    assert_eq!(store.view().content("f").unwrap(), b"0123");
     // A guard with a stale ctime: NOT_SYNC, nothing changed.
     let stale = NfsTime {
         seconds: 1,
@@ -343,10 +350,7 @@ async fn setattr_sizes_times_and_the_guard() {
         ))
         .await;
     assert_eq!(reply.status(), Nfs3Status::NotSync);
-    assert_eq!(
-        std::fs::read(dirs.export.path().join("f")).unwrap(),
-        b"0123"
-    );
+    assert_eq!(store.view().content("f").unwrap(), b"0123");
     // With the right ctime it applies.
     let reply = c
         .nfs(setattr(
@@ -358,7 +362,7 @@ async fn setattr_sizes_times_and_the_guard() {
         ))
         .await;
     assert_eq!(reply.status(), Nfs3Status::Ok);
-    assert_eq!(std::fs::read(dirs.export.path().join("f")).unwrap(), b"");
+    assert_eq!(store.view().content("f").unwrap(), b"");
     // UNCHECKED create of an existing file with size 0 truncates it (O_TRUNC).
     c.write(&f, 0, b"abc", StableHow::Unstable).await;
     let again = ok(c
@@ -373,13 +377,12 @@ async fn setattr_sizes_times_and_the_guard() {
         .await);
     assert_eq!(again.obj.unwrap(), f);
     assert_eq!(again.obj_attributes.unwrap().size, 0);
-    server.stop().await;
+    store.stop().await;
 }
 
-#[tokio::test]
-async fn fsinfo_fsstat_pathconf() {
-    let dirs = Dirs::new();
-    let server = TestServer::bind(dirs.config()).await;
+async fn fsinfo_fsstat_pathconf<S: Store>() {
+    let store = S::start().await;
+    let server = store.server();
     let mut c = server.client().await;
     let root = c.root().await;
     let info = match c
@@ -398,14 +401,14 @@ async fn fsinfo_fsstat_pathconf() {
         info.time_delta,
         NfsTime {
             seconds: 0,
-            nseconds: 1
+            nseconds: S::TIME_DELTA_NS
         }
     );
     assert_eq!(
         info.properties,
         fsf::LINK | fsf::SYMLINK | fsf::HOMOGENEOUS | fsf::CANSETTIME
     );
-    assert!(info.maxfilesize >= 1 << 40);
+    assert!(info.maxfilesize >= S::MAX_FILE_BYTES_AT_LEAST, "{info:?}");
     let stat = match c
         .nfs(Nfs3Call::Fsstat(FsstatArgs {
             fsroot: root.clone(),
@@ -427,15 +430,15 @@ async fn fsinfo_fsstat_pathconf() {
     };
     assert_eq!(conf.name_max, 255);
     assert!(conf.no_trunc && conf.case_preserving && !conf.case_insensitive);
-    server.stop().await;
+    store.stop().await;
 }
 
-#[tokio::test]
-async fn mount_protocol() {
-    let dirs = Dirs::new();
-    std::fs::create_dir_all(dirs.export.path().join("sub/dir")).unwrap();
-    std::fs::write(dirs.export.path().join("sub/file"), b"").unwrap();
-    let server = TestServer::bind(dirs.config()).await;
+async fn mount_protocol<S: Store>() {
+    let store = S::start().await;
+    store.view().put_dir("sub");
+    store.view().put_dir("sub/dir");
+    store.view().put_file("sub/file", b"");
+    let server = store.server();
     let mut c = server.client().await;
     let root = c.root().await;
     assert!(matches!(c.mount("/export/").await, MntRes::Ok { fhandle, .. } if fhandle == root));
@@ -510,7 +513,7 @@ async fn mount_protocol() {
         mount::decode_reply(mount::procs::DUMP, &mut reply.body),
         Ok(Some(MountReply::Dump(list))) if list.0.is_empty()
     ));
-    server.stop().await;
+    store.stop().await;
 }
 
 #[tokio::test]
@@ -605,10 +608,9 @@ async fn separate_mount_and_portmap_listeners() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn many_concurrent_calls_on_one_connection() {
-    let dirs = Dirs::new();
-    let server = TestServer::bind(dirs.config()).await;
+async fn many_concurrent_calls_on_one_connection<S: Store>() {
+    let store = S::start().await;
+    let server = store.server();
     let mut c = server.client().await;
     let root = c.root().await;
     let f = c.create_file(&root, "f").await;
@@ -632,24 +634,24 @@ async fn many_concurrent_calls_on_one_connection() {
         assert!(xids.remove(&reply.header.xid));
     }
     ok(c.commit(&f).await);
-    let data = std::fs::read(dirs.export.path().join("f")).unwrap();
+    let data = store.view().content("f").unwrap();
     assert_eq!(data.len(), 100 * 4096);
     assert!(
         data.chunks(4096)
             .enumerate()
             .all(|(i, chunk)| chunk.iter().all(|&b| b == i as u8))
     );
-    server.stop().await;
+    store.stop().await;
 }
 
-#[tokio::test]
-async fn tight_limits_throttle_but_never_deadlock() {
-    let dirs = Dirs::new();
-    let mut config = dirs.config();
-    config.limits.max_requests_per_connection = 1;
-    config.limits.max_requests_total = 1;
-    config.limits.max_connection_buffer_bytes = config.limits.max_record_bytes as usize;
-    let server = TestServer::bind(config).await;
+async fn tight_limits_throttle_but_never_deadlock<S: Store>() {
+    let store = S::start_with(|config| {
+        config.limits.max_requests_per_connection = 1;
+        config.limits.max_requests_total = 1;
+        config.limits.max_connection_buffer_bytes = config.limits.max_record_bytes as usize;
+    })
+    .await;
+    let server = store.server();
     let mut c = server.client().await;
     let mut other = server.client().await;
     let root = c.root().await;
@@ -685,22 +687,14 @@ async fn tight_limits_throttle_but_never_deadlock() {
         xids.insert(c.read_reply().await.header.xid);
     }
     assert_eq!(xids.len(), 6);
-    assert_eq!(
-        std::fs::metadata(dirs.export.path().join("f"))
-            .unwrap()
-            .len(),
-        3 << 20
-    );
-    server.stop().await;
+    assert_eq!(store.view().content("f").unwrap().len(), 3 << 20);
+    store.stop().await;
 }
 
-#[tokio::test]
-async fn a_client_that_does_not_read_its_replies_starves_nobody() {
-    let dirs = Dirs::new();
-    std::fs::write(dirs.export.path().join("big"), vec![1u8; 1 << 20]).unwrap();
-    let mut config = dirs.config();
-    config.limits.max_requests_total = 1;
-    let server = TestServer::bind(config).await;
+async fn a_client_that_does_not_read_its_replies_starves_nobody<S: Store>() {
+    let store = S::start_with(|config| config.limits.max_requests_total = 1).await;
+    store.view().put_file("big", &vec![1u8; 1 << 20]);
+    let server = store.server();
     let mut greedy = server.client().await;
     let root = greedy.root().await;
     let big = match greedy.lookup(&root, "big").await {
@@ -724,5 +718,5 @@ async fn a_client_that_does_not_read_its_replies_starves_nobody() {
         assert_eq!(polite.nfs(Nfs3Call::Null).await, Nfs3Reply::Null);
         ok(polite.getattr(&root).await);
     }
-    server.stop().await;
+    store.stop().await;
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use nfsio_server::ServerConfig;
 
+pub mod stores;
+
 /// How long a test waits for anything before it fails.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
