@@ -1,4 +1,9 @@
 //! File handles and containment: stale handles, forged handles, `..`, symbolic links.
+//!
+//! What every store must do is part of the storage contract (see procedures.rs), run over the
+//! local store (`local::*`) and the memory store (`memory::*`). Over one store only: symbolic
+//! links to places outside the export and the local store's map of names (the machine's file
+//! system), and the memory store's reuse of inode numbers (which ext4 does only now and then).
 
 mod common;
 
@@ -6,6 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use common::stores::{Store, store_contract};
 use common::*;
 use nfsio_proto::nfs3::*;
 use nfsio_proto::rpc::{AcceptError, ReplyStatus};
@@ -18,10 +24,16 @@ fn ok<T: std::fmt::Debug, F: std::fmt::Debug>(res: NfsRes<T, F>) -> T {
     }
 }
 
-#[tokio::test]
-async fn removed_file_handle_is_stale_even_when_the_inode_number_is_reused() {
-    let dirs = Dirs::new();
-    let server = TestServer::bind(dirs.config()).await;
+store_contract!(
+    removed_file_handle_is_stale_even_when_the_inode_number_is_reused,
+    dotdot_at_the_export_root_stays_at_the_root,
+    forged_and_tampered_handles_are_rejected,
+    handles_follow_renames_over_nfs_and_behind_the_servers_back,
+);
+
+async fn removed_file_handle_is_stale_even_when_the_inode_number_is_reused<S: Store>() {
+    let store = S::start().await;
+    let server = store.server();
     let mut c = server.client().await;
     let root = c.root().await;
     let old = c.create_file(&root, "victim").await;
@@ -55,7 +67,7 @@ async fn removed_file_handle_is_stale_even_when_the_inode_number_is_reused() {
     } else {
         eprintln!("inode number {old_ino} was not reused; reuse checked on the memory store only");
     }
-    server.stop().await;
+    store.stop().await;
 }
 
 #[tokio::test]
@@ -73,10 +85,9 @@ async fn reused_inode_number_on_the_memory_store_is_stale() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn dotdot_at_the_export_root_stays_at_the_root() {
-    let dirs = Dirs::new();
-    let server = TestServer::bind(dirs.config()).await;
+async fn dotdot_at_the_export_root_stays_at_the_root<S: Store>() {
+    let store = S::start().await;
+    let server = store.server();
     let mut c = server.client().await;
     let root = c.root().await;
     let root_id = ok(c.getattr(&root).await).obj_attributes.fileid;
@@ -109,10 +120,10 @@ async fn dotdot_at_the_export_root_stays_at_the_root() {
     assert_eq!(dotdot.name_handle.as_ref(), Some(&root));
 
     // `..` of a subdirectory is the root.
-    std::fs::create_dir(dirs.export.path().join("d")).unwrap();
+    store.view().put_dir("d");
     let d = ok(c.lookup(&root, "d").await).object;
     assert_eq!(ok(c.lookup(&d, "..").await).object, root);
-    server.stop().await;
+    store.stop().await;
 }
 
 #[tokio::test]
@@ -231,11 +242,10 @@ async fn symlinks_are_read_but_never_followed() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn forged_and_tampered_handles_are_rejected() {
-    let dirs = Dirs::new();
-    std::fs::write(dirs.export.path().join("f"), b"data").unwrap();
-    let server = TestServer::bind(dirs.config()).await;
+async fn forged_and_tampered_handles_are_rejected<S: Store>() {
+    let store = S::start().await;
+    store.view().put_file("f", b"data");
+    let server = store.server();
     let mut c = server.client().await;
     let root = c.root().await;
     let file = ok(c.lookup(&root, "f").await).object;
@@ -280,9 +290,8 @@ async fn forged_and_tampered_handles_are_rejected() {
         }
     ));
     // A handle from another server (another key) is rejected.
-    let other = Dirs::new();
-    let other_server = TestServer::bind(other.config()).await;
-    let mut o = other_server.client().await;
+    let other = S::start().await;
+    let mut o = other.server().client().await;
     let foreign_root = o.root().await;
     assert_eq!(
         c.getattr(&foreign_root).await.status(),
@@ -290,18 +299,18 @@ async fn forged_and_tampered_handles_are_rejected() {
     );
     // The real one still works.
     ok(c.getattr(&file).await);
-    other_server.stop().await;
-    server.stop().await;
+    other.stop().await;
+    store.stop().await;
 }
 
-#[tokio::test]
-async fn handles_follow_renames_over_nfs_and_behind_the_servers_back() {
-    let dirs = Dirs::new();
-    let server = TestServer::bind(dirs.config()).await;
+async fn handles_follow_renames_over_nfs_and_behind_the_servers_back<S: Store>() {
+    let store = S::start().await;
+    let server = store.server();
     let mut c = server.client().await;
     let root = c.root().await;
-    std::fs::create_dir_all(dirs.export.path().join("a/b")).unwrap();
-    std::fs::write(dirs.export.path().join("a/b/f"), b"x").unwrap();
+    store.view().put_dir("a");
+    store.view().put_dir("a/b");
+    store.view().put_file("a/b/f", b"x");
     let a = ok(c.lookup(&root, "a").await).object;
     let b = ok(c.lookup(&a, "b").await).object;
     let f = ok(c.lookup(&b, "f").await).object;
@@ -320,10 +329,10 @@ async fn handles_follow_renames_over_nfs_and_behind_the_servers_back() {
     }
     assert_eq!(ok(c.getattr(&f).await).obj_attributes.size, 1);
     // Renamed behind the server's back: found by walking the export.
-    std::fs::rename(dirs.export.path().join("z/b"), dirs.export.path().join("y")).unwrap();
+    store.view().rename("z/b", "y");
     assert_eq!(ok(c.getattr(&f).await).obj_attributes.size, 1);
     assert_eq!(ok(c.lookup(&b, "f").await).object, f);
-    server.stop().await;
+    store.stop().await;
 }
 
 /// A local store that resolves handles through its map of names (what a server that is not

@@ -1,9 +1,15 @@
 //! Honest stability: what WRITE and COMMIT answer, and the write verifier.
+//!
+//! What every store must do is part of the storage contract (see procedures.rs), run over the
+//! local store (`local::*`) and the memory store (`memory::*`). Faults (write and sync errors,
+//! short writes) and crashes are the memory store's alone: no local file system can be made to
+//! fail on cue, so those cases run over it only.
 
 mod common;
 
 use std::sync::Arc;
 
+use common::stores::{Store, store_contract};
 use common::*;
 use nfsio_proto::nfs3::*;
 use nfsio_server::MemStore;
@@ -16,10 +22,15 @@ fn ok<T: std::fmt::Debug, F: std::fmt::Debug>(res: NfsRes<T, F>) -> T {
     }
 }
 
-#[tokio::test]
-async fn each_stability_level_is_answered_as_asked_and_verifiers_match() {
-    let dirs = Dirs::new();
-    let server = TestServer::bind(dirs.config()).await;
+store_contract!(
+    each_stability_level_is_answered_as_asked_and_verifiers_match,
+    verifier_changes_across_restart_and_old_handles_still_work,
+    large_writes_and_reads_round_trip,
+);
+
+async fn each_stability_level_is_answered_as_asked_and_verifiers_match<S: Store>() {
+    let store = S::start().await;
+    let server = store.server();
     let mut c = server.client().await;
     let root = c.root().await;
     let file = c.create_file(&root, "f").await;
@@ -40,21 +51,16 @@ async fn each_stability_level_is_answered_as_asked_and_verifiers_match() {
     // Weak cache consistency: the size before and after the write.
     assert_eq!(file_sync.file_wcc.before.unwrap().size, 9);
     assert_eq!(file_sync.file_wcc.after.unwrap().size, 15);
-    assert_eq!(
-        std::fs::read(dirs.export.path().join("f")).unwrap(),
-        b"hello big world"
-    );
+    assert_eq!(store.view().content("f").unwrap(), b"hello big world");
     let read = ok(c.read(&file, 0, 100).await);
     assert_eq!(&read.data[..], b"hello big world");
     assert!(read.eof);
-    server.stop().await;
+    store.stop().await;
 }
 
-#[tokio::test]
-async fn verifier_changes_across_restart_and_old_handles_still_work() {
-    let dirs = Dirs::new();
-    let server = TestServer::bind(dirs.config()).await;
-    let mut c = server.client().await;
+async fn verifier_changes_across_restart_and_old_handles_still_work<S: Store>() {
+    let mut store = S::start().await;
+    let mut c = store.server().client().await;
     let root = c.root().await;
     let sub = match c
         .nfs(Nfs3Call::Mkdir(MkdirArgs {
@@ -70,11 +76,11 @@ async fn verifier_changes_across_restart_and_old_handles_still_work() {
     let before = ok(c.write(&file, 0, b"abc", StableHow::Unstable).await).verf;
     assert_eq!(ok(c.commit(&file).await).verf, before);
     drop(c);
-    server.stop().await;
 
-    // A new instance on the same export and state directory.
-    let server = TestServer::bind(dirs.config()).await;
-    let mut c = server.client().await;
+    // A new instance on the same store and handle key (for the local store: the same export
+    // and state directory).
+    store.restart().await;
+    let mut c = store.server().client().await;
     assert_eq!(c.root().await, root, "the root handle survives the restart");
     // The handle of a file deep in the export works before any LOOKUP (the server has to find
     // the inode again).
@@ -84,7 +90,7 @@ async fn verifier_changes_across_restart_and_old_handles_still_work() {
     assert_ne!(before, after, "a new instance has a new verifier");
     assert_eq!(ok(c.commit(&file).await).verf, after);
     assert_eq!(&ok(c.read(&file, 0, 10).await).data[..], b"abcdef");
-    server.stop().await;
+    store.stop().await;
 }
 
 #[tokio::test]
@@ -178,10 +184,9 @@ async fn memory_store_crash_drops_unstable_and_keeps_committed_data_over_the_wir
     server.stop().await;
 }
 
-#[tokio::test]
-async fn large_writes_and_reads_round_trip() {
-    let dirs = Dirs::new();
-    let server = TestServer::bind(dirs.config()).await;
+async fn large_writes_and_reads_round_trip<S: Store>() {
+    let store = S::start().await;
+    let server = store.server();
     let mut c = server.client().await;
     let root = c.root().await;
     let file = c.create_file(&root, "big").await;
@@ -199,5 +204,5 @@ async fn large_writes_and_reads_round_trip() {
     let read = ok(c.read(&file, 0, 8 << 20).await);
     assert_eq!(read.count, 1 << 20);
     assert!(!read.eof);
-    server.stop().await;
+    store.stop().await;
 }
