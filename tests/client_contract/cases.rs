@@ -539,13 +539,7 @@ pub async fn directory_operations<T: Target>() {
 
 /// A read-only export refuses every change (and ACCESS offers none), and nothing changes.
 pub async fn read_only_export_refuses_changes<T: Target>() {
-    let t = start!(
-        T,
-        Options {
-            read_only: true,
-            ..Options::default()
-        }
-    );
+    let t = start!(T, Options { read_only: true });
     t.view().put_file("existing", b"data");
     t.view().put_dir("sub");
     let client = Client::connect(&t.url("")).await.expect("connect");
