@@ -494,8 +494,7 @@ async fn dropping_the_last_client_handle_with_bytes_not_durable_logs_them() {
 /// reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jukebox_on_a_write_back_write_is_retried_by_the_engine() {
-    let store = Arc::new(MemStore::new());
-    let server = MemServer::start(store.clone(), "127.0.0.1:0".parse().unwrap(), 12).await;
+    let (store, server) = serve_new(12).await;
     let config = EngineConfig {
         retry_initial_ms: 5,
         ..EngineConfig::default()
@@ -513,7 +512,7 @@ async fn jukebox_on_a_write_back_write_is_retried_by_the_engine() {
         .expect("close returns")
         .expect("JUKEBOX is not an error");
     assert!(
-        server.durable("jukebox.bin") == data,
+        durable(&store, "jukebox.bin") == data,
         "sent again and committed"
     );
     let on_the_wire = count(&client, nfs3::procs::WRITE);
