@@ -5,6 +5,7 @@
 //! built on it; the fuzz targets and property tests exercise it directly.
 //!
 //! - [`xdr`]: XDR encoding (vectored, zero-copy payloads) and bounded decoding.
+//! - [`record`]: RFC 5531 record marking — a decoder fed bytes, a framer of segments.
 //! - [`rpc`]: ONC RPC v2 call and reply headers, AUTH_NONE and AUTH_SYS.
 //! - [`portmap`]: portmap v2 (NULL, GETPORT, DUMP).
 //! - [`rpcbind`]: rpcbind v3 and v4 (NULL, GETADDR, DUMP, GETTIME, GETVERSADDR).
@@ -17,6 +18,7 @@
 pub mod mount;
 pub mod nfs3;
 pub mod portmap;
+pub mod record;
 pub mod rpc;
 pub mod rpcbind;
 pub mod xdr;
