@@ -1,14 +1,11 @@
-//! RFC 5531 record marking: how RPC messages are delimited on a byte stream.
+//! RFC 5531 record marking over an async stream: bounded reading, vectored and batched writing.
 //!
-//! TCP carries bytes, not messages, so ONC RPC prefixes every *fragment* of a message with a
-//! 4-byte mark: the high bit says "last fragment of the record", the low 31 bits give the
-//! fragment's length. A record (one RPC call or reply) is one or more fragments.
-//!
-//! This module is shared by the client and any server, and is where the stream's two hazards
-//! are handled once:
+//! The bytes of record marking — marks, the bound on a record's length, reassembly of
+//! fragments, the framing of segments — are `nfsio-proto`'s ([`nfsio_proto::record`]); this
+//! module moves them between that codec and a tokio stream, for the client and any server:
 //!
 //! - **A hostile or broken peer controls the lengths.** [`read_record`] and
-//!   [`RecordReader::read_record`] check the announced record length against the caller's
+//!   [`RecordReader::read_record`] have each announced length checked against the caller's
 //!   maximum *before* reading or allocating anything for it, and then grow their buffers only
 //!   as bytes actually arrive, so a peer announcing a 2 GiB fragment and sending nothing costs
 //!   us nothing.
@@ -16,30 +13,21 @@
 //!   (as produced by `XdrEncoder::finish`) with vectored writes: the 4-byte marks are separate
 //!   I/O slices, the payload is never copied. [`write_records`] sends a whole batch of records
 //!   in as few `writev` calls as the kernel allows. The buffered [`RecordReader`] reads as much
-//!   as is available into one reused buffer, so many small replies cost one syscall.
+//!   as is available into the decoder's buffer, so many small replies cost one syscall.
 
 use std::io::{self, IoSlice};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
+pub use nfsio_proto::record::{
+    FragmentMark, LAST_FRAGMENT_FLAG, MAX_FRAGMENT_BYTES, RECORD_MARK_BYTES, parse_record_mark,
+    record_mark,
+};
+use nfsio_proto::record::{RecordDecoder, RecordFrames, check_record_len};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// The bit of a record mark that flags the last fragment of a record.
-pub const LAST_FRAGMENT_FLAG: u32 = 0x8000_0000;
-
-/// The largest fragment a record mark can describe (2^31 - 1 bytes).
-pub const MAX_FRAGMENT_BYTES: u32 = 0x7fff_ffff;
-
-/// Size of a record mark on the wire.
-pub const RECORD_MARK_BYTES: usize = 4;
-
-/// How much a reader asks the kernel for at a time, and the step by which buffers grow while
-/// a long fragment arrives.
+/// How much [`read_record`] reserves at a time while a long fragment arrives.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
-
-/// Below this much free buffer space the buffered reader makes room before reading, so that a
-/// read is never uselessly small.
-const MIN_READ_SPACE_BYTES: usize = 16 * 1024;
 
 /// Most I/O slices handed to one vectored write (Linux `IOV_MAX`).
 const MAX_IO_SLICES: usize = 1024;
@@ -66,29 +54,19 @@ pub enum RecordError {
     },
 }
 
-/// Encodes a record mark for a fragment of `len_bytes` (at most [`MAX_FRAGMENT_BYTES`]).
-#[inline]
-pub fn record_mark(len_bytes: u32, last: bool) -> [u8; 4] {
-    let flag = if last { LAST_FRAGMENT_FLAG } else { 0 };
-    ((len_bytes & MAX_FRAGMENT_BYTES) | flag).to_be_bytes()
-}
-
-/// Decodes a record mark into (last fragment?, fragment length in bytes).
-#[inline]
-pub fn parse_record_mark(mark: [u8; 4]) -> (bool, u32) {
-    let word = u32::from_be_bytes(mark);
-    (word & LAST_FRAGMENT_FLAG != 0, word & MAX_FRAGMENT_BYTES)
-}
-
-/// Checks that a record grown to `len_bytes` is still within `max_record_bytes`.
-fn check_len(len_bytes: u64, max_record_bytes: u32) -> Result<(), RecordError> {
-    if len_bytes > u64::from(max_record_bytes) {
-        Err(RecordError::TooLarge {
-            len_bytes,
-            max_bytes: max_record_bytes,
-        })
-    } else {
-        Ok(())
+impl From<nfsio_proto::record::RecordError> for RecordError {
+    fn from(err: nfsio_proto::record::RecordError) -> Self {
+        use nfsio_proto::record::RecordError as Codec;
+        match err {
+            Codec::UnexpectedEof { received_bytes } => Self::UnexpectedEof { received_bytes },
+            Codec::TooLarge {
+                len_bytes,
+                max_bytes,
+            } => Self::TooLarge {
+                len_bytes,
+                max_bytes,
+            },
+        }
     }
 }
 
@@ -123,12 +101,12 @@ pub async fn read_record<R: AsyncRead + Unpin>(
             filled += n;
         }
         received_bytes += RECORD_MARK_BYTES as u64;
-        let (last, fragment_len) = parse_record_mark(mark);
-        check_len(
-            record.len() as u64 + u64::from(fragment_len),
+        let mark = FragmentMark::from_bytes(mark);
+        check_record_len(
+            record.len() as u64 + u64::from(mark.len_bytes),
             max_record_bytes,
         )?;
-        let mut left_bytes = fragment_len as usize;
+        let mut left_bytes = mark.len_bytes as usize;
         while left_bytes > 0 {
             record.reserve(left_bytes.min(READ_CHUNK_BYTES));
             let n = r.read_buf(&mut (&mut record).limit(left_bytes)).await?;
@@ -138,13 +116,14 @@ pub async fn read_record<R: AsyncRead + Unpin>(
             left_bytes -= n;
             received_bytes += n as u64;
         }
-        if last {
+        if mark.last {
             return Ok(Some(record.freeze()));
         }
     }
 }
 
-/// A buffered record reader over a stream, reusing one buffer across records.
+/// A buffered record reader over a stream: [`nfsio_proto::record::RecordDecoder`] fed from
+/// the stream, one buffer reused across records.
 ///
 /// Each read asks the kernel for everything available (up to the buffer's free space), so a
 /// burst of small replies is parsed out of one syscall's worth of data. A single-fragment
@@ -153,8 +132,7 @@ pub async fn read_record<R: AsyncRead + Unpin>(
 #[derive(Debug)]
 pub struct RecordReader<R> {
     inner: R,
-    buf: BytesMut,
-    max_record_bytes: u32,
+    decoder: RecordDecoder,
 }
 
 impl<R: AsyncRead + Unpin> RecordReader<R> {
@@ -162,8 +140,7 @@ impl<R: AsyncRead + Unpin> RecordReader<R> {
     pub fn new(inner: R, max_record_bytes: u32) -> Self {
         Self {
             inner,
-            buf: BytesMut::new(),
-            max_record_bytes,
+            decoder: RecordDecoder::new(max_record_bytes),
         }
     }
 
@@ -179,63 +156,47 @@ impl<R: AsyncRead + Unpin> RecordReader<R> {
 
     /// Bytes read from the stream but not yet returned as part of a record.
     pub fn buffered_bytes(&self) -> usize {
-        self.buf.len()
+        self.decoder.buffered_bytes()
     }
 
     /// Allocated capacity of the read buffer (for tests of the allocation bounds).
     pub fn buffer_capacity_bytes(&self) -> usize {
-        self.buf.capacity()
+        self.decoder.buffer_capacity_bytes()
     }
 
     /// Consumes the reader, returning the stream and the bytes buffered but not yet returned.
     pub fn into_parts(self) -> (R, Bytes) {
-        (self.inner, self.buf.freeze())
+        (self.inner, self.decoder.into_buffered())
     }
 
-    /// Reads into the buffer, first making room for `want_bytes` (clamped between
-    /// [`MIN_READ_SPACE_BYTES`] and [`READ_CHUNK_BYTES`]). Returns the number of bytes read;
-    /// 0 means end of stream.
+    /// Reads what the stream has into the decoder, first making room for `want_bytes` (see
+    /// [`RecordDecoder::read_buffer`]). Returns the number of bytes read; 0 means end of
+    /// stream.
     async fn fill(&mut self, want_bytes: usize) -> io::Result<usize> {
-        // Grow geometrically: by at most what has already arrived (and at least 64 KiB), so a
-        // large record is read with O(log n) reallocations instead of one per 64 KiB — a
-        // shared `BytesMut` grows by exactly what is reserved and copies on every growth —
-        // while a peer that announces much and sends little still cannot make us allocate
-        // more than twice what it sent.
-        let limit_bytes = READ_CHUNK_BYTES.max(self.buf.len());
-        let want_bytes = want_bytes.clamp(MIN_READ_SPACE_BYTES, limit_bytes);
-        if self.buf.capacity() - self.buf.len() < want_bytes {
-            self.buf.reserve(want_bytes);
-        }
-        self.inner.read_buf(&mut self.buf).await
+        let buf = self.decoder.read_buffer(want_bytes);
+        self.inner.read_buf(buf).await
     }
 
-    /// Waits for the next record's first fragment mark and returns the length it announces
-    /// and whether it is the last fragment, without consuming anything: a server charges a
-    /// record against its memory bound before it reads the body. `Ok(None)` on a clean end
-    /// of stream. Cancel-safe.
-    pub async fn peek_mark(&mut self) -> Result<Option<(bool, u32)>, RecordError> {
-        while self.buf.len() < RECORD_MARK_BYTES {
-            if self.fill(MIN_READ_SPACE_BYTES).await? == 0 {
-                if self.buf.is_empty() {
-                    return Ok(None);
-                }
-                return Err(RecordError::UnexpectedEof {
-                    received_bytes: self.buf.len() as u64,
-                });
+    /// Waits for the next record's first fragment mark and returns it without consuming
+    /// anything: a server charges a record against its memory bound before it reads the
+    /// body. `Ok(None)` on a clean end of stream. Cancel-safe.
+    pub async fn peek_mark(&mut self) -> Result<Option<FragmentMark>, RecordError> {
+        loop {
+            if let Some(mark) = self.decoder.peek_mark() {
+                return Ok(Some(mark));
+            }
+            if self.fill(self.decoder.missing_bytes()).await? == 0 {
+                self.decoder.end_of_stream()?;
+                return Ok(None);
             }
         }
-        let mark = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
-        Ok(Some(parse_record_mark(mark)))
     }
 
     /// Makes room for `len_bytes` more bytes at once: a server that has charged a record of
     /// that size against its memory bound lets it arrive without the buffer's growth steps
     /// (which could leave it up to twice the size).
     pub fn reserve(&mut self, len_bytes: usize) {
-        let free = self.buf.capacity() - self.buf.len();
-        if free < len_bytes {
-            self.buf.reserve(len_bytes);
-        }
+        self.decoder.reserve(len_bytes);
     }
 
     /// Reads the next record; `Ok(None)` on a clean end of stream at a record boundary.
@@ -243,109 +204,16 @@ impl<R: AsyncRead + Unpin> RecordReader<R> {
     /// The length announced by each fragment mark is checked against the maximum before the
     /// fragment's body is waited for; the buffer grows by at most the larger of 64 KiB and
     /// the data that has arrived, so it never exceeds about twice what the peer really sent.
-    ///
-    /// Not cancel-safe across a multi-fragment record: dropping the future after some
-    /// fragments have been consumed loses them.
+    /// Cancel-safe: the decoder keeps the part of a record already read.
     pub async fn read_record(&mut self) -> Result<Option<Bytes>, RecordError> {
-        let mut assembled: Option<BytesMut> = None;
-        let mut record_len_bytes: u64 = 0;
-        let mut marks_bytes: u64 = 0;
         loop {
-            while self.buf.len() < RECORD_MARK_BYTES {
-                if self.fill(MIN_READ_SPACE_BYTES).await? == 0 {
-                    if self.buf.is_empty() && marks_bytes == 0 {
-                        return Ok(None);
-                    }
-                    return Err(RecordError::UnexpectedEof {
-                        received_bytes: record_len_bytes + marks_bytes + self.buf.len() as u64,
-                    });
-                }
+            if let Some(record) = self.decoder.next_record()? {
+                return Ok(Some(record));
             }
-            let mark = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
-            let (last, fragment_len) = parse_record_mark(mark);
-            let new_len_bytes = record_len_bytes + u64::from(fragment_len);
-            check_len(new_len_bytes, self.max_record_bytes)?;
-            self.buf.advance(RECORD_MARK_BYTES);
-            marks_bytes += RECORD_MARK_BYTES as u64;
-            let fragment_len = fragment_len as usize;
-            while self.buf.len() < fragment_len {
-                let missing_bytes = fragment_len - self.buf.len();
-                if self.fill(missing_bytes).await? == 0 {
-                    return Err(RecordError::UnexpectedEof {
-                        received_bytes: record_len_bytes + marks_bytes + self.buf.len() as u64,
-                    });
-                }
+            if self.fill(self.decoder.missing_bytes()).await? == 0 {
+                self.decoder.end_of_stream()?;
+                return Ok(None);
             }
-            let fragment = self.buf.split_to(fragment_len);
-            record_len_bytes = new_len_bytes;
-            match (last, assembled.as_mut()) {
-                (true, None) => return Ok(Some(fragment.freeze())),
-                (true, Some(record)) => {
-                    record.extend_from_slice(&fragment);
-                    let record = std::mem::take(record);
-                    return Ok(Some(record.freeze()));
-                }
-                (false, None) => assembled = Some(fragment),
-                (false, Some(record)) => record.extend_from_slice(&fragment),
-            }
-        }
-    }
-}
-
-/// Fragment lengths of a record of `total_bytes` split at `max_fragment_bytes`.
-///
-/// A record always has at least one fragment (an empty record is one empty last fragment).
-fn fragment_len(remaining_bytes: usize, max_fragment_bytes: usize) -> usize {
-    remaining_bytes.min(max_fragment_bytes)
-}
-
-/// Appends the marks of a record of `total_bytes` to `marks`.
-fn push_marks(total_bytes: usize, max_fragment_bytes: usize, marks: &mut Vec<[u8; 4]>) {
-    let mut remaining_bytes = total_bytes;
-    loop {
-        let len = fragment_len(remaining_bytes, max_fragment_bytes);
-        remaining_bytes -= len;
-        let last = remaining_bytes == 0;
-        // `len` <= max_fragment_bytes <= MAX_FRAGMENT_BYTES, so it fits the mark.
-        marks.push(record_mark(len as u32, last));
-        if last {
-            return;
-        }
-    }
-}
-
-/// Appends the I/O slices of one record (marks interleaved with payload slices, no copies).
-fn push_record_slices<'a>(
-    segments: &'a [Bytes],
-    total_bytes: usize,
-    max_fragment_bytes: usize,
-    marks: &mut std::slice::Iter<'a, [u8; 4]>,
-    slices: &mut Vec<IoSlice<'a>>,
-) {
-    let mut remaining_bytes = total_bytes;
-    let mut fragment_left_bytes = 0usize;
-    let mut mark_written = false;
-    for segment in segments {
-        let mut data: &'a [u8] = segment;
-        while !data.is_empty() {
-            if fragment_left_bytes == 0 {
-                if let Some(mark) = marks.next() {
-                    slices.push(IoSlice::new(mark));
-                }
-                mark_written = true;
-                fragment_left_bytes = fragment_len(remaining_bytes, max_fragment_bytes);
-            }
-            let take = fragment_left_bytes.min(data.len());
-            slices.push(IoSlice::new(&data[..take]));
-            data = &data[take..];
-            fragment_left_bytes -= take;
-            remaining_bytes -= take;
-        }
-    }
-    if !mark_written {
-        // An empty record: a single empty last fragment.
-        if let Some(mark) = marks.next() {
-            slices.push(IoSlice::new(mark));
         }
     }
 }
@@ -394,31 +262,12 @@ where
     W: AsyncWrite + Unpin,
     S: AsRef<[Bytes]>,
 {
-    let max_fragment_bytes = max_fragment_bytes.clamp(1, MAX_FRAGMENT_BYTES) as usize;
-    let totals: Vec<usize> = records
-        .iter()
-        .map(|r| r.as_ref().iter().map(Bytes::len).sum())
-        .collect();
-    let mut marks = Vec::with_capacity(records.len());
-    for &total_bytes in &totals {
-        push_marks(total_bytes, max_fragment_bytes, &mut marks);
-    }
-    let mut slices = Vec::with_capacity(marks.len() + records.len() * 2);
-    let mut mark_iter = marks.iter();
-    for (record, &total_bytes) in records.iter().zip(&totals) {
-        push_record_slices(
-            record.as_ref(),
-            total_bytes,
-            max_fragment_bytes,
-            &mut mark_iter,
-            &mut slices,
-        );
-    }
+    let frames = RecordFrames::new(records, max_fragment_bytes);
+    let mut slices = frames.io_slices(records);
     if w.is_write_vectored() {
         write_all_vectored(w, &mut slices).await
     } else {
-        let len_bytes = slices.iter().map(|s| s.len()).sum();
-        let mut gathered = Vec::with_capacity(len_bytes);
+        let mut gathered = Vec::with_capacity(frames.wire_len_bytes());
         for slice in &slices {
             gathered.extend_from_slice(slice);
         }
@@ -495,34 +344,5 @@ mod tests {
         assert!(matches!(err, RecordError::UnexpectedEof { .. }), "{err:?}");
         assert!(reader.buffer_capacity_bytes() <= 2 * READ_CHUNK_BYTES);
         assert!(reader.get_ref().max_offered_bytes <= 2 * READ_CHUNK_BYTES);
-    }
-
-    #[test]
-    fn marks_round_trip() {
-        assert_eq!(record_mark(0, true), [0x80, 0, 0, 0]);
-        assert_eq!(record_mark(0x1234, false), [0, 0, 0x12, 0x34]);
-        assert_eq!(
-            parse_record_mark([0xff, 0xff, 0xff, 0xff]),
-            (true, MAX_FRAGMENT_BYTES)
-        );
-        assert_eq!(parse_record_mark([0, 0, 0, 5]), (false, 5));
-    }
-
-    #[test]
-    fn slices_interleave_marks_without_copying() {
-        let a = Bytes::from_static(b"0123456789");
-        let b = Bytes::from_static(b"abcde");
-        let segments = [a.clone(), b.clone()];
-        let mut marks = Vec::new();
-        push_marks(15, 4, &mut marks);
-        assert_eq!(marks.len(), 4);
-        let mut slices = Vec::new();
-        push_record_slices(&segments, 15, 4, &mut marks.iter(), &mut slices);
-        // mark,0123 mark,4567 mark,89,ab mark,cde
-        let lens: Vec<usize> = slices.iter().map(|s| s.len()).collect();
-        assert_eq!(lens, [4, 4, 4, 4, 4, 2, 2, 4, 3]);
-        assert_eq!(slices[1].as_ptr(), a.as_ptr(), "payload must be borrowed");
-        assert_eq!(&slices[8][..], b"cde");
-        assert_eq!(slices[8].as_ptr(), b[2..].as_ptr());
     }
 }

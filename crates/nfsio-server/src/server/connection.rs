@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use nfsio_proto::nfs3::{self, procs};
 use nfsio_rpc::record::{
-    LAST_FRAGMENT_FLAG, MAX_FRAGMENT_BYTES, RecordError, RecordReader, write_records,
+    FragmentMark, MAX_FRAGMENT_BYTES, RecordError, RecordReader, write_records,
 };
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -182,7 +182,7 @@ pub(super) async fn serve_connection<S: Connection>(
             _ = &mut writer => break false,
             mark = reader.peek_mark() => mark,
         };
-        let (last, first_len) = match mark {
+        let mark = match mark {
             Ok(Some(mark)) => mark,
             Ok(None) => break true,
             Err(err) => {
@@ -193,8 +193,8 @@ pub(super) async fn serve_connection<S: Connection>(
         conn.mid_record.store(true, Ordering::Release);
         // The record's bytes are charged before its body is read (all of the maximum when it
         // comes in several fragments), the reply's once the call is known.
-        let record_bytes = if last {
-            first_len as usize
+        let record_bytes = if mark.last {
+            mark.len_bytes as usize
         } else {
             limits.max_record_bytes as usize
         }
@@ -415,7 +415,7 @@ async fn write_spliced<W: ReplyWriter>(writer: &mut W, reply: &mut SplicedReply)
                 format!("a {len_bytes}-byte reply does not fit one record fragment"),
             )
         })?;
-    let mark = (LAST_FRAGMENT_FLAG | len).to_be_bytes();
+    let mark = FragmentMark::new(len, true).to_bytes();
     let mut head: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&mark))
         .chain(reply.head.iter().map(|segment| IoSlice::new(segment)))
         .collect();
@@ -527,7 +527,7 @@ mod writer_tests {
         let tail = vec![Bytes::from_static(b"\0\0\0 and the tail")];
         let last = vec![Bytes::from_static(b"last")];
         let mut wire = Vec::new();
-        let mark = |len: usize| (LAST_FRAGMENT_FLAG | len as u32).to_be_bytes();
+        let mark = |len: usize| FragmentMark::new(len as u32, true).to_bytes();
         wire.extend_from_slice(&mark(11));
         wire.extend_from_slice(b"first reply");
         wire.extend_from_slice(&mark(6 + 100_003 + 16));
