@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 
-use crate::xdr::{XdrDecode, XdrDecoder, XdrEncode, XdrEncoder, XdrError, XdrResult};
+use crate::xdr::{XdrDecode, XdrDecoder, XdrEncode, XdrEncoder, XdrError, XdrResult, XdrWords};
 
 /// The only RPC protocol version there is.
 pub const RPC_VERSION: u32 = 2;
@@ -426,18 +426,6 @@ impl XdrDecode for MessageHeader {
     }
 }
 
-/// Reads just the XID and message direction of a record, without decoding the rest: what a
-/// transport needs to route a reply.
-pub fn peek_xid(record: &[u8]) -> Option<(u32, bool)> {
-    let xid = u32::from_be_bytes(record.get(0..4)?.try_into().ok()?);
-    let msg_type = u32::from_be_bytes(record.get(4..8)?.try_into().ok()?);
-    match msg_type {
-        MSG_CALL => Some((xid, false)),
-        MSG_REPLY => Some((xid, true)),
-        _ => None,
-    }
-}
-
 /// What a connection needs to know of a call before decoding it: who it is for and where its
 /// arguments start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -455,35 +443,73 @@ pub struct CallPeek {
     pub args_offset: usize,
 }
 
-/// Reads the fixed fields of an RPC call header, stepping over the credentials and the
-/// verifier by their lengths (each checked against the record and [`MAX_AUTH_BODY_BYTES`]):
-/// `None` when the record is not a well-formed call header.
-pub fn peek_call(record: &[u8]) -> Option<CallPeek> {
-    let word = |at: usize| -> Option<u32> {
-        Some(u32::from_be_bytes(record.get(at..at + 4)?.try_into().ok()?))
-    };
-    if word(4)? != MSG_CALL {
-        return None;
+/// What the first words of a record say it is (see [`peek_message`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessagePeek {
+    /// A call of RPC version 2 whose header is whole.
+    Call(CallPeek),
+    /// A reply, to the call of this XID.
+    Reply {
+        /// The XID of the call answered.
+        xid: u32,
+    },
+    /// A call of another RPC version (a server answers `RPC_MISMATCH`).
+    RpcMismatch {
+        /// The XID.
+        xid: u32,
+        /// The version the call names.
+        rpc_version: u32,
+    },
+    /// A call whose header is cut short, or whose credentials or verifier are longer than
+    /// [`MAX_AUTH_BODY_BYTES`] (a server answers `GARBAGE_ARGS`).
+    BadCall {
+        /// The XID.
+        xid: u32,
+    },
+}
+
+/// Reads what a record is from its first words, without decoding it: the XID and direction,
+/// and of a call the program, version and procedure and where its arguments start (stepping
+/// over the credentials and the verifier by their lengths, each checked against the record
+/// and [`MAX_AUTH_BODY_BYTES`]). The server's dispatch and connection reader and the
+/// simulation's wire tap all look at records through this one peek.
+///
+/// `None`: fewer than 8 bytes, or a message type that is neither CALL nor REPLY — not an RPC
+/// message at all.
+pub fn peek_message(record: &[u8]) -> Option<MessagePeek> {
+    let mut words = XdrWords::new(record);
+    let xid = words.u32()?;
+    match words.u32()? {
+        MSG_CALL => {}
+        MSG_REPLY => return Some(MessagePeek::Reply { xid }),
+        _ => return None,
     }
-    let (xid, prog, vers, proc_num) = (word(0)?, word(12)?, word(16)?, word(20)?);
-    // cred, then verf: each flavor (4), length (4), body padded to 4.
-    let mut at = 24usize;
+    let Some(rpc_version) = words.u32() else {
+        return Some(MessagePeek::BadCall { xid });
+    };
+    if rpc_version != RPC_VERSION {
+        return Some(MessagePeek::RpcMismatch { xid, rpc_version });
+    }
+    Some(match peek_call_fields(xid, &mut words) {
+        Some(call) => MessagePeek::Call(call),
+        None => MessagePeek::BadCall { xid },
+    })
+}
+
+/// The rest of a call header after the RPC version: program, version, procedure, then the
+/// credentials and the verifier stepped over.
+fn peek_call_fields(xid: u32, words: &mut XdrWords<'_>) -> Option<CallPeek> {
+    let (prog, vers, proc_num) = (words.u32()?, words.u32()?, words.u32()?);
     for _ in 0..2 {
-        let len = word(at + 4)?;
-        if len > MAX_AUTH_BODY_BYTES {
-            return None;
-        }
-        at = at.checked_add(8)?.checked_add((len as usize + 3) & !3)?;
-        if at > record.len() {
-            return None;
-        }
+        let _flavor = words.u32()?;
+        words.skip_opaque(MAX_AUTH_BODY_BYTES)?;
     }
     Some(CallPeek {
         xid,
         prog,
         vers,
         proc_num,
-        args_offset: at,
+        args_offset: words.offset(),
     })
 }
 
@@ -512,7 +538,9 @@ mod tests {
         let mut record = to_bytes(&call).to_vec();
         let header_len = record.len();
         record.extend_from_slice(&[0xab; 12]);
-        let peek = peek_call(&record).expect("a call");
+        let Some(MessagePeek::Call(peek)) = peek_message(&record) else {
+            panic!("a call")
+        };
         assert_eq!(
             (
                 peek.xid,
@@ -523,13 +551,30 @@ mod tests {
             ),
             (99, 100003, 3, 6, header_len)
         );
-        // Truncated anywhere in the header: not a call.
+        // Truncated anywhere in the header: not RPC before the message type, a bad call after.
         for len in 0..header_len {
-            assert_eq!(peek_call(&record[..len]), None, "{len}");
+            let want = (len >= 8).then_some(MessagePeek::BadCall { xid: 99 });
+            assert_eq!(peek_message(&record[..len]), want, "{len}");
         }
-        // A reply is not a call.
+        // Another RPC version.
+        let mut other = record.clone();
+        other[8..12].copy_from_slice(&3u32.to_be_bytes());
+        assert_eq!(
+            peek_message(&other[..12]),
+            Some(MessagePeek::RpcMismatch {
+                xid: 99,
+                rpc_version: 3
+            })
+        );
+        // Credentials longer than RPC allows.
+        let mut long = record.clone();
+        long[28..32].copy_from_slice(&(MAX_AUTH_BODY_BYTES + 4).to_be_bytes());
+        assert_eq!(peek_message(&long), Some(MessagePeek::BadCall { xid: 99 }));
+        // A reply is not a call; a message type of neither is not RPC.
         record[4..8].copy_from_slice(&1u32.to_be_bytes());
-        assert_eq!(peek_call(&record), None);
+        assert_eq!(peek_message(&record), Some(MessagePeek::Reply { xid: 99 }));
+        record[4..8].copy_from_slice(&2u32.to_be_bytes());
+        assert_eq!(peek_message(&record), None);
     }
 
     #[test]
@@ -550,7 +595,10 @@ mod tests {
             verf: OpaqueAuth::none(),
         });
         let bytes = to_bytes(&call);
-        assert_eq!(peek_xid(&bytes), Some((0x1234, false)));
+        assert!(matches!(
+            peek_message(&bytes),
+            Some(MessagePeek::Call(CallPeek { xid: 0x1234, .. }))
+        ));
         let back: MessageHeader = from_bytes(bytes).unwrap();
         assert_eq!(back, call);
         let MessageHeader::Call(c) = back else {

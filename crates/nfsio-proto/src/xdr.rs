@@ -379,6 +379,56 @@ impl XdrDecoder {
     }
 }
 
+/// Reads XDR words at known places of a byte slice without decoding a message: what the
+/// peeks use that look at a record before it is decoded ([`crate::rpc::peek_message`],
+/// [`crate::nfs3::peek_reply_data_bytes`]). Every step is checked against the slice; nothing
+/// is allocated.
+#[derive(Debug, Clone)]
+pub(crate) struct XdrWords<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> XdrWords<'a> {
+    /// Words from the start of `buf`.
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Self { buf, at: 0 }
+    }
+
+    /// How far into the slice the next word is.
+    pub(crate) fn offset(&self) -> usize {
+        self.at
+    }
+
+    /// The next word, if it is whole.
+    pub(crate) fn u32(&mut self) -> Option<u32> {
+        let end = self.at.checked_add(4)?;
+        let word: [u8; 4] = self.buf.get(self.at..end)?.try_into().ok()?;
+        self.at = end;
+        Some(u32::from_be_bytes(word))
+    }
+
+    /// Steps over `len_bytes`, if the slice has them.
+    pub(crate) fn skip(&mut self, len_bytes: usize) -> Option<()> {
+        let end = self.at.checked_add(len_bytes)?;
+        if end > self.buf.len() {
+            return None;
+        }
+        self.at = end;
+        Some(())
+    }
+
+    /// Steps over variable-length opaque data (its length word, its bytes, their padding),
+    /// refusing a length above `max_len_bytes`.
+    pub(crate) fn skip_opaque(&mut self, max_len_bytes: u32) -> Option<()> {
+        let len = self.u32()?;
+        if len > max_len_bytes {
+            return None;
+        }
+        self.skip(len as usize + pad_len(len as usize))
+    }
+}
+
 /// A value with an XDR encoding.
 pub trait XdrEncode {
     /// Appends the value's encoding.

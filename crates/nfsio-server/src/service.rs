@@ -16,11 +16,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use nfsio_proto::mount::{
     self, ExportList, ExportNode, MntRes, MountCall, MountEntry, MountList, MountReply, MountStatus,
 };
-use nfsio_proto::nfs3::{self, FileHandle, Nfs3Status, procs};
+use nfsio_proto::nfs3::{self, FileHandle, Nfs3Status};
 use nfsio_proto::portmap::{self, Mapping, MappingList, PortmapCall, PortmapReply};
 use nfsio_proto::rpc::{
-    AcceptError, AuthStat, MessageHeader, OpaqueAuth, RPC_VERSION, ReplyHeader, ReplyStatus,
-    auth_flavor,
+    self, AcceptError, AuthStat, MessageHeader, MessagePeek, OpaqueAuth, RPC_VERSION, ReplyHeader,
+    ReplyStatus, auth_flavor,
 };
 use nfsio_proto::rpcbind;
 use nfsio_proto::{XdrDecode, XdrDecoder, XdrEncode, XdrEncoder};
@@ -130,22 +130,6 @@ pub enum Response {
     Close,
 }
 
-/// NFSv3 procedures whose replies the duplicate request cache keeps.
-fn is_non_idempotent(proc_num: u32) -> bool {
-    matches!(
-        proc_num,
-        procs::SETATTR
-            | procs::CREATE
-            | procs::MKDIR
-            | procs::SYMLINK
-            | procs::MKNOD
-            | procs::REMOVE
-            | procs::RMDIR
-            | procs::RENAME
-            | procs::LINK
-    )
-}
-
 /// The server's request path: decode, authenticate, deduplicate, dispatch, encode.
 pub struct Service {
     pub(crate) storage: Arc<dyn Storage>,
@@ -170,11 +154,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn be32(bytes: &[u8], at: usize) -> Option<u32> {
-    let word = bytes.get(at..at + 4)?;
-    Some(u32::from_be_bytes([word[0], word[1], word[2], word[3]]))
 }
 
 /// Encodes a reply header and body into segments.
@@ -346,18 +325,11 @@ impl Service {
     /// Processes one call record from `peer` and says what to send back.
     pub fn handle_from(&self, peer: Peer, record: Bytes) -> Response {
         let client = peer.ip;
-        let (Some(xid), Some(msg_type)) = (be32(&record, 0), be32(&record, 4)) else {
-            return Response::Close;
-        };
-        match msg_type {
-            0 => {}
+        let xid = match rpc::peek_message(&record) {
+            Some(MessagePeek::Call(call)) => call.xid,
             // A reply sent to a server: nothing to answer.
-            1 => return Response::Drop,
-            _ => return Response::Close,
-        }
-        match be32(&record, 8) {
-            Some(RPC_VERSION) => {}
-            Some(_) => {
+            Some(MessagePeek::Reply { .. }) => return Response::Drop,
+            Some(MessagePeek::RpcMismatch { xid, .. }) => {
                 return Response::Reply(encode_reply(
                     xid,
                     ReplyStatus::RpcMismatch {
@@ -367,8 +339,12 @@ impl Service {
                     None,
                 ));
             }
-            None => return accept_error(xid, AcceptError::GarbageArgs),
-        }
+            Some(MessagePeek::BadCall { xid }) => {
+                debug!(xid, "undecodable call header");
+                return accept_error(xid, AcceptError::GarbageArgs);
+            }
+            None => return Response::Close,
+        };
         let mut dec =
             XdrDecoder::new(record.clone()).with_max_data_bytes(self.config.limits.max_io_bytes);
         let header = match MessageHeader::decode(&mut dec) {
@@ -406,7 +382,7 @@ impl Service {
         }
         let cache = header.prog == nfs3::PROGRAM
             && header.vers == nfs3::VERSION
-            && is_non_idempotent(header.proc_num);
+            && nfs3::is_non_idempotent(header.proc_num);
         match self.dispatch(peer, &header, &caller, &mut dec) {
             Response::Reply(segments) if cache => {
                 let reply = contiguous(segments);

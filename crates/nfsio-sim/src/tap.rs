@@ -2,8 +2,10 @@
 //!
 //! A crash at a random millisecond rarely lands inside a COMMIT or a retransmission: they
 //! last a few milliseconds of a run's twenty seconds. Between two steps the harness looks at
-//! the TCP segments turmoil holds in flight, decodes the RPC record marks and headers
-//! (client and server write whole records per segment), and reports the events a crash can
+//! the TCP segments turmoil holds in flight, reads their record marks and RPC headers with
+//! the protocol crate's codec and peek (`nfsio_proto::record::fragments`,
+//! `nfsio_proto::rpc::peek_message`; client and server write whole records per segment),
+//! and reports the events a crash can
 //! be aimed at: a COMMIT call on its way to the server (it will never be answered by this
 //! instance), a COMMIT reply on its way back (the data is durable; the reply may be lost), a
 //! WRITE reply (bytes acknowledged UNSTABLE, not yet committed), a call whose XID was
@@ -14,14 +16,10 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
+use nfsio_proto::nfs3::{self, procs};
+use nfsio_proto::record;
+use nfsio_proto::rpc::{self, MessagePeek};
 use turmoil::{Protocol, Segment, Sim};
-
-/// The NFS program number.
-const NFS_PROGRAM: u32 = 100_003;
-/// NFSv3 WRITE.
-const PROC_WRITE: u32 = 7;
-/// NFSv3 COMMIT.
-const PROC_COMMIT: u32 = 21;
 
 /// An event on the wire a crash can be aimed at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,16 +47,11 @@ pub struct Tap {
     calls: HashMap<u32, u32>,
 }
 
-fn be32(bytes: &[u8], at: usize) -> Option<u32> {
-    let word = bytes.get(at..at + 4)?;
-    Some(u32::from_be_bytes([word[0], word[1], word[2], word[3]]))
-}
-
 impl Tap {
     /// The events in the segments that went on the wire since the last look; `server_port`
     /// tells calls from replies.
     pub fn look(&mut self, sim: &Sim<'_>, server_port: u16) -> Vec<WireEvent> {
-        let mut records: Vec<(bool, Vec<u8>)> = Vec::new();
+        let mut messages: Vec<(bool, MessagePeek)> = Vec::new();
         sim.links(|links| {
             for link in links {
                 for sent in link {
@@ -70,43 +63,34 @@ impl Tap {
                         continue;
                     }
                     let to_server = dst.port() == server_port;
-                    let mut at = 0;
-                    while let Some(mark) = be32(bytes, at) {
-                        let len = (mark & 0x7fff_ffff) as usize;
-                        let end = (at + 4 + len).min(bytes.len());
-                        // Headers only: 28 bytes of a call, 8 of a reply.
-                        let head = &bytes[at + 4..end.min(at + 4 + 28)];
-                        records.push((to_server, head.to_vec()));
-                        at = at + 4 + len;
+                    for (_, body) in record::fragments(bytes) {
+                        if let Some(peek) = rpc::peek_message(body) {
+                            messages.push((to_server, peek));
+                        }
                     }
                 }
             }
         });
         let mut events = Vec::new();
-        for (to_server, head) in records {
-            let (Some(xid), Some(kind)) = (be32(&head, 0), be32(&head, 4)) else {
-                continue;
-            };
-            if to_server && kind == 0 {
-                if be32(&head, 12) != Some(NFS_PROGRAM) {
-                    continue;
+        for (to_server, peek) in messages {
+            match peek {
+                MessagePeek::Call(call) if to_server && call.prog == nfs3::PROGRAM => {
+                    if self.calls.insert(call.xid, call.proc_num).is_some() {
+                        events.push(WireEvent::Retransmission);
+                    }
+                    if call.proc_num == procs::COMMIT {
+                        events.push(WireEvent::CommitCall);
+                    }
                 }
-                let Some(proc_num) = be32(&head, 20) else {
-                    continue;
-                };
-                if self.calls.insert(xid, proc_num).is_some() {
-                    events.push(WireEvent::Retransmission);
-                }
-                if proc_num == PROC_COMMIT {
-                    events.push(WireEvent::CommitCall);
-                }
-            } else if !to_server && kind == 1 {
-                match self.calls.get(&xid) {
-                    Some(&PROC_COMMIT) => events.push(WireEvent::CommitReply),
-                    Some(&PROC_WRITE) => events.push(WireEvent::WriteReply),
-                    Some(&(2 | 8..=15)) => events.push(WireEvent::NonIdempotentReply),
+                MessagePeek::Reply { xid } if !to_server => match self.calls.get(&xid) {
+                    Some(&procs::COMMIT) => events.push(WireEvent::CommitReply),
+                    Some(&procs::WRITE) => events.push(WireEvent::WriteReply),
+                    Some(&proc_num) if nfs3::is_non_idempotent(proc_num) => {
+                        events.push(WireEvent::NonIdempotentReply);
+                    }
                     _ => {}
-                }
+                },
+                _ => {}
             }
         }
         events

@@ -11,6 +11,7 @@ pub(crate) mod codec;
 
 mod args;
 mod dispatch;
+mod peek;
 mod res;
 mod types;
 
@@ -19,6 +20,7 @@ mod tests;
 
 pub use args::*;
 pub use dispatch::{Nfs3Call, Nfs3Reply, decode_call, decode_reply};
+pub use peek::peek_reply_data_bytes;
 pub use res::*;
 pub use types::*;
 
@@ -86,6 +88,25 @@ pub mod procs {
     pub const PATHCONF: u32 = 20;
     /// Commit cached writes to stable storage.
     pub const COMMIT: u32 = 21;
+}
+
+/// True for the procedures that change the server's namespace or attributes in a way that
+/// doing them twice would show (SETATTR, CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RMDIR,
+/// RENAME, LINK): a retransmission of one must be answered from a duplicate request cache,
+/// not run again. WRITE and COMMIT are idempotent.
+pub fn is_non_idempotent(proc_num: u32) -> bool {
+    matches!(
+        proc_num,
+        procs::SETATTR
+            | procs::CREATE
+            | procs::MKDIR
+            | procs::SYMLINK
+            | procs::MKNOD
+            | procs::REMOVE
+            | procs::RMDIR
+            | procs::RENAME
+            | procs::LINK
+    )
 }
 
 /// The name of NFSv3 procedure `proc_num` (`"GETATTR"`), or `"UNKNOWN"`.

@@ -19,7 +19,8 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use nfsio_proto::nfs3::{self, procs};
+use nfsio_proto::nfs3;
+use nfsio_proto::rpc::{self, MessagePeek};
 use nfsio_rpc::record::{
     FragmentMark, MAX_FRAGMENT_BYTES, RecordError, RecordReader, write_records,
 };
@@ -84,30 +85,17 @@ pub(super) struct Outgoing {
 /// The most a call's reply can add to the connection's memory: what READ asks for (or
 /// READDIR's counts), a few KiB for every other procedure.
 fn reply_estimate_bytes(record: &[u8], max_io_bytes: u32) -> usize {
-    let Some(call) = nfsio_proto::rpc::peek_call(record) else {
+    let Some(MessagePeek::Call(call)) = rpc::peek_message(record) else {
         return SMALL_REPLY_BYTES;
     };
     if call.prog != nfs3::PROGRAM {
         return SMALL_REPLY_BYTES;
     }
-    let word = |at: usize| {
-        record
-            .get(at..at + 4)
-            .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
-    };
-    // READ3args: file handle (length, bytes padded), offset (8), count (4). READDIR and
-    // READDIRPLUS: the handle, cookie (8), verifier (8), then count (READDIRPLUS: dircount,
-    // maxcount).
-    let after_handle =
-        word(call.args_offset).map(|len| call.args_offset + 4 + ((len as usize + 3) & !3));
-    let asked = match call.proc_num {
-        procs::READ => after_handle.and_then(|at| word(at + 8)),
-        procs::READDIR => after_handle.and_then(|at| word(at + 16)),
-        procs::READDIRPLUS => after_handle.and_then(|at| word(at + 20)),
-        _ => return SMALL_REPLY_BYTES,
-    };
-    let asked = asked.unwrap_or(max_io_bytes).min(max_io_bytes);
-    asked as usize + SMALL_REPLY_BYTES
+    let args = &record[call.args_offset..];
+    match nfs3::peek_reply_data_bytes(call.proc_num, args, max_io_bytes) {
+        Some(asked_bytes) => asked_bytes as usize + SMALL_REPLY_BYTES,
+        None => SMALL_REPLY_BYTES,
+    }
 }
 
 /// The client's bytes, each read noted as progress.
@@ -458,6 +446,8 @@ pub(super) fn test_outgoing(record: Record) -> Outgoing {
 
 #[cfg(test)]
 mod tests {
+    use nfsio_proto::nfs3::procs;
+
     use super::*;
 
     #[test]
