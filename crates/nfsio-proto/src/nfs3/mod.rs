@@ -6,6 +6,8 @@
 //! [`XdrDecoder::max_data_bytes`](crate::xdr::XdrDecoder::max_data_bytes), and directory
 //! listings by the record they arrive in. Payloads are never copied: WRITE and READ data are
 //! encoded as shared segments and decoded as slices of the received record.
+//! [`Nfs3Status::errno`] and [`Nfs3Status::from_errno`] are the one table between statuses
+//! and errno values, for the server and the client.
 
 pub(crate) mod codec;
 
@@ -13,6 +15,7 @@ mod args;
 mod dispatch;
 mod peek;
 mod res;
+mod status_errno;
 mod types;
 
 #[cfg(test)]
@@ -22,6 +25,7 @@ pub use args::*;
 pub use dispatch::{Nfs3Call, Nfs3Reply, decode_call, decode_reply};
 pub use peek::peek_reply_data_bytes;
 pub use res::*;
+pub use status_errno::errno;
 pub use types::*;
 
 /// The NFS program number.

@@ -197,7 +197,8 @@ impl From<StoreError> for Nfs3Status {
 /// The result of a storage operation.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Maps an operating-system error to the NFSv3 status RFC 1813 gives it.
+/// Maps an operating-system error to the NFSv3 status RFC 1813 gives it (the protocol
+/// crate's table, [`Nfs3Status::from_errno`]; an error without an errno by its kind).
 pub fn status_from_io(err: &io::Error) -> Nfs3Status {
     let Some(errno) = err.raw_os_error() else {
         return match err.kind() {
@@ -208,34 +209,7 @@ pub fn status_from_io(err: &io::Error) -> Nfs3Status {
             _ => Nfs3Status::Io,
         };
     };
-    match errno {
-        libc::EPERM => Nfs3Status::Perm,
-        libc::ENOENT => Nfs3Status::NoEnt,
-        libc::EIO => Nfs3Status::Io,
-        libc::ENXIO => Nfs3Status::NxIo,
-        libc::EACCES => Nfs3Status::Acces,
-        libc::EEXIST => Nfs3Status::Exist,
-        libc::EXDEV => Nfs3Status::XDev,
-        libc::ENODEV => Nfs3Status::NoDev,
-        libc::ENOTDIR => Nfs3Status::NotDir,
-        libc::EISDIR => Nfs3Status::IsDir,
-        libc::EINVAL => Nfs3Status::Inval,
-        libc::EFBIG => Nfs3Status::FBig,
-        libc::ENOSPC => Nfs3Status::NoSpc,
-        libc::EROFS => Nfs3Status::RoFs,
-        libc::EMLINK => Nfs3Status::MLink,
-        libc::ENAMETOOLONG => Nfs3Status::NameTooLong,
-        libc::ENOTEMPTY => Nfs3Status::NotEmpty,
-        libc::EDQUOT => Nfs3Status::DQuot,
-        libc::ESTALE => Nfs3Status::Stale,
-        // A symbolic link where the server refused to follow one: the object is not what
-        // the client thinks it is.
-        libc::ELOOP => Nfs3Status::Inval,
-        libc::EOPNOTSUPP => Nfs3Status::NotSupp,
-        libc::EAGAIN | libc::EBUSY | libc::ETXTBSY => Nfs3Status::Jukebox,
-        libc::EBADF | libc::EOVERFLOW => Nfs3Status::Inval,
-        _ => Nfs3Status::Io,
-    }
+    Nfs3Status::from_errno(errno)
 }
 
 /// What READ returns.
@@ -590,6 +564,21 @@ mod tests {
             (libc::EINVAL, Nfs3Status::Inval),
             (libc::EMLINK, Nfs3Status::MLink),
             (libc::EIO, Nfs3Status::Io),
+            (libc::ENXIO, Nfs3Status::NxIo),
+            (libc::ENODEV, Nfs3Status::NoDev),
+            (libc::ESTALE, Nfs3Status::Stale),
+            (libc::EOPNOTSUPP, Nfs3Status::NotSupp),
+            (libc::ENOTSUP, Nfs3Status::NotSupp),
+            (libc::EAGAIN, Nfs3Status::Jukebox),
+            (libc::EWOULDBLOCK, Nfs3Status::Jukebox),
+            (libc::EBUSY, Nfs3Status::Jukebox),
+            (libc::ETXTBSY, Nfs3Status::Jukebox),
+            (libc::ELOOP, Nfs3Status::Inval),
+            (libc::EBADF, Nfs3Status::Inval),
+            (libc::EOVERFLOW, Nfs3Status::Inval),
+            (libc::EREMOTE, Nfs3Status::Io),
+            (libc::EREMOTEIO, Nfs3Status::Io),
+            (libc::EINTR, Nfs3Status::Io),
         ];
         for (errno, status) in cases {
             assert_eq!(
