@@ -2,12 +2,16 @@
 //!
 //! [`ServerConfig`] is the one value the CLI (or an embedding program) fills in; everything in
 //! it has a safe default (`ServerConfig::new`), so `nfsio serve DIR` needs no other setup.
+//! Everything else in the crate may read a configuration; this module depends on nothing
+//! else in the crate.
 
 use std::fmt;
+use std::hash::Hasher;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use siphasher::sip128::{Hasher128, SipHasher24};
 use thiserror::Error;
 
 /// How AUTH_SYS identities are mapped before the server acts on them.
@@ -162,7 +166,7 @@ impl Default for Limits {
             max_requests_per_connection: 32,
             max_requests_total: 256,
             max_connection_buffer_bytes: 24 << 20,
-            max_buffer_bytes: crate::server::default_memory_bound_bytes(),
+            max_buffer_bytes: default_memory_bound_bytes(),
             max_connections: 1024,
             idle_timeout_ms: 6 * 60 * 1000,
             stall_timeout_ms: 30_000,
@@ -250,7 +254,7 @@ pub fn default_state_dir(export_dir: &Path) -> PathBuf {
     let absolute = export_dir
         .canonicalize()
         .unwrap_or_else(|_| export_dir.to_path_buf());
-    let hash = crate::handle::path_hash(absolute.as_os_str().as_encoded_bytes());
+    let hash = path_hash(absolute.as_os_str().as_encoded_bytes());
     let leaf = format!("{hash:016x}");
     let base = if let Some(xdg) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         PathBuf::from(xdg).join("nfsio")
@@ -262,6 +266,28 @@ pub fn default_state_dir(export_dir: &Path) -> PathBuf {
         std::env::temp_dir().join("nfsio-state")
     };
     base.join("exports").join(leaf)
+}
+
+/// The default memory bound for this machine: a thirty-second of its memory, between 64 MiB
+/// and 512 MiB.
+pub fn default_memory_bound_bytes() -> usize {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib.saturating_mul(1024))
+        })
+        .unwrap_or(8 << 30);
+    (total / 32).clamp(64 << 20, 512 << 20)
+}
+
+/// A 64-bit hash of a path, stable across runs and builds (names the default state
+/// directory and the local store's file system id).
+pub(crate) fn path_hash(path: &[u8]) -> u64 {
+    let mut hasher = SipHasher24::new_with_key(b"nfsio state dir\0");
+    hasher.write(path);
+    hasher.finish128().h1
 }
 
 /// The effective uid and gid of this process (the owner of `/proc/self`).

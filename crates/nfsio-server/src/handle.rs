@@ -163,14 +163,6 @@ impl HandleCodec {
     }
 }
 
-/// A 64-bit hash of a path, stable across runs and builds (names the default state
-/// directory).
-pub(crate) fn path_hash(path: &[u8]) -> u64 {
-    let mut hasher = SipHasher24::new_with_key(b"nfsio state dir\0");
-    hasher.write(path);
-    hasher.finish128().h1
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

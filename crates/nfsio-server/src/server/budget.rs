@@ -168,20 +168,6 @@ fn trim() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim() {}
 
-/// The default memory bound for this machine: a thirty-second of its memory, between 64 MiB
-/// and 512 MiB.
-pub fn default_memory_bound_bytes() -> usize {
-    let total = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib.saturating_mul(1024))
-        })
-        .unwrap_or(8 << 30);
-    (total / 32).clamp(64 << 20, 512 << 20)
-}
-
 /// How the descriptors are shared out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Descriptors {

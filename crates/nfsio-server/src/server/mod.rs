@@ -34,7 +34,6 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use self::budget::Memory;
-pub use self::budget::default_memory_bound_bytes;
 use self::connection::serve_connection;
 use self::registry::Registry;
 use crate::config::{Limits, ServerConfig, Squash, process_ids};

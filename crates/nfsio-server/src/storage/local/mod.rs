@@ -237,7 +237,7 @@ impl LocalStore {
         sys::set_umask(0);
         // The fsid must be stable across restarts (device numbers need not be) and differ
         // between exports: a hash of the export's path.
-        let fsid = crate::handle::path_hash(root_path.as_os_str().as_encoded_bytes());
+        let fsid = crate::config::path_hash(root_path.as_os_str().as_encoded_bytes());
         let mut store = Self {
             root_path,
             root,
