@@ -117,7 +117,7 @@ async fn demo(args: &DemoArgs, export: &std::path::Path, state: PathBuf) -> Resu
     let mut config = ServerConfig::new(export);
     config.listen = ([127, 0, 0, 1], 0).into();
     config.state_dir = state;
-    config.squash = Squash::None;
+    config.service.squash = Squash::None;
     let server = Server::bind(config)
         .await
         .map_err(|e| Failure::message(format!("{}: {e}", export.display())))?;

@@ -91,29 +91,29 @@ impl ServeArgs {
         config.portmap_listen = self
             .portmap_port
             .map(|port| SocketAddr::new(self.listen.ip(), port));
-        config.export_name = self.export.clone();
-        config.read_only = self.read_only;
-        config.allow = self.allow.clone();
-        config.squash = match self.squash.unwrap_or(SquashArg::Auto) {
+        config.service.export_name = self.export.clone();
+        config.service.read_only = self.read_only;
+        config.service.allow = self.allow.clone();
+        config.service.squash = match self.squash.unwrap_or(SquashArg::Auto) {
             SquashArg::Auto => Squash::Auto,
             SquashArg::None => Squash::None,
             SquashArg::Root => Squash::Root,
             SquashArg::All => Squash::All,
         };
         if let Some(uid) = self.anonuid {
-            config.anonuid = uid;
+            config.service.anonuid = uid;
         }
         if let Some(gid) = self.anongid {
-            config.anongid = gid;
+            config.service.anongid = gid;
         }
         if let Some(state_dir) = &self.state_dir {
             config.state_dir = state_dir.clone();
         }
         if let Some(bytes) = self.memory_bound {
-            config.limits.max_buffer_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+            config.service.limits.max_buffer_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
         }
-        config.limits.max_connections = self.max_connections;
-        config.limits.idle_timeout_ms = self.idle_timeout.saturating_mul(1000);
+        config.service.limits.max_connections = self.max_connections;
+        config.service.limits.idle_timeout_ms = self.idle_timeout.saturating_mul(1000);
         config.cross_mounts = self.cross_mounts;
         config
     }
@@ -146,11 +146,14 @@ fn identity_note(args: &ServeArgs, config: &ServerConfig, uid: u32, gid: u32) ->
             "not run as root: every client acts as uid {uid} gid {gid} (this process)"
         ));
     }
-    if !matches!(config.squash, Squash::Auto | Squash::Root | Squash::All) {
+    if !matches!(
+        config.service.squash,
+        Squash::Auto | Squash::Root | Squash::All
+    ) {
         return None;
     }
     let meta = std::fs::metadata(&args.dir).ok()?;
-    let (anon_uid, anon_gid) = (config.anonuid, config.anongid);
+    let (anon_uid, anon_gid) = (config.service.anonuid, config.service.anongid);
     let bits = if meta.uid() == anon_uid {
         meta.mode() >> 6
     } else if meta.gid() == anon_gid {
@@ -161,7 +164,7 @@ fn identity_note(args: &ServeArgs, config: &ServerConfig, uid: u32, gid: u32) ->
     if bits & 0o3 == 0o3 {
         return None;
     }
-    let (who, but) = match config.squash {
+    let (who, but) = match config.service.squash {
         Squash::Auto => (
             "root from other machines, and local users claiming root,",
             "; root on this machine can",

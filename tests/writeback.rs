@@ -28,7 +28,7 @@ const SECRET_SEED: u64 = 7;
 async fn serve(store: &Arc<MemStore>, addr: SocketAddr, instance_seed: u64) -> TestServer {
     let mut config = nfsio_testkit::server::config();
     config.listen = addr;
-    config.instance_seed = Some(instance_seed);
+    config.service.instance_seed = Some(instance_seed);
     TestServer::start(store.clone(), &config, HandleSecret::from_seed(SECRET_SEED)).await
 }
 

@@ -22,7 +22,7 @@ use nfsio_proto::nfs3::{self, CreateHow, FileHandle, Nfs3Reply, NfsRes, Sattr, S
 use nfsio_proto::rpc::{AuthSysParams, CallHeader, MessageHeader, OpaqueAuth, ReplyStatus};
 use nfsio_proto::{XdrDecode, XdrDecoder, XdrEncode, XdrEncoder};
 use nfsio_server::storage::{Caller, CreateMode};
-use nfsio_server::{MemStore, Response, Service, ServiceConfig, Storage};
+use nfsio_server::{HandleSecret, MemStore, Response, Service, ServiceConfig, Storage};
 
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -50,7 +50,11 @@ fn setup() -> (Service, Vec<FileHandle>) {
         .id;
     store.remove(&owner, root, b"gone").expect("remove");
     let storage: Arc<dyn Storage> = store;
-    let service = Service::new(storage, ServiceConfig::for_tests(0));
+    let service = Service::new(
+        storage,
+        ServiceConfig::for_tests(0),
+        HandleSecret::from_seed(0),
+    );
     let handles = [root, dir, file, link, gone]
         .into_iter()
         .map(|id| service.handle_of(id))

@@ -155,9 +155,9 @@ impl MemoryTarget {
         self.boots += 1;
         let mut config = nfsio_testkit::server::config();
         config.listen = listen;
-        config.read_only = self.read_only;
-        config.export_name = self.export.to_owned();
-        config.instance_seed = Some(self.boots);
+        config.service.read_only = self.read_only;
+        config.service.export_name = self.export.to_owned();
+        config.service.instance_seed = Some(self.boots);
         self.server = Some(
             TestServer::start(
                 self.store.clone(),

@@ -10,7 +10,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port: u16 = args.next().map_or(Ok(0), |p| p.parse())?;
     let mut config = ServerConfig::new(&dir);
     config.listen = ([127, 0, 0, 1], port).into();
-    config.squash = Squash::None;
+    config.service.squash = Squash::None;
     let server = Server::bind(config).await?;
     println!("{}", server.url());
     server

@@ -3,7 +3,7 @@
 //! [`ServerConfig`] is the one value the CLI (or an embedding program) fills in; everything in
 //! it has a safe default (`ServerConfig::new`), so `nfsio serve DIR` needs no other setup.
 //! Everything else in the crate may read a configuration; this module depends on nothing
-//! else in the crate.
+//! above it (only on the misbehaviour switch a test server carries, [`crate::misbehave`]).
 
 use std::fmt;
 use std::hash::Hasher;
@@ -178,6 +178,61 @@ impl Default for Limits {
     }
 }
 
+/// What the request path ([`Service`](crate::Service)) needs to know: the export's name, who
+/// may do what to it, the bounds, and the instance's seed. A [`ServerConfig`] embeds one and
+/// hands it to its service whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// The path clients mount (`MNT`), e.g. `/export`.
+    pub export_name: String,
+    /// Refuse every change (`NFS3ERR_ROFS`).
+    pub read_only: bool,
+    /// Client networks allowed to connect (listed by MOUNT EXPORT; enforced by the listener
+    /// and MNT); empty: everyone.
+    pub allow: Vec<IpNet>,
+    /// Identity mapping.
+    pub squash: Squash,
+    /// The uid squashed users become.
+    pub anonuid: u32,
+    /// The gid squashed users become.
+    pub anongid: u32,
+    /// Resource bounds.
+    pub limits: Limits,
+    /// Seed of the write verifier and other instance randomness (the duplicate cache's hash);
+    /// `None`: from the system's entropy, time and process id (what a real server wants). A
+    /// simulation sets it so that one seed fixes a whole run.
+    pub instance_seed: Option<u64>,
+}
+
+impl Default for ServiceConfig {
+    /// `/export`, read-write, open to everyone, the default identity policy
+    /// ([`Squash::Auto`], anonymous 65534:65534), default limits, a fresh instance.
+    fn default() -> Self {
+        Self {
+            export_name: "/export".to_owned(),
+            read_only: false,
+            allow: Vec::new(),
+            squash: Squash::Auto,
+            anonuid: 65534,
+            anongid: 65534,
+            limits: Limits::default(),
+            instance_seed: None,
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// A configuration for tests and simulations: the defaults, but no squashing and the
+    /// instance seeded with `seed`.
+    pub fn for_tests(seed: u64) -> Self {
+        Self {
+            squash: Squash::None,
+            instance_seed: Some(seed),
+            ..Self::default()
+        }
+    }
+}
+
 /// Everything `nfsio serve` needs to know.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
@@ -190,27 +245,12 @@ pub struct ServerConfig {
     /// Where a portmapper (v2) listens, answering for this server's programs; `None`: no
     /// separate portmap listener (portmap is still answered on the NFS port).
     pub portmap_listen: Option<SocketAddr>,
-    /// The path clients mount (`MNT`), e.g. `/export`.
-    pub export_name: String,
-    /// Refuse every change (`NFS3ERR_ROFS`).
-    pub read_only: bool,
-    /// Client networks allowed to connect; empty: everyone.
-    pub allow: Vec<IpNet>,
-    /// Identity mapping.
-    pub squash: Squash,
-    /// The uid squashed users become.
-    pub anonuid: u32,
-    /// The gid squashed users become.
-    pub anongid: u32,
     /// Where the server keeps what must survive restarts (the file handle key). Must be
     /// outside the export. [`ServerConfig::new`] sets [`default_state_dir`].
     pub state_dir: PathBuf,
-    /// Resource bounds.
-    pub limits: Limits,
-    /// Seed of the write verifier and other instance randomness; `None`: from the system's
-    /// entropy, time and process id (what a real server wants). A simulation sets it so that
-    /// one seed fixes a whole run.
-    pub instance_seed: Option<u64>,
+    /// What the request path is given as it is: the export's name, who may do what, the
+    /// bounds, the instance seed.
+    pub service: ServiceConfig,
     /// Deliberate protocol violations, for testing clients (the simulation); `None` (what
     /// `nfsio serve` uses): keep every rule.
     pub misbehavior: Option<crate::misbehave::MisbehaviorSwitch>,
@@ -232,15 +272,8 @@ impl ServerConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2049),
             mount_listen: None,
             portmap_listen: None,
-            export_name: "/export".to_owned(),
-            read_only: false,
-            allow: Vec::new(),
-            squash: Squash::Auto,
-            anonuid: 65534,
-            anongid: 65534,
             state_dir,
-            limits: Limits::default(),
-            instance_seed: None,
+            service: ServiceConfig::default(),
             misbehavior: None,
             cross_mounts: false,
         }

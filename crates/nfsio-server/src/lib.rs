@@ -46,14 +46,17 @@ pub mod state;
 pub mod storage;
 pub mod verifier;
 
-pub use config::{IpNet, Limits, ServerConfig, Squash, default_state_dir};
+pub use config::{
+    IpNet, IpNetParseError, Limits, ServerConfig, ServiceConfig, Squash,
+    default_memory_bound_bytes, default_state_dir,
+};
 pub use error::ServerError;
 pub use handle::{HandleCodec, HandleSecret};
 pub use listener::Listener;
 pub use misbehave::{Misbehavior, MisbehaviorSwitch};
 pub use peer::Peer;
 pub use server::{Server, serve};
-pub use service::{Ports, Response, Service, ServiceConfig};
+pub use service::{Ports, Response, Service};
 pub use splice::{Spliced, SplicedReply};
 pub use storage::local::LocalOptions;
 pub use storage::{

@@ -242,7 +242,7 @@ impl Service {
             // The verifier the data is written under: read before the write, so that a failure
             // while it runs makes the client's next COMMIT see a different one.
             let verf = self.verifier.current();
-            let misbehavior = self.config.misbehavior.as_ref().map(|m| &*m.0);
+            let misbehavior = self.misbehavior.as_ref().map(|m| &*m.0);
             if args.stable != StableHow::Unstable
                 && misbehavior.is_some_and(|m| m.take_weaker_stability())
             {
@@ -321,7 +321,7 @@ impl Service {
                     let verf = self.verifier.current();
                     Ok(CommitResOk {
                         file_wcc: wcc,
-                        verf: match &self.config.misbehavior {
+                        verf: match &self.misbehavior {
                             Some(m) => WriteVerifier(m.0.commit_verifier(verf.0)),
                             None => verf,
                         },

@@ -26,7 +26,7 @@ use nfsio_proto::rpcbind;
 use nfsio_proto::{XdrDecode, XdrDecoder, XdrEncode, XdrEncoder};
 use tracing::{debug, trace};
 
-use crate::config::{IpNet, Limits, Squash};
+use crate::config::{ServiceConfig, Squash};
 use crate::drc::{Begin, Drc};
 use crate::handle::{HandleCodec, HandleSecret};
 use crate::misbehave::MisbehaviorSwitch;
@@ -70,53 +70,6 @@ struct Registration {
     port: u16,
 }
 
-/// What a [`Service`] needs to know.
-#[derive(Debug, Clone)]
-pub struct ServiceConfig {
-    /// The path clients mount.
-    pub export_name: String,
-    /// Refuse every change with `NFS3ERR_ROFS`.
-    pub read_only: bool,
-    /// Identity mapping.
-    pub squash: Squash,
-    /// The uid squashed users become.
-    pub anonuid: u32,
-    /// The gid squashed users become.
-    pub anongid: u32,
-    /// Client networks allowed (listed by MOUNT EXPORT; enforced by the listener).
-    pub allow: Vec<IpNet>,
-    /// Resource bounds.
-    pub limits: Limits,
-    /// The secret that authenticates file handles.
-    pub secret: HandleSecret,
-    /// Seed of the write verifier and of the duplicate cache's hash; `None`: a fresh instance.
-    pub instance_seed: Option<u64>,
-    /// The ports, for portmap.
-    pub ports: Ports,
-    /// Deliberate protocol violations (tests of clients only); `None`: keep every rule.
-    pub misbehavior: Option<MisbehaviorSwitch>,
-}
-
-impl ServiceConfig {
-    /// A configuration for tests and simulations: `/export`, read-write, no squashing, default
-    /// limits, handle secret and verifier from `seed`.
-    pub fn for_tests(seed: u64) -> Self {
-        Self {
-            export_name: "/export".to_owned(),
-            read_only: false,
-            squash: Squash::None,
-            anonuid: 65534,
-            anongid: 65534,
-            allow: Vec::new(),
-            limits: Limits::default(),
-            secret: HandleSecret::from_seed(seed),
-            instance_seed: Some(seed),
-            ports: Ports::default(),
-            misbehavior: None,
-        }
-    }
-}
-
 /// What to do with a call's record.
 #[derive(Debug)]
 pub enum Response {
@@ -136,6 +89,9 @@ pub struct Service {
     pub(crate) handles: HandleCodec,
     pub(crate) verifier: VerifierSource,
     pub(crate) config: ServiceConfig,
+    ports: Ports,
+    /// Deliberate protocol violations (tests of clients only); `None`: keep every rule.
+    pub(crate) misbehavior: Option<MisbehaviorSwitch>,
     drc: Mutex<Drc>,
     drc_hash_key: (u64, u64),
     mounts: Mutex<Vec<MountEntry>>,
@@ -257,8 +213,9 @@ fn contiguous(segments: Vec<Bytes>) -> Bytes {
 }
 
 impl Service {
-    /// A service over `storage`.
-    pub fn new(storage: Arc<dyn Storage>, config: ServiceConfig) -> Self {
+    /// A service over `storage`, its handles authenticated by `secret`; it reports no ports
+    /// until [`Service::set_ports`].
+    pub fn new(storage: Arc<dyn Storage>, config: ServiceConfig, secret: HandleSecret) -> Self {
         let verifier = match config.instance_seed {
             Some(seed) => VerifierSource::from_seed(seed),
             None => VerifierSource::new_instance(),
@@ -266,7 +223,9 @@ impl Service {
         let hash_seed = u64::from_be_bytes(verifier.current().0);
         let drc_hash_key = (hash_seed, hash_seed.rotate_left(29) ^ 0x5bd1_e995);
         Self {
-            handles: HandleCodec::new(config.secret.clone()),
+            handles: HandleCodec::new(secret),
+            ports: Ports::default(),
+            misbehavior: None,
             drc: Mutex::new(Drc::new(config.limits.drc_entries)),
             drc_hash_key,
             mounts: Mutex::new(Vec::new()),
@@ -311,9 +270,14 @@ impl Service {
         &self.config
     }
 
+    /// The ports portmap reports.
+    pub fn ports(&self) -> Ports {
+        self.ports
+    }
+
     /// Sets the ports portmap reports (known once the listeners are bound).
     pub fn set_ports(&mut self, ports: Ports) {
-        self.config.ports = ports;
+        self.ports = ports;
     }
 
     /// Processes one call record from `client` (a peer the kernel vouches nothing for) and
@@ -694,7 +658,7 @@ impl Service {
 
     /// What this server answers, and where.
     fn registrations(&self) -> Vec<Registration> {
-        let ports = self.config.ports;
+        let ports = self.ports;
         let reg = |prog, vers, transport, port| Registration {
             prog,
             vers,
@@ -740,7 +704,6 @@ impl Service {
     /// to (or the one listened on).
     fn rpcb_entries(&self, peer: Peer) -> Vec<rpcbind::Rpcb> {
         let host = self
-            .config
             .ports
             .host
             .or(peer.local.map(|a| a.ip()))

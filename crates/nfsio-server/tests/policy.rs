@@ -22,7 +22,7 @@ async fn read_only_export_answers_rofs_to_every_change() {
     std::fs::write(dirs.export.path().join("f"), b"data").unwrap();
     std::fs::create_dir(dirs.export.path().join("d")).unwrap();
     let mut config = dirs.config();
-    config.read_only = true;
+    config.service.read_only = true;
     let server = TestServer::bind(config).await;
     let mut c = server.client().await;
     let root = c.root().await;
@@ -113,9 +113,9 @@ async fn read_only_export_answers_rofs_to_every_change() {
 async fn root_squash_gives_new_files_to_the_anonymous_user() {
     let dirs = Dirs::new();
     let mut config = dirs.config();
-    config.squash = Squash::Root;
-    config.anonuid = 4242;
-    config.anongid = 4343;
+    config.service.squash = Squash::Root;
+    config.service.anonuid = 4242;
+    config.service.anongid = 4343;
     // Squashed root is nobody special: the export must be writable by others.
     std::fs::set_permissions(dirs.export.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let server = TestServer::bind(config).await;
@@ -153,9 +153,9 @@ async fn root_squash_gives_new_files_to_the_anonymous_user() {
 async fn all_squash_and_no_squash() {
     let dirs = Dirs::new();
     let mut config = dirs.config();
-    config.squash = Squash::All;
-    config.anonuid = 777;
-    config.anongid = 778;
+    config.service.squash = Squash::All;
+    config.service.anonuid = 777;
+    config.service.anongid = 778;
     std::fs::set_permissions(dirs.export.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let server = TestServer::bind(config).await;
     let mut c = server.client().await;
@@ -282,7 +282,7 @@ impl IntoSetattr for Nfs3Reply {
 async fn clients_outside_the_allow_list_cannot_mount_or_call() {
     let dirs = Dirs::new();
     let mut config = dirs.config();
-    config.allow = vec!["10.0.0.0/8".parse().unwrap()];
+    config.service.allow = vec!["10.0.0.0/8".parse().unwrap()];
     let server = TestServer::bind(config).await;
     // MNT answers MNT3ERR_ACCES at once (the client learns why), like rpc.mountd.
     let url = format!(
@@ -325,7 +325,7 @@ async fn clients_outside_the_allow_list_cannot_mount_or_call() {
 
     let dirs = Dirs::new();
     let mut config = dirs.config();
-    config.allow = vec!["127.0.0.0/8".parse().unwrap()];
+    config.service.allow = vec!["127.0.0.0/8".parse().unwrap()];
     let server = TestServer::bind(config).await;
     let mut c = server.client().await;
     c.root().await;

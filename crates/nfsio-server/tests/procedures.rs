@@ -646,9 +646,10 @@ async fn many_concurrent_calls_on_one_connection<S: Store>() {
 
 async fn tight_limits_throttle_but_never_deadlock<S: Store>() {
     let store = S::start_with(|config| {
-        config.limits.max_requests_per_connection = 1;
-        config.limits.max_requests_total = 1;
-        config.limits.max_connection_buffer_bytes = config.limits.max_record_bytes as usize;
+        config.service.limits.max_requests_per_connection = 1;
+        config.service.limits.max_requests_total = 1;
+        config.service.limits.max_connection_buffer_bytes =
+            config.service.limits.max_record_bytes as usize;
     })
     .await;
     let server = store.server();
@@ -692,7 +693,7 @@ async fn tight_limits_throttle_but_never_deadlock<S: Store>() {
 }
 
 async fn a_client_that_does_not_read_its_replies_starves_nobody<S: Store>() {
-    let store = S::start_with(|config| config.limits.max_requests_total = 1).await;
+    let store = S::start_with(|config| config.service.limits.max_requests_total = 1).await;
     store.view().put_file("big", &vec![1u8; 1 << 20]);
     let server = store.server();
     let mut greedy = server.client().await;

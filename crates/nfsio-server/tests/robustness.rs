@@ -11,7 +11,7 @@ use common::*;
 use nfsio_proto::nfs3::*;
 use nfsio_proto::rpc::{AcceptError, AuthStat, OpaqueAuth, ReplyStatus};
 use nfsio_proto::{XdrDecode, XdrEncode};
-use nfsio_server::{MemStore, Response, Service, ServiceConfig};
+use nfsio_server::{HandleSecret, MemStore, Response, Service, ServiceConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn ok<T: std::fmt::Debug, F: std::fmt::Debug>(res: NfsRes<T, F>) -> T {
@@ -320,7 +320,11 @@ impl Lcg {
 #[test]
 fn the_service_never_panics_on_mutated_calls() {
     let store = Arc::new(MemStore::new());
-    let service = Service::new(store, ServiceConfig::for_tests(11));
+    let service = Service::new(
+        store,
+        ServiceConfig::for_tests(11),
+        HandleSecret::from_seed(11),
+    );
     let client = "127.0.0.1".parse().unwrap();
     let root = service.root_handle();
     // Valid calls of every procedure as seeds, then mutated bytes, lengths and words.

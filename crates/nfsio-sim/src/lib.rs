@@ -309,8 +309,8 @@ pub fn run(seed: u64, workload: Workload) -> Result<FaultCounts, String> {
         async move {
             let mut config = ServerConfig::new("/sim");
             config.listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT);
-            config.squash = Squash::None;
-            config.instance_seed = Some(seed.wrapping_mul(1_000_003).wrapping_add(boot));
+            config.service.squash = Squash::None;
+            config.service.instance_seed = Some(seed.wrapping_mul(1_000_003).wrapping_add(boot));
             config.misbehavior = Some(misbehavior);
             let listener = SimListener::bind(config.listen, resets).await?;
             let storage: Arc<dyn Storage> = store;

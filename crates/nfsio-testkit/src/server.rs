@@ -35,7 +35,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn config() -> ServerConfig {
     let mut config = ServerConfig::new("/nonexistent");
     config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.squash = nfsio_server::Squash::None;
+    config.service.squash = nfsio_server::Squash::None;
     config
 }
 
@@ -95,7 +95,7 @@ impl TestServer {
     /// the handle key from `seed`.
     pub async fn memory(store: Arc<MemStore>, seed: u64) -> TestServer {
         let mut config = config();
-        config.instance_seed = Some(seed);
+        config.service.instance_seed = Some(seed);
         Self::start(store, &config, HandleSecret::from_seed(seed)).await
     }
 

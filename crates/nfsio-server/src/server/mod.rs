@@ -36,11 +36,11 @@ use tracing::{debug, info, warn};
 use self::budget::Memory;
 use self::connection::serve_connection;
 use self::registry::Registry;
-use crate::config::{Limits, ServerConfig, Squash, process_ids};
+use crate::config::{Limits, ServerConfig, ServiceConfig, Squash, process_ids};
 use crate::error::ServerError;
 use crate::handle::HandleSecret;
 use crate::listener::Listener;
-use crate::service::{Ports, Service, ServiceConfig};
+use crate::service::{Ports, Service};
 use crate::storage::Storage;
 use crate::storage::local::{LocalOptions, LocalStore};
 
@@ -100,7 +100,7 @@ fn resolved(path: &Path) -> PathBuf {
     }
 }
 
-fn check_config(config: &ServerConfig) -> Result<(), ServerError> {
+fn check_config(config: &ServiceConfig) -> Result<(), ServerError> {
     let limits = &config.limits;
     if !config.export_name.starts_with('/') {
         return Err(ServerError::Config(format!(
@@ -140,7 +140,7 @@ fn check_config(config: &ServerConfig) -> Result<(), ServerError> {
 
 /// Applies what the process's own identity allows: root may act as anyone; another user only
 /// as itself, which [`Squash::Auto`] becomes (every client acts as the process).
-fn identity_of_process(mut config: ServerConfig) -> Result<ServerConfig, ServerError> {
+fn identity_of_process(mut config: ServiceConfig) -> Result<ServiceConfig, ServerError> {
     let Some((uid, gid)) = process_ids() else {
         return Ok(config);
     };
@@ -173,23 +173,25 @@ impl Server<TcpListener> {
     /// [`Squash::Auto`] every client then acts as the process's uid and gid, and any other
     /// identity policy is refused.
     pub async fn bind(config: ServerConfig) -> Result<Self, ServerError> {
-        let mut config = identity_of_process(config)?;
-        check_config(&config)?;
+        let mut config = config;
+        config.service = identity_of_process(config.service)?;
+        check_config(&config.service)?;
+        let limits = &mut config.service.limits;
         let options = LocalOptions {
-            read_only: config.read_only,
-            open_files: config.limits.open_files,
-            pipe_bytes: config.limits.max_io_bytes as usize,
+            read_only: config.service.read_only,
+            open_files: limits.open_files,
+            pipe_bytes: limits.max_io_bytes as usize,
             cross_mounts: config.cross_mounts,
             ..LocalOptions::default()
         };
         // Descriptors for the store first; connections and calls share the rest.
         let fds = budget::plan_descriptors(
             options.descriptors(),
-            config.limits.max_connections,
-            config.limits.max_requests_total,
+            limits.max_connections,
+            limits.max_requests_total,
         );
-        config.limits.max_connections = fds.connections;
-        config.limits.max_requests_total = fds.calls;
+        limits.max_connections = fds.connections;
+        limits.max_requests_total = fds.calls;
         let store = LocalStore::open(&config.export_dir, options).map_err(|source| {
             ServerError::Export {
                 path: config.export_dir.clone(),
@@ -229,8 +231,8 @@ impl Server<TcpListener> {
         };
         info!(
             export = %store.root_path().display(),
-            name = %config.export_name,
-            read_only = config.read_only,
+            name = %config.service.export_name,
+            read_only = config.service.read_only,
             kernel_handles = store.uses_kernel_handles(),
             descriptors = fds.limit,
             max_connections = fds.connections,
@@ -270,7 +272,7 @@ impl<L: Listener> Server<L> {
         mount: Option<L>,
         portmap: Option<L>,
     ) -> Result<Self, ServerError> {
-        check_config(config)?;
+        check_config(&config.service)?;
         let local = |listener: &L, service: &'static str, fallback: SocketAddr| {
             listener.local_addr().map_err(|source| ServerError::Bind {
                 service,
@@ -291,28 +293,15 @@ impl<L: Listener> Server<L> {
             )?),
             None => None,
         };
-        let service = Service::new(
-            storage,
-            ServiceConfig {
-                export_name: config.export_name.clone(),
-                read_only: config.read_only,
-                squash: config.squash,
-                anonuid: config.anonuid,
-                anongid: config.anongid,
-                allow: config.allow.clone(),
-                limits: config.limits,
-                secret,
-                instance_seed: config.instance_seed,
-                misbehavior: config.misbehavior.clone(),
-                ports: Ports {
-                    nfs: nfs_addr.port(),
-                    mount: mount_addr.port(),
-                    portmap: portmap_addr.map(|a| a.port()),
-                    udp: false,
-                    host: Some(nfs_addr.ip()).filter(|ip| !ip.is_unspecified()),
-                },
-            },
-        );
+        let mut service = Service::new(storage, config.service.clone(), secret);
+        service.misbehavior = config.misbehavior.clone();
+        service.set_ports(Ports {
+            nfs: nfs_addr.port(),
+            mount: mount_addr.port(),
+            portmap: portmap_addr.map(|a| a.port()),
+            udp: false,
+            host: Some(nfs_addr.ip()).filter(|ip| !ip.is_unspecified()),
+        });
         Ok(Self {
             service: Arc::new(service),
             nfs,
@@ -322,14 +311,14 @@ impl<L: Listener> Server<L> {
             mount_addr,
             portmap_addr,
             udp: Vec::new(),
-            limits: config.limits,
+            limits: config.service.limits,
         })
     }
 
     /// Tells the portmapper that MOUNT and itself answer over UDP too.
     fn set_udp_ports(&mut self) {
         if let Some(service) = Arc::get_mut(&mut self.service) {
-            let mut ports = service.config().ports;
+            let mut ports = service.ports();
             ports.udp = true;
             service.set_ports(ports);
         }

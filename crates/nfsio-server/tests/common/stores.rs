@@ -98,8 +98,8 @@ pub struct Memory {
 impl Memory {
     async fn boot(&mut self) {
         // Every instance its own write verifier.
-        let boot = self.config.instance_seed.map_or(1, |seed| seed + 1);
-        self.config.instance_seed = Some(boot);
+        let boot = self.config.service.instance_seed.map_or(1, |seed| seed + 1);
+        self.config.service.instance_seed = Some(boot);
         self.server = Some(
             TestServer::start(
                 self.store.clone(),
