@@ -13,7 +13,7 @@ use bytes::Bytes;
 use nfsio_proto::nfs3::*;
 
 use crate::service::Service;
-use crate::storage::{Caller, CreateMode, FileId, SplicedRead};
+use crate::storage::{Caller, CreateMode, FileId, SplicedRead, StoreError};
 
 /// Bytes of a READDIR3resok besides its entries: status, dir attributes, verifier, list end,
 /// eof.
@@ -34,6 +34,16 @@ fn wcc_after(after: PostOpAttr) -> WccData {
 }
 
 type Res<T> = Result<T, Nfs3Status>;
+
+/// The shape of every procedure's reply: `op`, which stops at the first failure (`?`), gives
+/// the `resok` arm; on a failure, its status goes with the `resfail` arm `fail` builds, after
+/// `op`, so that it carries the attributes the objects have now.
+fn answer<T, F>(op: impl FnOnce() -> Res<T>, fail: impl FnOnce() -> F) -> NfsRes<T, F> {
+    match op() {
+        Ok(ok) => NfsRes::Ok(ok),
+        Err(status) => NfsRes::fail(status, fail()),
+    }
+}
 
 impl Service {
     fn id(&self, handle: &FileHandle) -> Res<FileId> {
@@ -81,64 +91,58 @@ impl Service {
     }
 
     fn getattr(&self, args: GetattrArgs) -> GetattrRes {
-        let result = self
-            .id(&args.object)
-            .and_then(|id| Ok(self.storage.getattr(id)?));
-        match result {
-            Ok(attr) => NfsRes::Ok(GetattrResOk {
-                obj_attributes: attr,
-            }),
-            Err(status) => NfsRes::fail(status, ()),
-        }
+        answer(
+            || {
+                let id = self.id(&args.object)?;
+                Ok(GetattrResOk {
+                    obj_attributes: self.storage.getattr(id)?,
+                })
+            },
+            || (),
+        )
     }
 
     fn setattr(&self, caller: &Caller, args: SetattrArgs) -> SetattrRes {
         let id = self.id(&args.object);
-        let result = (|| {
-            let id = id?;
-            self.writable()?;
-            Ok(self
-                .storage
-                .setattr(caller, id, &args.new_attributes, args.guard)?)
-        })();
-        match result {
-            Ok(obj_wcc) => NfsRes::Ok(SetattrResOk { obj_wcc }),
-            Err(status) => NfsRes::fail(
-                status,
-                SetattrResFail {
-                    obj_wcc: wcc_after(self.attr_of(id)),
-                },
-            ),
-        }
+        answer(
+            || {
+                let id = id?;
+                self.writable()?;
+                let obj_wcc = self
+                    .storage
+                    .setattr(caller, id, &args.new_attributes, args.guard)?;
+                Ok(SetattrResOk { obj_wcc })
+            },
+            || SetattrResFail {
+                obj_wcc: wcc_after(self.attr_of(id)),
+            },
+        )
     }
 
     fn lookup(&self, caller: &Caller, args: LookupArgs) -> LookupRes {
         let dir = self.id(&args.what.dir);
-        let result = (|| {
-            let dir = dir?;
-            let (id, attr) = self.storage.lookup(caller, dir, &args.what.name)?;
-            Ok((id, attr, self.storage.getattr(dir).ok()))
-        })();
-        match result {
-            Ok((id, attr, dir_attr)) => NfsRes::Ok(LookupResOk {
-                object: self.handles.encode(id),
-                obj_attributes: Some(attr),
-                dir_attributes: dir_attr,
-            }),
-            Err(status) => NfsRes::fail(
-                status,
-                LookupResFail {
-                    dir_attributes: self.attr_of(dir),
-                },
-            ),
-        }
+        answer(
+            || {
+                let dir = dir?;
+                let (id, attr) = self.storage.lookup(caller, dir, &args.what.name)?;
+                let dir_attributes = self.storage.getattr(dir).ok();
+                Ok(LookupResOk {
+                    object: self.handles.encode(id),
+                    obj_attributes: Some(attr),
+                    dir_attributes,
+                })
+            },
+            || LookupResFail {
+                dir_attributes: self.attr_of(dir),
+            },
+        )
     }
 
     fn access(&self, caller: &Caller, args: AccessArgs) -> AccessRes {
         let id = self.id(&args.object);
-        let result = id.and_then(|id| Ok(self.storage.access(caller, id)?));
-        match result {
-            Ok((can, attr)) => {
+        answer(
+            || {
+                let (can, attr) = self.storage.access(caller, id?)?;
                 let is_dir = attr.file_type == FileType::Directory;
                 let mut granted = 0;
                 if can.read {
@@ -162,34 +166,31 @@ impl Service {
                 if self.config.read_only {
                     granted &= !(access::MODIFY | access::EXTEND | access::DELETE);
                 }
-                NfsRes::Ok(AccessResOk {
+                Ok(AccessResOk {
                     obj_attributes: Some(attr),
                     access: args.access & granted,
                 })
-            }
-            Err(status) => NfsRes::fail(
-                status,
-                AccessResFail {
-                    obj_attributes: self.attr_of(id),
-                },
-            ),
-        }
+            },
+            || AccessResFail {
+                obj_attributes: self.attr_of(id),
+            },
+        )
     }
 
     fn readlink(&self, args: ReadlinkArgs) -> ReadlinkRes {
         let id = self.id(&args.symlink);
-        match id.and_then(|id| Ok(self.storage.readlink(id)?)) {
-            Ok((data, attr)) => NfsRes::Ok(ReadlinkResOk {
-                symlink_attributes: Some(attr),
-                data,
-            }),
-            Err(status) => NfsRes::fail(
-                status,
-                ReadlinkResFail {
-                    symlink_attributes: self.attr_of(id),
-                },
-            ),
-        }
+        answer(
+            || {
+                let (data, attr) = self.storage.readlink(id?)?;
+                Ok(ReadlinkResOk {
+                    symlink_attributes: Some(attr),
+                    data,
+                })
+            },
+            || ReadlinkResFail {
+                symlink_attributes: self.attr_of(id),
+            },
+        )
     }
 
     fn read(&self, caller: &Caller, args: ReadArgs) -> ReadRes {
@@ -229,121 +230,109 @@ impl Service {
         )
     }
 
+    /// The status of a failed write or sync; first, if it may have lost data written
+    /// UNSTABLE, a new write verifier, so that clients write that data again.
+    fn write_failed(&self, err: StoreError) -> Nfs3Status {
+        if err.lost_unstable_data {
+            self.verifier.reset();
+        }
+        err.status
+    }
+
     fn write(&self, caller: &Caller, args: WriteArgs) -> WriteRes {
         let id = self.id(&args.file);
-        let result = (|| {
-            let id = id?;
-            self.writable()?;
-            let count = args.count as usize;
-            if count > args.data.len() {
-                return Err(Nfs3Status::Inval);
-            }
-            let data: Bytes = args.data.slice(..count);
-            // The verifier the data is written under: read before the write, so that a failure
-            // while it runs makes the client's next COMMIT see a different one.
-            let verf = self.verifier.current();
-            let misbehavior = self.misbehavior.as_ref().map(|m| &*m.0);
-            if args.stable != StableHow::Unstable
-                && misbehavior.is_some_and(|m| m.take_weaker_stability())
-            {
-                // Deliberately less stable than asked (and honestly so: only volatile).
-                return match self
-                    .storage
-                    .write(caller, id, args.offset, &data, StableHow::Unstable)
+        answer(
+            || {
+                let id = id?;
+                self.writable()?;
+                let count = args.count as usize;
+                if count > args.data.len() {
+                    return Err(Nfs3Status::Inval);
+                }
+                let data: Bytes = args.data.slice(..count);
+                // The verifier the data is written under: read before the write, so that a
+                // failure while it runs makes the client's next COMMIT see a different one.
+                let verf = self.verifier.current();
+                let misbehavior = self.misbehavior.as_ref().map(|m| &*m.0);
+                if args.stable != StableHow::Unstable
+                    && misbehavior.is_some_and(|m| m.take_weaker_stability())
                 {
-                    Ok(out) => Ok(WriteResOk {
+                    // Deliberately less stable than asked (and honestly so: only volatile).
+                    return match self.storage.write(
+                        caller,
+                        id,
+                        args.offset,
+                        &data,
+                        StableHow::Unstable,
+                    ) {
+                        Ok(out) => Ok(WriteResOk {
+                            file_wcc: out.wcc,
+                            count: out.count,
+                            committed: StableHow::Unstable,
+                            verf,
+                        }),
+                        Err(err) => Err(self.write_failed(err)),
+                    };
+                }
+                let verf = match misbehavior {
+                    Some(m) => WriteVerifier(m.write_verifier(verf.0)),
+                    None => verf,
+                };
+                match self
+                    .storage
+                    .write(caller, id, args.offset, &data, args.stable)
+                {
+                    Ok(out) if out.committed >= args.stable => Ok(WriteResOk {
                         file_wcc: out.wcc,
                         count: out.count,
-                        committed: StableHow::Unstable,
+                        committed: out.committed,
                         verf,
                     }),
-                    Err(err) => {
-                        if err.lost_unstable_data {
-                            self.verifier.reset();
-                        }
-                        Err(err.status)
-                    }
-                };
-            }
-            let verf = match misbehavior {
-                Some(m) => WriteVerifier(m.write_verifier(verf.0)),
-                None => verf,
-            };
-            match self
-                .storage
-                .write(caller, id, args.offset, &data, args.stable)
-            {
-                Ok(out) if out.committed >= args.stable => Ok(WriteResOk {
-                    file_wcc: out.wcc,
-                    count: out.count,
-                    committed: out.committed,
-                    verf,
-                }),
-                Ok(out) => {
-                    // A store that did less than asked: never answer a stability the bytes do
-                    // not have.
-                    tracing::error!(
-                        asked = ?args.stable,
-                        got = ?out.committed,
-                        "store answered a weaker stability than asked"
-                    );
-                    self.verifier.reset();
-                    Err(Nfs3Status::Io)
-                }
-                Err(err) => {
-                    if err.lost_unstable_data {
+                    Ok(out) => {
+                        // A store that did less than asked: never answer a stability the bytes
+                        // do not have.
+                        tracing::error!(
+                            asked = ?args.stable,
+                            got = ?out.committed,
+                            "store answered a weaker stability than asked"
+                        );
                         self.verifier.reset();
+                        Err(Nfs3Status::Io)
                     }
-                    Err(err.status)
+                    Err(err) => Err(self.write_failed(err)),
                 }
-            }
-        })();
-        match result {
-            Ok(ok) => NfsRes::Ok(ok),
-            Err(status) => NfsRes::fail(
-                status,
-                WriteResFail {
-                    file_wcc: wcc_after(self.attr_of(id)),
-                },
-            ),
-        }
+            },
+            || WriteResFail {
+                file_wcc: wcc_after(self.attr_of(id)),
+            },
+        )
     }
 
     fn commit(&self, caller: &Caller, args: CommitArgs) -> CommitRes {
         let id = self.id(&args.file);
-        let result = (|| {
-            let id = id?;
-            // A read-only export has nothing to commit, and says so like every other change.
-            self.writable()?;
-            match self.storage.commit(caller, id, args.offset, args.count) {
+        answer(
+            || {
+                let id = id?;
+                // A read-only export has nothing to commit, and says so like every other change.
+                self.writable()?;
+                let file_wcc = self
+                    .storage
+                    .commit(caller, id, args.offset, args.count)
+                    .map_err(|err| self.write_failed(err))?;
                 // Read after the sync: if anything failed meanwhile, the client sees it.
-                Ok(wcc) => {
-                    let verf = self.verifier.current();
-                    Ok(CommitResOk {
-                        file_wcc: wcc,
-                        verf: match &self.misbehavior {
-                            Some(m) => WriteVerifier(m.0.commit_verifier(verf.0)),
-                            None => verf,
-                        },
-                    })
-                }
-                Err(err) => {
-                    if err.lost_unstable_data {
-                        self.verifier.reset();
-                    }
-                    Err(err.status)
-                }
-            }
-        })();
-        match result {
-            Ok(ok) => NfsRes::Ok(ok),
-            Err(status) => NfsRes::fail(
-                status,
-                CommitResFail {
-                    file_wcc: wcc_after(self.attr_of(id)),
-                },
-            ),
-        }
+                let verf = self.verifier.current();
+                Ok(CommitResOk {
+                    file_wcc,
+                    verf: match &self.misbehavior {
+                        Some(m) => WriteVerifier(m.0.commit_verifier(verf.0)),
+                        None => verf,
+                    },
+                })
+            },
+            || CommitResFail {
+                file_wcc: wcc_after(self.attr_of(id)),
+            },
+        )
     }
 
     /// The common shape of CREATE, MKDIR, SYMLINK and MKNOD.
@@ -353,24 +342,21 @@ impl Service {
         make: impl FnOnce(FileId) -> Res<crate::storage::Created>,
     ) -> CreateRes {
         let dir = self.id(&where_.dir);
-        let result = (|| {
-            let dir = dir?;
-            self.writable()?;
-            make(dir)
-        })();
-        match result {
-            Ok(created) => NfsRes::Ok(CreateResOk {
-                obj: Some(self.handles.encode(created.id)),
-                obj_attributes: Some(created.attr),
-                dir_wcc: created.dir_wcc,
-            }),
-            Err(status) => NfsRes::fail(
-                status,
-                CreateResFail {
-                    dir_wcc: wcc_after(self.attr_of(dir)),
-                },
-            ),
-        }
+        answer(
+            || {
+                let dir = dir?;
+                self.writable()?;
+                let created = make(dir)?;
+                Ok(CreateResOk {
+                    obj: Some(self.handles.encode(created.id)),
+                    obj_attributes: Some(created.attr),
+                    dir_wcc: created.dir_wcc,
+                })
+            },
+            || CreateResFail {
+                dir_wcc: wcc_after(self.attr_of(dir)),
+            },
+        )
     }
 
     fn create(&self, caller: &Caller, args: CreateArgs) -> CreateRes {
@@ -415,226 +401,214 @@ impl Service {
 
     fn remove(&self, caller: &Caller, object: DirOpArgs, is_dir: bool) -> RemoveRes {
         let dir = self.id(&object.dir);
-        let result = (|| {
-            let dir = dir?;
-            self.writable()?;
-            Ok(if is_dir {
-                self.storage.rmdir(caller, dir, &object.name)?
-            } else {
-                self.storage.remove(caller, dir, &object.name)?
-            })
-        })();
-        match result {
-            Ok(dir_wcc) => NfsRes::Ok(RemoveResOk { dir_wcc }),
-            Err(status) => NfsRes::fail(
-                status,
-                RemoveResFail {
-                    dir_wcc: wcc_after(self.attr_of(dir)),
-                },
-            ),
-        }
+        answer(
+            || {
+                let dir = dir?;
+                self.writable()?;
+                let dir_wcc = if is_dir {
+                    self.storage.rmdir(caller, dir, &object.name)?
+                } else {
+                    self.storage.remove(caller, dir, &object.name)?
+                };
+                Ok(RemoveResOk { dir_wcc })
+            },
+            || RemoveResFail {
+                dir_wcc: wcc_after(self.attr_of(dir)),
+            },
+        )
     }
 
     fn rename(&self, caller: &Caller, args: RenameArgs) -> RenameRes {
         let from = self.id(&args.from.dir);
         let to = self.id(&args.to.dir);
-        let result = (|| {
-            let (from, to) = (from?, to?);
-            self.writable()?;
-            Ok(self
-                .storage
-                .rename(caller, from, &args.from.name, to, &args.to.name)?)
-        })();
-        match result {
-            Ok((fromdir_wcc, todir_wcc)) => NfsRes::Ok(RenameResOk {
-                fromdir_wcc,
-                todir_wcc,
-            }),
-            Err(status) => NfsRes::fail(
-                status,
-                RenameResFail {
-                    fromdir_wcc: wcc_after(self.attr_of(from)),
-                    todir_wcc: wcc_after(self.attr_of(to)),
-                },
-            ),
-        }
+        answer(
+            || {
+                let (from, to) = (from?, to?);
+                self.writable()?;
+                let (fromdir_wcc, todir_wcc) =
+                    self.storage
+                        .rename(caller, from, &args.from.name, to, &args.to.name)?;
+                Ok(RenameResOk {
+                    fromdir_wcc,
+                    todir_wcc,
+                })
+            },
+            || RenameResFail {
+                fromdir_wcc: wcc_after(self.attr_of(from)),
+                todir_wcc: wcc_after(self.attr_of(to)),
+            },
+        )
     }
 
     fn link(&self, caller: &Caller, args: LinkArgs) -> LinkRes {
         let file = self.id(&args.file);
         let dir = self.id(&args.link.dir);
-        let result = (|| {
-            let (file, dir) = (file?, dir?);
-            self.writable()?;
-            Ok(self.storage.link(caller, file, dir, &args.link.name)?)
-        })();
-        match result {
-            Ok((attr, linkdir_wcc)) => NfsRes::Ok(LinkResOk {
-                file_attributes: Some(attr),
-                linkdir_wcc,
-            }),
-            Err(status) => NfsRes::fail(
-                status,
-                LinkResFail {
-                    file_attributes: self.attr_of(file),
-                    linkdir_wcc: wcc_after(self.attr_of(dir)),
-                },
-            ),
-        }
+        answer(
+            || {
+                let (file, dir) = (file?, dir?);
+                self.writable()?;
+                let (attr, linkdir_wcc) = self.storage.link(caller, file, dir, &args.link.name)?;
+                Ok(LinkResOk {
+                    file_attributes: Some(attr),
+                    linkdir_wcc,
+                })
+            },
+            || LinkResFail {
+                file_attributes: self.attr_of(file),
+                linkdir_wcc: wcc_after(self.attr_of(dir)),
+            },
+        )
     }
 
     fn readdir(&self, caller: &Caller, args: ReaddirArgs) -> ReaddirRes {
         let dir = self.id(&args.dir);
-        let result = (|| {
-            let dir = dir?;
-            let count = args.count.min(self.config.limits.max_io_bytes) as usize;
-            let max_entries =
-                (count.saturating_sub(READDIR_FIXED_BYTES) / 24 + 1).clamp(1, MAX_READDIR_ENTRIES);
-            let page = self.storage.readdir(
-                caller,
-                dir,
-                args.cookie,
-                args.cookieverf,
-                max_entries,
-                false,
-            )?;
-            let mut size = READDIR_FIXED_BYTES;
-            let mut entries = Vec::with_capacity(page.entries.len());
-            let mut complete = true;
-            for entry in page.entries.iter() {
-                let entry_bytes = 4 + 8 + 4 + padded(entry.name.len()) + 8;
-                if size + entry_bytes > count {
-                    complete = false;
-                    break;
+        answer(
+            || {
+                let dir = dir?;
+                let count = args.count.min(self.config.limits.max_io_bytes) as usize;
+                let max_entries = (count.saturating_sub(READDIR_FIXED_BYTES) / 24 + 1)
+                    .clamp(1, MAX_READDIR_ENTRIES);
+                let page = self.storage.readdir(
+                    caller,
+                    dir,
+                    args.cookie,
+                    args.cookieverf,
+                    max_entries,
+                    false,
+                )?;
+                let mut size = READDIR_FIXED_BYTES;
+                let mut entries = Vec::with_capacity(page.entries.len());
+                let mut complete = true;
+                for entry in page.entries.iter() {
+                    let entry_bytes = 4 + 8 + 4 + padded(entry.name.len()) + 8;
+                    if size + entry_bytes > count {
+                        complete = false;
+                        break;
+                    }
+                    size += entry_bytes;
+                    entries.push(Entry {
+                        fileid: entry.fileid,
+                        name: entry.name.clone(),
+                        cookie: entry.cookie,
+                    });
                 }
-                size += entry_bytes;
-                entries.push(Entry {
-                    fileid: entry.fileid,
-                    name: entry.name.clone(),
-                    cookie: entry.cookie,
-                });
-            }
-            if entries.is_empty() && !page.entries.is_empty() {
-                return Err(Nfs3Status::TooSmall);
-            }
-            Ok(ReaddirResOk {
-                dir_attributes: page.dir_attr,
-                cookieverf: page.verifier,
-                entries,
-                eof: page.eof && complete,
-            })
-        })();
-        match result {
-            Ok(ok) => NfsRes::Ok(ok),
-            Err(status) => NfsRes::fail(
-                status,
-                ReaddirResFail {
-                    dir_attributes: self.attr_of(dir),
-                },
-            ),
-        }
+                if entries.is_empty() && !page.entries.is_empty() {
+                    return Err(Nfs3Status::TooSmall);
+                }
+                Ok(ReaddirResOk {
+                    dir_attributes: page.dir_attr,
+                    cookieverf: page.verifier,
+                    entries,
+                    eof: page.eof && complete,
+                })
+            },
+            || ReaddirResFail {
+                dir_attributes: self.attr_of(dir),
+            },
+        )
     }
 
     fn readdirplus(&self, caller: &Caller, args: ReaddirplusArgs) -> ReaddirplusRes {
         let dir = self.id(&args.dir);
-        let result = (|| {
-            let dir = dir?;
-            let maxcount = args.maxcount.min(self.config.limits.max_io_bytes) as usize;
-            // A dircount too small for one entry is taken as "no separate limit".
-            let dircount = match args.dircount as usize {
-                small if small < 24 => usize::MAX,
-                dircount => dircount,
-            };
-            let per_entry_bytes = 4 + 8 + 4 + 8 + 4 + 84 + 4 + 4 + crate::handle::MAX_HANDLE_BYTES;
-            let max_entries = (maxcount.saturating_sub(READDIR_FIXED_BYTES) / per_entry_bytes + 2)
-                .min(dircount / 24 + 2)
-                .clamp(1, MAX_READDIR_ENTRIES);
-            let page = self.storage.readdir(
-                caller,
-                dir,
-                args.cookie,
-                args.cookieverf,
-                max_entries,
-                true,
-            )?;
-            let mut size = READDIR_FIXED_BYTES;
-            let mut dir_size = 0usize;
-            let mut entries = Vec::with_capacity(page.entries.len());
-            let mut complete = true;
-            for entry in page.entries.iter() {
-                let info_bytes = 8 + 4 + padded(entry.name.len()) + 8;
-                let handle = entry.plus.as_ref().map(|(id, _)| self.handles.encode(*id));
-                let plus_bytes = match &handle {
-                    Some(handle) => 4 + 84 + 4 + 4 + padded(handle.len()),
-                    None => 4 + 4,
+        answer(
+            || {
+                let dir = dir?;
+                let maxcount = args.maxcount.min(self.config.limits.max_io_bytes) as usize;
+                // A dircount too small for one entry is taken as "no separate limit".
+                let dircount = match args.dircount as usize {
+                    small if small < 24 => usize::MAX,
+                    dircount => dircount,
                 };
-                let entry_bytes = 4 + info_bytes + plus_bytes;
-                if size + entry_bytes > maxcount || dir_size.saturating_add(info_bytes) > dircount {
-                    complete = false;
-                    break;
+                let per_entry_bytes =
+                    4 + 8 + 4 + 8 + 4 + 84 + 4 + 4 + crate::handle::MAX_HANDLE_BYTES;
+                let by_maxcount = maxcount.saturating_sub(READDIR_FIXED_BYTES) / per_entry_bytes;
+                let max_entries = (by_maxcount + 2)
+                    .min(dircount / 24 + 2)
+                    .clamp(1, MAX_READDIR_ENTRIES);
+                let page = self.storage.readdir(
+                    caller,
+                    dir,
+                    args.cookie,
+                    args.cookieverf,
+                    max_entries,
+                    true,
+                )?;
+                let mut size = READDIR_FIXED_BYTES;
+                let mut dir_size = 0usize;
+                let mut entries = Vec::with_capacity(page.entries.len());
+                let mut complete = true;
+                for entry in page.entries.iter() {
+                    let info_bytes = 8 + 4 + padded(entry.name.len()) + 8;
+                    let handle = entry.plus.as_ref().map(|(id, _)| self.handles.encode(*id));
+                    let plus_bytes = match &handle {
+                        Some(handle) => 4 + 84 + 4 + 4 + padded(handle.len()),
+                        None => 4 + 4,
+                    };
+                    let entry_bytes = 4 + info_bytes + plus_bytes;
+                    if size + entry_bytes > maxcount
+                        || dir_size.saturating_add(info_bytes) > dircount
+                    {
+                        complete = false;
+                        break;
+                    }
+                    size += entry_bytes;
+                    dir_size += info_bytes;
+                    let name_attributes = entry.plus.as_ref().map(|(_, attr)| attr.clone());
+                    let name_handle = handle;
+                    entries.push(EntryPlus {
+                        fileid: entry.fileid,
+                        name: entry.name.clone(),
+                        cookie: entry.cookie,
+                        name_attributes,
+                        name_handle,
+                    });
                 }
-                size += entry_bytes;
-                dir_size += info_bytes;
-                let name_attributes = entry.plus.as_ref().map(|(_, attr)| attr.clone());
-                let name_handle = handle;
-                entries.push(EntryPlus {
-                    fileid: entry.fileid,
-                    name: entry.name.clone(),
-                    cookie: entry.cookie,
-                    name_attributes,
-                    name_handle,
-                });
-            }
-            if entries.is_empty() && !page.entries.is_empty() {
-                return Err(Nfs3Status::TooSmall);
-            }
-            Ok(ReaddirplusResOk {
-                dir_attributes: page.dir_attr,
-                cookieverf: page.verifier,
-                entries,
-                eof: page.eof && complete,
-            })
-        })();
-        match result {
-            Ok(ok) => NfsRes::Ok(ok),
-            Err(status) => NfsRes::fail(
-                status,
-                ReaddirplusResFail {
-                    dir_attributes: self.attr_of(dir),
-                },
-            ),
-        }
+                if entries.is_empty() && !page.entries.is_empty() {
+                    return Err(Nfs3Status::TooSmall);
+                }
+                Ok(ReaddirplusResOk {
+                    dir_attributes: page.dir_attr,
+                    cookieverf: page.verifier,
+                    entries,
+                    eof: page.eof && complete,
+                })
+            },
+            || ReaddirplusResFail {
+                dir_attributes: self.attr_of(dir),
+            },
+        )
     }
 
     fn fsstat(&self, args: FsstatArgs) -> FsstatRes {
         let id = self.id(&args.fsroot);
-        match id.and_then(|id| Ok(self.storage.fsstat(id)?)) {
-            Ok(fs) => NfsRes::Ok(FsstatResOk {
-                obj_attributes: self.attr_of(id),
-                tbytes: fs.total_bytes,
-                fbytes: fs.free_bytes,
-                abytes: fs.avail_bytes,
-                tfiles: fs.total_files,
-                ffiles: fs.free_files,
-                afiles: fs.avail_files,
-                invarsec: 0,
-            }),
-            Err(status) => NfsRes::fail(
-                status,
-                FsstatResFail {
+        answer(
+            || {
+                let fs = self.storage.fsstat(id?)?;
+                Ok(FsstatResOk {
                     obj_attributes: self.attr_of(id),
-                },
-            ),
-        }
+                    tbytes: fs.total_bytes,
+                    fbytes: fs.free_bytes,
+                    abytes: fs.avail_bytes,
+                    tfiles: fs.total_files,
+                    ffiles: fs.free_files,
+                    afiles: fs.avail_files,
+                    invarsec: 0,
+                })
+            },
+            || FsstatResFail {
+                obj_attributes: self.attr_of(id),
+            },
+        )
     }
 
     fn fsinfo(&self, args: FsinfoArgs) -> FsinfoRes {
         let id = self.id(&args.fsroot);
-        match id.and_then(|id| Ok(self.storage.getattr(id)?)) {
-            Ok(attr) => {
+        answer(
+            || {
+                let attr = self.storage.getattr(id?)?;
                 let limits = self.storage.limits();
                 let io_bytes = self.config.limits.max_io_bytes;
-                NfsRes::Ok(FsinfoResOk {
+                Ok(FsinfoResOk {
                     obj_attributes: Some(attr),
                     rtmax: io_bytes,
                     rtpref: io_bytes,
@@ -647,22 +621,20 @@ impl Service {
                     time_delta: limits.time_delta,
                     properties: fsf::LINK | fsf::SYMLINK | fsf::HOMOGENEOUS | fsf::CANSETTIME,
                 })
-            }
-            Err(status) => NfsRes::fail(
-                status,
-                FsinfoResFail {
-                    obj_attributes: self.attr_of(id),
-                },
-            ),
-        }
+            },
+            || FsinfoResFail {
+                obj_attributes: self.attr_of(id),
+            },
+        )
     }
 
     fn pathconf(&self, args: PathconfArgs) -> PathconfRes {
         let id = self.id(&args.object);
-        match id.and_then(|id| Ok(self.storage.getattr(id)?)) {
-            Ok(attr) => {
+        answer(
+            || {
+                let attr = self.storage.getattr(id?)?;
                 let limits = self.storage.limits();
-                NfsRes::Ok(PathconfResOk {
+                Ok(PathconfResOk {
                     obj_attributes: Some(attr),
                     linkmax: limits.link_max,
                     name_max: limits.name_max,
@@ -671,13 +643,10 @@ impl Service {
                     case_insensitive: false,
                     case_preserving: true,
                 })
-            }
-            Err(status) => NfsRes::fail(
-                status,
-                PathconfResFail {
-                    obj_attributes: self.attr_of(id),
-                },
-            ),
-        }
+            },
+            || PathconfResFail {
+                obj_attributes: self.attr_of(id),
+            },
+        )
     }
 }
