@@ -7,9 +7,20 @@
 //! these violations on for a number of replies to check that our client copes too: it commits
 //! bytes a WRITE answered less stable than asked, and resends bytes whose verifiers disagree.
 //! `nfsio serve` never sets a [`Misbehavior`]; without one the server keeps every rule.
+//!
+//! The violations wrap the service rather than live in it: a service given a switch runs its
+//! NFSv3 calls through [`Misbehaving`], which alters a WRITE's call or a WRITE's or COMMIT's
+//! reply as the switch says and otherwise hands everything to the procedures untouched, so
+//! that `crate::nfs` has no test branch. It sits below the duplicate request cache: a
+//! retransmission is answered the (wrong) reply its original got.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use nfsio_proto::nfs3::{Nfs3Call, Nfs3Reply, NfsRes, StableHow, WriteArgs, WriteVerifier};
+
+use crate::service::Service;
+use crate::storage::Caller;
 
 /// Counts of replies still to send wrongly; shared between a test and the servers it starts
 /// (one switch can outlive a server instance, as a misbehaving server build would).
@@ -58,18 +69,18 @@ impl Misbehavior {
     }
 
     /// Whether this WRITE (asked stable) is to be done and answered UNSTABLE.
-    pub(crate) fn take_weaker_stability(&self) -> bool {
+    fn take_weaker_stability(&self) -> bool {
         take(&self.weaker_stability)
     }
 
-    /// The verifier this WRITE reply carries instead of `verf`.
-    pub(crate) fn write_verifier(&self, verf: [u8; 8]) -> [u8; 8] {
-        skew_if(take(&self.skewed_write_verifiers), verf)
+    /// Whether this WRITE's reply is to carry a skewed verifier.
+    fn take_skewed_write(&self) -> bool {
+        take(&self.skewed_write_verifiers)
     }
 
-    /// The verifier this COMMIT reply carries instead of `verf`.
-    pub(crate) fn commit_verifier(&self, verf: [u8; 8]) -> [u8; 8] {
-        skew_if(take(&self.skewed_commit_verifiers), verf)
+    /// Whether this COMMIT's reply is to carry a skewed verifier.
+    fn take_skewed_commit(&self) -> bool {
+        take(&self.skewed_commit_verifiers)
     }
 }
 
@@ -80,13 +91,67 @@ fn take(counter: &AtomicU64) -> bool {
         .is_ok()
 }
 
-fn skew_if(skew: bool, mut verf: [u8; 8]) -> [u8; 8] {
-    if skew {
-        for (byte, mask) in verf.iter_mut().zip(SKEW) {
-            *byte ^= mask;
+/// `verf` as a skewed reply carries it.
+fn skewed(verf: WriteVerifier) -> WriteVerifier {
+    let mut bytes = verf.0;
+    for (byte, mask) in bytes.iter_mut().zip(SKEW) {
+        *byte ^= mask;
+    }
+    WriteVerifier(bytes)
+}
+
+/// A service's NFSv3 procedures with `switch` in force (see the module's documentation).
+pub(crate) struct Misbehaving<'a> {
+    /// The service whose procedures run the calls.
+    pub(crate) service: &'a Service,
+    /// What to break, and how often.
+    pub(crate) switch: &'a Misbehavior,
+}
+
+impl Misbehaving<'_> {
+    /// Runs one NFSv3 call for `caller`, as [`Service`] would but for the switch's violations.
+    pub(crate) fn nfs_call(&self, caller: &Caller, call: Nfs3Call) -> Nfs3Reply {
+        match call {
+            // A WRITE refused before it reaches the store (bad handle, read-only export, short
+            // data) breaks no rule and uses up no violation.
+            Nfs3Call::Write(args) if self.service.write_reaches_store(&args) => {
+                self.write(caller, args)
+            }
+            Nfs3Call::Commit(args) => {
+                let mut reply = self.service.nfs_call(caller, Nfs3Call::Commit(args));
+                if let Nfs3Reply::Commit(NfsRes::Ok(ok)) = &mut reply {
+                    if self.switch.take_skewed_commit() {
+                        ok.verf = skewed(ok.verf);
+                    }
+                }
+                reply
+            }
+            call => self.service.nfs_call(caller, call),
         }
     }
-    verf
+
+    /// A WRITE the store is to see: done UNSTABLE and answered so although asked stable, or
+    /// answered with a skewed verifier (whether or not the store then fails it, the violation
+    /// is used up).
+    fn write(&self, caller: &Caller, mut args: WriteArgs) -> Nfs3Reply {
+        if args.stable != StableHow::Unstable && self.switch.take_weaker_stability() {
+            // Deliberately less stable than asked (and honestly so: only volatile).
+            args.stable = StableHow::Unstable;
+            let mut reply = self.service.nfs_call(caller, Nfs3Call::Write(args));
+            if let Nfs3Reply::Write(NfsRes::Ok(ok)) = &mut reply {
+                ok.committed = StableHow::Unstable;
+            }
+            return reply;
+        }
+        let skew = self.switch.take_skewed_write();
+        let mut reply = self.service.nfs_call(caller, Nfs3Call::Write(args));
+        if let Nfs3Reply::Write(NfsRes::Ok(ok)) = &mut reply {
+            if skew {
+                ok.verf = skewed(ok.verf);
+            }
+        }
+        reply
+    }
 }
 
 /// A [`Misbehavior`] in a [`crate::ServerConfig`]: configurations compare equal when they
@@ -102,23 +167,112 @@ impl PartialEq for MisbehaviorSwitch {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+    use nfsio_proto::nfs3::{CommitArgs, FileHandle, Sattr, WriteResOk};
+
     use super::*;
+    use crate::storage::{CreateMode, Storage};
+    use crate::{HandleSecret, MemStore, ServiceConfig};
 
     #[test]
     fn counts_down_and_stops() {
         let m = Misbehavior::new();
-        let verf = [1, 2, 3, 4, 5, 6, 7, 8];
-        assert_eq!(m.write_verifier(verf), verf);
+        assert!(!m.take_skewed_write());
         m.skew_write_verifiers(2);
-        assert_ne!(m.write_verifier(verf), verf);
-        assert_ne!(m.write_verifier(verf), verf);
-        assert_eq!(m.write_verifier(verf), verf);
+        assert!(m.take_skewed_write());
+        assert!(m.take_skewed_write());
+        assert!(!m.take_skewed_write());
         m.skew_commit_verifiers(1);
-        assert_ne!(m.commit_verifier(verf), verf);
-        assert_eq!(m.commit_verifier(verf), verf);
+        assert!(m.take_skewed_commit());
+        assert!(!m.take_skewed_commit());
         m.answer_weaker_stability(5);
         assert!(m.take_weaker_stability());
         m.stop();
         assert!(!m.take_weaker_stability());
+    }
+
+    /// A service over a memory store with one empty file, its handle, and a switch.
+    fn misbehaving_service() -> (Service, FileHandle, Arc<Misbehavior>) {
+        let store = Arc::new(MemStore::new());
+        let created = store
+            .create(
+                &Caller::root(),
+                store.root(),
+                b"f",
+                CreateMode::Guarded(&Sattr::default()),
+            )
+            .expect("create");
+        let m = Misbehavior::new();
+        let mut service = Service::new(
+            store,
+            ServiceConfig::for_tests(7),
+            HandleSecret::from_seed(7),
+        );
+        service.misbehavior = Some(MisbehaviorSwitch(Arc::clone(&m)));
+        let handle = service.handle_of(created.id);
+        (service, handle, m)
+    }
+
+    fn write(file: &FileHandle, stable: StableHow) -> Nfs3Call {
+        Nfs3Call::Write(WriteArgs {
+            file: file.clone(),
+            offset: 0,
+            count: 4,
+            stable,
+            data: Bytes::from_static(b"data"),
+        })
+    }
+
+    fn write_ok(reply: Nfs3Reply) -> WriteResOk {
+        match reply {
+            Nfs3Reply::Write(NfsRes::Ok(ok)) => ok,
+            other => panic!("not a successful WRITE: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn writes_and_commits_are_answered_as_the_switch_says() {
+        let (service, file, m) = misbehaving_service();
+        let wrapped = Misbehaving {
+            service: &service,
+            switch: &m,
+        };
+        let caller = Caller::root();
+        let real = service.write_verifier();
+        m.answer_weaker_stability(1);
+        m.skew_write_verifiers(1);
+        // Weaker stability first, with the true verifier; the skew waits for the next WRITE.
+        let ok = write_ok(wrapped.nfs_call(&caller, write(&file, StableHow::FileSync)));
+        assert_eq!((ok.committed, ok.verf), (StableHow::Unstable, real));
+        let ok = write_ok(wrapped.nfs_call(&caller, write(&file, StableHow::FileSync)));
+        assert_eq!((ok.committed, ok.verf), (StableHow::FileSync, skewed(real)));
+        let ok = write_ok(wrapped.nfs_call(&caller, write(&file, StableHow::FileSync)));
+        assert_eq!((ok.committed, ok.verf), (StableHow::FileSync, real));
+        // A WRITE refused before the store uses up nothing.
+        m.skew_write_verifiers(1);
+        let bad = FileHandle::from(vec![0u8; 8]);
+        let reply = wrapped.nfs_call(&caller, write(&bad, StableHow::Unstable));
+        assert!(!reply.status().is_ok());
+        let ok = write_ok(wrapped.nfs_call(&caller, write(&file, StableHow::Unstable)));
+        assert_eq!(ok.verf, skewed(real));
+        m.skew_commit_verifiers(1);
+        for expected in [skewed(real), real] {
+            let commit = Nfs3Call::Commit(CommitArgs {
+                file: file.clone(),
+                offset: 0,
+                count: 0,
+            });
+            match wrapped.nfs_call(&caller, commit) {
+                Nfs3Reply::Commit(NfsRes::Ok(ok)) => assert_eq!(ok.verf, expected),
+                other => panic!("not a successful COMMIT: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_skewed_verifier_differs_and_skews_back() {
+        let verf = WriteVerifier([1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_ne!(skewed(verf), verf);
+        assert_eq!(skewed(skewed(verf)), verf);
     }
 }

@@ -239,45 +239,32 @@ impl Service {
         err.status
     }
 
+    /// The file and the bytes a WRITE writes, if its handle (`id`), the export and its
+    /// count allow it.
+    fn write_request(&self, id: Res<FileId>, args: &WriteArgs) -> Res<(FileId, Bytes)> {
+        let id = id?;
+        self.writable()?;
+        let count = args.count as usize;
+        if count > args.data.len() {
+            return Err(Nfs3Status::Inval);
+        }
+        Ok((id, args.data.slice(..count)))
+    }
+
+    /// Whether a WRITE gets as far as the store (its handle, the export and its count allow
+    /// it), whatever the store then answers.
+    pub(crate) fn write_reaches_store(&self, args: &WriteArgs) -> bool {
+        self.write_request(self.id(&args.file), args).is_ok()
+    }
+
     fn write(&self, caller: &Caller, args: WriteArgs) -> WriteRes {
         let id = self.id(&args.file);
         answer(
             || {
-                let id = id?;
-                self.writable()?;
-                let count = args.count as usize;
-                if count > args.data.len() {
-                    return Err(Nfs3Status::Inval);
-                }
-                let data: Bytes = args.data.slice(..count);
+                let (id, data) = self.write_request(id, &args)?;
                 // The verifier the data is written under: read before the write, so that a
                 // failure while it runs makes the client's next COMMIT see a different one.
                 let verf = self.verifier.current();
-                let misbehavior = self.misbehavior.as_ref().map(|m| &*m.0);
-                if args.stable != StableHow::Unstable
-                    && misbehavior.is_some_and(|m| m.take_weaker_stability())
-                {
-                    // Deliberately less stable than asked (and honestly so: only volatile).
-                    return match self.storage.write(
-                        caller,
-                        id,
-                        args.offset,
-                        &data,
-                        StableHow::Unstable,
-                    ) {
-                        Ok(out) => Ok(WriteResOk {
-                            file_wcc: out.wcc,
-                            count: out.count,
-                            committed: StableHow::Unstable,
-                            verf,
-                        }),
-                        Err(err) => Err(self.write_failed(err)),
-                    };
-                }
-                let verf = match misbehavior {
-                    Some(m) => WriteVerifier(m.write_verifier(verf.0)),
-                    None => verf,
-                };
                 match self
                     .storage
                     .write(caller, id, args.offset, &data, args.stable)
@@ -319,14 +306,10 @@ impl Service {
                     .storage
                     .commit(caller, id, args.offset, args.count)
                     .map_err(|err| self.write_failed(err))?;
-                // Read after the sync: if anything failed meanwhile, the client sees it.
-                let verf = self.verifier.current();
                 Ok(CommitResOk {
                     file_wcc,
-                    verf: match &self.misbehavior {
-                        Some(m) => WriteVerifier(m.0.commit_verifier(verf.0)),
-                        None => verf,
-                    },
+                    // Read after the sync: if anything failed meanwhile, the client sees it.
+                    verf: self.verifier.current(),
                 })
             },
             || CommitResFail {

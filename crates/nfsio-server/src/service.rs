@@ -29,7 +29,7 @@ use tracing::{debug, trace};
 use crate::config::{ServiceConfig, Squash};
 use crate::drc::{Begin, Drc};
 use crate::handle::{HandleCodec, HandleSecret};
-use crate::misbehave::MisbehaviorSwitch;
+use crate::misbehave::{Misbehaving, MisbehaviorSwitch};
 use crate::peer::Peer;
 use crate::splice::SplicedReply;
 use crate::storage::{Caller, FileId, SplicedRead, Storage};
@@ -90,7 +90,8 @@ pub struct Service {
     pub(crate) verifier: VerifierSource,
     pub(crate) config: ServiceConfig,
     ports: Ports,
-    /// Deliberate protocol violations (tests of clients only); `None`: keep every rule.
+    /// Deliberate protocol violations (tests of clients only), which wrap the NFSv3
+    /// procedures ([`Misbehaving`]); `None`: keep every rule.
     pub(crate) misbehavior: Option<MisbehaviorSwitch>,
     drc: Mutex<Drc>,
     drc_hash_key: (u64, u64),
@@ -484,7 +485,14 @@ impl Service {
                         Ok(read) => return read_reply(xid, read),
                         Err(status) => nfs3::Nfs3Reply::Read(self.read_failed(&args, status)),
                     },
-                    call => self.nfs_call(caller, call),
+                    call => match &self.misbehavior {
+                        Some(switch) => Misbehaving {
+                            service: self,
+                            switch: &switch.0,
+                        }
+                        .nfs_call(caller, call),
+                        None => self.nfs_call(caller, call),
+                    },
                 };
                 if !reply.status().is_ok() {
                     debug!(xid, proc = reply.proc_name(), status = %reply.status(), "NFS call failed");
