@@ -21,8 +21,9 @@ use libfuzzer_sys::fuzz_target;
 use nfsio_proto::nfs3::{self, CreateHow, FileHandle, Nfs3Reply, NfsRes, Sattr, StableHow};
 use nfsio_proto::rpc::{AuthSysParams, CallHeader, MessageHeader, OpaqueAuth, ReplyStatus};
 use nfsio_proto::{XdrDecode, XdrDecoder, XdrEncode, XdrEncoder};
-use nfsio_server::storage::{Caller, CreateMode};
-use nfsio_server::{HandleSecret, MemStore, Response, Service, ServiceConfig, Storage};
+use nfsio_server::{
+    Caller, CreateMode, HandleSecret, MemStore, Response, Service, ServiceConfig, Storage,
+};
 
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 

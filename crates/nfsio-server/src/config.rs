@@ -19,7 +19,7 @@ use thiserror::Error;
 pub enum Squash {
     /// The default, decided by who runs the server. Run by root: like [`Squash::Root`], except
     /// that a caller the kernel shows to be root on this machine (a loopback connection whose
-    /// socket is owned by uid 0, see [`crate::peer`]) stays root, so a root user on the server
+    /// socket is owned by uid 0, see `crate::peer`) stays root, so a root user on the server
     /// machine can write a root-owned export while a remote client, or a local ordinary user,
     /// claiming uid 0 cannot. Run by any other user ([`Server::bind`](crate::Server::bind)):
     /// every caller acts as the server's own uid and gid, the only identity that process has.

@@ -13,15 +13,16 @@
 //! # }
 //! ```
 //!
-//! The layers, from the wire down:
-//! - [`server`]: listeners (through the [`Listener`] seam), connections, batching, bounds.
-//! - [`service`]: one record in, one reply out — RPC header, authentication, squashing, the
-//!   duplicate request cache ([`drc`]), MOUNT and portmap; [`nfs`] has the 22 NFSv3
-//!   procedures.
-//! - [`handle`]: authenticated file handles; [`verifier`]: the write verifier; [`state`]: the
+//! The layers, from the wire down (the modules are private; what a user needs is re-exported
+//! here):
+//! - `server`: listeners (through the [`Listener`] seam), connections, batching, bounds.
+//! - `service`: one record in, one reply out — RPC header, authentication, squashing, the
+//!   duplicate request cache (`drc`), MOUNT and portmap; `nfs` has the 22 NFSv3 procedures,
+//!   and `misbehave` the deliberate violations a test may wrap them in ([`Misbehavior`]).
+//! - `handle`: authenticated file handles; `verifier`: the write verifier; `state`: the
 //!   handle key on disk.
-//! - [`storage`]: the [`Storage`] trait, the local directory ([`LocalStore`]) and the
-//!   in-memory store with a crash model ([`MemStore`]).
+//! - `storage`: the [`Storage`] trait and its vocabulary, the local directory
+//!   ([`LocalStore`]) and the in-memory store with a crash model ([`MemStore`]).
 //!
 //! What the server promises (see `crate::verifier` and `crate::nfs`): a WRITE answered
 //! UNSTABLE may be lost until a COMMIT answers with the same verifier; DATA_SYNC, FILE_SYNC and
@@ -31,20 +32,20 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod config;
-pub mod drc;
-pub mod error;
-pub mod handle;
-pub mod listener;
-pub mod misbehave;
-pub mod nfs;
-pub mod peer;
-pub mod server;
-pub mod service;
-pub mod splice;
-pub mod state;
-pub mod storage;
-pub mod verifier;
+mod config;
+mod drc;
+mod error;
+mod handle;
+mod listener;
+mod misbehave;
+mod nfs;
+mod peer;
+mod server;
+mod service;
+mod splice;
+mod state;
+mod storage;
+mod verifier;
 
 pub use config::{
     IpNet, IpNetParseError, Limits, ServerConfig, ServiceConfig, Squash,
@@ -52,13 +53,14 @@ pub use config::{
 };
 pub use error::ServerError;
 pub use handle::{HandleCodec, HandleSecret};
-pub use listener::Listener;
+pub use listener::{Connection, Listener, ReplyWriter};
 pub use misbehave::{Misbehavior, MisbehaviorSwitch};
 pub use peer::Peer;
 pub use server::{Server, serve};
 pub use service::{Ports, Response, Service};
 pub use splice::{Spliced, SplicedReply};
-pub use storage::local::LocalOptions;
 pub use storage::{
-    Caller, Fault, FileId, Granted, KernelHandle, LocalStore, MemOptions, MemStore, Storage,
+    Caller, CreateMode, Created, DirEntry, DirPage, Fault, FileId, FsStat, Granted, KernelHandle,
+    LocalOptions, LocalStore, MemOptions, MemStore, ReadOutcome, SplicedRead, Storage, StoreError,
+    StoreLimits, StoreResult, WriteOutcome,
 };

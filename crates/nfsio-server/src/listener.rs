@@ -42,7 +42,7 @@ pub trait Connection: Send + 'static {
     fn into_split(self) -> (Self::Reader, Self::Writer);
 
     /// The uid that owns the other end, when the kernel can tell (a TCP connection from this
-    /// machine, see [`crate::peer`]); `None` by default.
+    /// machine, see `crate::peer`); `None` by default.
     fn peer_uid(&self, peer: SocketAddr) -> Option<u32> {
         let _ = peer;
         None

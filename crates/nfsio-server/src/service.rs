@@ -75,7 +75,7 @@ struct Registration {
 pub enum Response {
     /// Send this reply record (as segments, in order).
     Reply(Vec<Bytes>),
-    /// Send this reply record, whose data waits in a pipe (a READ; see [`crate::splice`]).
+    /// Send this reply record, whose data waits in a pipe (a READ; see [`SplicedReply`]).
     Spliced(SplicedReply),
     /// Send nothing (a retransmission of a call still in progress, or a reply message).
     Drop,

@@ -408,7 +408,7 @@ fn unknown_handles_are_searched_within_a_budget_and_stale_ones_cost_nothing() {
             &root,
             sub,
             b"f",
-            nfsio_server::storage::CreateMode::Guarded(&Sattr::default()),
+            nfsio_server::CreateMode::Guarded(&Sattr::default()),
         )
         .expect("create")
         .id;

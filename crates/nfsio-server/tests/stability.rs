@@ -12,8 +12,7 @@ use std::sync::Arc;
 use common::stores::{Store, store_contract};
 use common::*;
 use nfsio_proto::nfs3::*;
-use nfsio_server::MemStore;
-use nfsio_server::storage::Fault;
+use nfsio_server::{Fault, MemStore};
 
 fn ok<T: std::fmt::Debug, F: std::fmt::Debug>(res: NfsRes<T, F>) -> T {
     match res {

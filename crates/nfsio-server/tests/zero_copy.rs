@@ -13,8 +13,7 @@ use common::*;
 use nfsio_proto::nfs3::*;
 use nfsio_proto::rpc::ReplyStatus;
 use nfsio_proto::{XdrDecode, XdrEncode};
-use nfsio_server::storage::local::LocalOptions;
-use nfsio_server::{HandleSecret, LocalStore};
+use nfsio_server::{HandleSecret, LocalOptions, LocalStore};
 
 const MIB: usize = 1 << 20;
 

@@ -161,7 +161,7 @@ impl AsyncWrite for SimStream {
 
 /// The server splits a simulated connection the generic way (READ data, if a store ever put
 /// it in a pipe, is copied).
-impl nfsio_server::listener::Connection for SimStream {
+impl nfsio_server::Connection for SimStream {
     type Reader = tokio::io::ReadHalf<Self>;
     type Writer = tokio::io::WriteHalf<Self>;
 

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use nfsio_proto::nfs3::{CookieVerifier, FileType, Sattr, StableHow};
-use nfsio_server::storage::CreateMode;
-use nfsio_server::{Caller, FileId, MemStore, Storage};
+use nfsio_server::{Caller, CreateMode, FileId, MemStore, Storage};
 
 /// A server's storage, seen from behind the server (as root).
 pub trait StoreView {

@@ -42,7 +42,7 @@ use crate::handle::HandleSecret;
 use crate::listener::Listener;
 use crate::service::{Ports, Service};
 use crate::storage::Storage;
-use crate::storage::local::{LocalOptions, LocalStore};
+use crate::storage::{LocalOptions, LocalStore};
 
 /// Pause after a failed accept (e.g. out of descriptors), so the loop does not spin.
 const ACCEPT_RETRY_MS: u64 = 100;

@@ -23,12 +23,12 @@ use nfsio_proto::nfs3::{
 };
 use thiserror::Error;
 
-pub mod local;
-pub mod memory;
-pub mod rules;
+mod local;
+mod memory;
+mod rules;
 mod sys;
 
-pub use local::LocalStore;
+pub use local::{LocalOptions, LocalStore};
 pub use memory::{Fault, MemOptions, MemStore};
 
 /// Names a file system object: what a file handle carries, besides its MAC.
@@ -397,7 +397,7 @@ pub trait Storage: Send + Sync + 'static {
     ) -> StoreResult<ReadOutcome>;
 
     /// Reads up to `count` bytes at `offset` for a READ reply: a store that can leaves them
-    /// in a pipe (see [`crate::splice`]); the default reads them into memory.
+    /// in a pipe (see `crate::splice`); the default reads them into memory.
     fn read_spliced(
         &self,
         caller: &Caller,
