@@ -131,16 +131,7 @@ pub(super) async fn serve_connection<S: Connection>(
     let registered = shared.registry.add(peer);
     let conn = registered.info.clone();
     let limits = shared.limits;
-    // Only the default squash policy asks who owns a local client's socket.
-    let peer_id = Peer {
-        ip: peer.ip(),
-        local_uid: match shared.service.config().squash {
-            Squash::Auto => stream.peer_uid(peer),
-            _ => None,
-        },
-        local: stream.local_addr(),
-        datagram: false,
-    };
+    let peer_id = peer_of(&stream, peer, &shared);
     let (read_half, write_half) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel::<Outgoing>();
     let mut writer = tokio::spawn(write_loop(
@@ -179,22 +170,12 @@ pub(super) async fn serve_connection<S: Connection>(
             }
         };
         conn.mid_record.store(true, Ordering::Release);
-        // The record's bytes are charged before its body is read (all of the maximum when it
-        // comes in several fragments), the reply's once the call is known.
-        let record_bytes = if mark.last {
-            mark.len_bytes as usize
-        } else {
-            limits.max_record_bytes as usize
-        }
-        .min(limits.max_record_bytes as usize);
-        // With a small reply's room, so that most calls are charged once.
-        let record_bytes = record_bytes + SMALL_REPLY_BYTES;
         let Some((record, charge, buffer_permit)) = read_charged(
             &mut reader,
             &conn,
             &shared,
             &buffer,
-            record_bytes,
+            record_charge_bytes(mark, limits.max_record_bytes),
             &mut stop,
         )
         .await
@@ -214,34 +195,13 @@ pub(super) async fn serve_connection<S: Connection>(
         let Ok(global) = shared.requests.clone().acquire_owned().await else {
             break false;
         };
-        let service = shared.service.clone();
-        let tx = tx.clone();
-        let conn_for_work = conn.clone();
-        let work = move || {
-            let response = service.handle_from(peer_id, record);
-            // The global slot bounds work in progress, not replies waiting for a client that
-            // does not read them: such a client must not starve the others.
-            drop(global);
-            let record = match response {
-                Response::Reply(segments) => Record::Plain(segments),
-                Response::Spliced(reply) => Record::Spliced(reply),
-                Response::Drop => return,
-                Response::Close => {
-                    conn_for_work.close("not an RPC call");
-                    return;
-                }
-            };
-            conn_for_work.queued.fetch_add(1, Ordering::AcqRel);
-            let _ = tx.send(Outgoing {
-                record,
-                _held: held,
-            });
+        let call = Call {
+            peer: peer_id,
+            record,
+            held,
+            global,
         };
-        if blocking {
-            drop(tokio::task::spawn_blocking(work));
-        } else {
-            work();
-        }
+        run_call(&shared, call, &conn, &tx, blocking);
     };
     drop(tx);
     if clean_end {
@@ -253,6 +213,91 @@ pub(super) async fn serve_connection<S: Connection>(
     drop(registered);
     shared.memory.trim_when_quiet(shared.registry.now_ms());
     debug!(%peer, "connection closed");
+}
+
+/// Who a connection's calls come from; only the default squash policy asks who owns a local
+/// client's socket.
+fn peer_of<S: Connection>(stream: &S, peer: SocketAddr, shared: &Shared) -> Peer {
+    Peer {
+        ip: peer.ip(),
+        local_uid: match shared.service.config().squash {
+            Squash::Auto => stream.peer_uid(peer),
+            _ => None,
+        },
+        local: stream.local_addr(),
+        datagram: false,
+    }
+}
+
+/// What a record whose first fragment has the mark `mark` is charged before its body is
+/// read: its bytes (all of the maximum when it comes in several fragments; the reply's are
+/// charged once the call is known), with a small reply's room, so that most calls are
+/// charged once.
+fn record_charge_bytes(mark: FragmentMark, max_record_bytes: u32) -> usize {
+    let record_bytes = if mark.last {
+        mark.len_bytes as usize
+    } else {
+        max_record_bytes as usize
+    }
+    .min(max_record_bytes as usize);
+    record_bytes + SMALL_REPLY_BYTES
+}
+
+/// A call read and charged, ready to run.
+struct Call {
+    /// Who sent it.
+    peer: Peer,
+    /// Its record.
+    record: Bytes,
+    /// What it holds until its reply is written.
+    held: Held,
+    /// Its slot among the server's calls in progress, until its reply is made.
+    global: OwnedSemaphorePermit,
+}
+
+/// Runs `call` (on a blocking thread when `blocking`, else inline) and queues its reply for
+/// the writer; a record that is not a call closes the connection `conn`.
+fn run_call(
+    shared: &Shared,
+    call: Call,
+    conn: &Arc<ConnInfo>,
+    tx: &mpsc::UnboundedSender<Outgoing>,
+    blocking: bool,
+) {
+    let service = shared.service.clone();
+    let tx = tx.clone();
+    let conn_for_work = conn.clone();
+    let work = move || {
+        let Call {
+            peer,
+            record,
+            held,
+            global,
+        } = call;
+        let response = service.handle_from(peer, record);
+        // The global slot bounds work in progress, not replies waiting for a client that
+        // does not read them: such a client must not starve the others.
+        drop(global);
+        let record = match response {
+            Response::Reply(segments) => Record::Plain(segments),
+            Response::Spliced(reply) => Record::Spliced(reply),
+            Response::Drop => return,
+            Response::Close => {
+                conn_for_work.close("not an RPC call");
+                return;
+            }
+        };
+        conn_for_work.queued.fetch_add(1, Ordering::AcqRel);
+        let _ = tx.send(Outgoing {
+            record,
+            _held: held,
+        });
+    };
+    if blocking {
+        drop(tokio::task::spawn_blocking(work));
+    } else {
+        work();
+    }
 }
 
 /// Charges a record of (at most) `record_bytes` and reads it, then charges its reply;
