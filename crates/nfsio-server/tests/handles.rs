@@ -126,6 +126,54 @@ async fn dotdot_at_the_export_root_stays_at_the_root<S: Store>() {
     store.stop().await;
 }
 
+/// A link to a file outside the export (`root`'s `out_file`, to `outside/secret`) is not
+/// opened: READ and WRITE refuse it, UNCHECKED CREATE with size 0 (O_TRUNC) does not truncate
+/// the target, SETATTR does not change it.
+async fn a_file_link_is_not_opened(
+    c: &mut TestClient,
+    root: &FileHandle,
+    outside: &std::path::Path,
+) {
+    let file_link = ok(c.lookup(root, "out_file").await).object;
+    assert_ne!(c.read(&file_link, 0, 100).await.status(), Nfs3Status::Ok);
+    assert_ne!(
+        c.write(&file_link, 0, b"pwned", StableHow::FileSync)
+            .await
+            .status(),
+        Nfs3Status::Ok
+    );
+    let truncate = Sattr {
+        size: Some(0),
+        ..Sattr::default()
+    };
+    assert_ne!(
+        c.create(root, "out_file", CreateHow::Unchecked(truncate))
+            .await
+            .status(),
+        Nfs3Status::Ok
+    );
+    assert_eq!(
+        std::fs::read(outside.join("secret")).unwrap(),
+        b"top secret"
+    );
+    // SETATTR on a link does not change its target.
+    let before = std::fs::metadata(outside.join("secret")).unwrap().mode();
+    let _ = c
+        .nfs(Nfs3Call::Setattr(SetattrArgs {
+            object: file_link.clone(),
+            new_attributes: Sattr {
+                mode: Some(0o777),
+                ..Sattr::default()
+            },
+            guard: None,
+        }))
+        .await;
+    assert_eq!(
+        std::fs::metadata(outside.join("secret")).unwrap().mode(),
+        before
+    );
+}
+
 #[tokio::test]
 async fn symlinks_are_read_but_never_followed() {
     let dirs = Dirs::new();
@@ -169,50 +217,7 @@ async fn symlinks_are_read_but_never_followed() {
     );
     assert!(!outside.path().join("planted").exists());
 
-    // A file link is not opened: READ and WRITE refuse it, UNCHECKED CREATE with size 0
-    // (O_TRUNC) does not truncate the target.
-    let file_link = ok(c.lookup(&root, "out_file").await).object;
-    assert_ne!(c.read(&file_link, 0, 100).await.status(), Nfs3Status::Ok);
-    assert_ne!(
-        c.write(&file_link, 0, b"pwned", StableHow::FileSync)
-            .await
-            .status(),
-        Nfs3Status::Ok
-    );
-    let truncate = Sattr {
-        size: Some(0),
-        ..Sattr::default()
-    };
-    assert_ne!(
-        c.create(&root, "out_file", CreateHow::Unchecked(truncate))
-            .await
-            .status(),
-        Nfs3Status::Ok
-    );
-    assert_eq!(
-        std::fs::read(outside.path().join("secret")).unwrap(),
-        b"top secret"
-    );
-    // SETATTR on a link does not change its target.
-    let before = std::fs::metadata(outside.path().join("secret"))
-        .unwrap()
-        .mode();
-    let _ = c
-        .nfs(Nfs3Call::Setattr(SetattrArgs {
-            object: file_link.clone(),
-            new_attributes: Sattr {
-                mode: Some(0o777),
-                ..Sattr::default()
-            },
-            guard: None,
-        }))
-        .await;
-    assert_eq!(
-        std::fs::metadata(outside.path().join("secret"))
-            .unwrap()
-            .mode(),
-        before
-    );
+    a_file_link_is_not_opened(&mut c, &root, outside.path()).await;
 
     // MOUNT does not follow links either.
     assert!(matches!(

@@ -161,6 +161,54 @@ async fn readdirplus_returns_usable_handles_within_maxcount<S: Store>() {
     store.stop().await;
 }
 
+/// MKNOD in `d`: FIFO and socket; devices and regular files are refused.
+async fn mknod_makes_fifos_and_sockets_only(
+    c: &mut TestClient,
+    view: &dyn nfsio_testkit::StoreView,
+    d: &FileHandle,
+) {
+    for (name, what) in [
+        ("fifo", MknodData::Fifo(Sattr::default())),
+        ("sock", MknodData::Socket(Sattr::default())),
+    ] {
+        match c
+            .nfs(Nfs3Call::Mknod(MknodArgs {
+                where_: dir_op(d, name),
+                what,
+            }))
+            .await
+        {
+            Nfs3Reply::Mknod(res) => {
+                ok(res);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(view.file_type("d/fifo"), FileType::Fifo);
+    assert_eq!(view.file_type("d/sock"), FileType::Socket);
+    let fifo = ok(c.lookup(d, "fifo").await);
+    assert_eq!(fifo.obj_attributes.unwrap().file_type, FileType::Fifo);
+    // READ of a FIFO must not block the server.
+    assert_eq!(
+        c.read(&fifo.object, 0, 10).await.status(),
+        Nfs3Status::Inval
+    );
+    let device = c
+        .nfs(Nfs3Call::Mknod(MknodArgs {
+            where_: dir_op(d, "dev"),
+            what: MknodData::Block(DeviceData::default()),
+        }))
+        .await;
+    assert_eq!(device.status(), Nfs3Status::NotSupp);
+    let bad = c
+        .nfs(Nfs3Call::Mknod(MknodArgs {
+            where_: dir_op(d, "reg"),
+            what: MknodData::Other(FileType::Regular),
+        }))
+        .await;
+    assert_eq!(bad.status(), Nfs3Status::BadType);
+}
+
 async fn namespace_procedures_and_their_errors<S: Store>() {
     let store = S::start().await;
     let server = store.server();
@@ -201,47 +249,7 @@ async fn namespace_procedures_and_their_errors<S: Store>() {
     assert_eq!(c.lookup(&root, "missing").await.status(), Nfs3Status::NoEnt);
     assert_eq!(c.lookup(&f, "x").await.status(), Nfs3Status::NotDir);
 
-    // MKNOD: FIFO and socket; devices and regular files are refused.
-    for (name, what) in [
-        ("fifo", MknodData::Fifo(Sattr::default())),
-        ("sock", MknodData::Socket(Sattr::default())),
-    ] {
-        match c
-            .nfs(Nfs3Call::Mknod(MknodArgs {
-                where_: dir_op(&d, name),
-                what,
-            }))
-            .await
-        {
-            Nfs3Reply::Mknod(res) => {
-                ok(res);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-    assert_eq!(view.file_type("d/fifo"), FileType::Fifo);
-    assert_eq!(view.file_type("d/sock"), FileType::Socket);
-    let fifo = ok(c.lookup(&d, "fifo").await);
-    assert_eq!(fifo.obj_attributes.unwrap().file_type, FileType::Fifo);
-    // READ of a FIFO must not block the server.
-    assert_eq!(
-        c.read(&fifo.object, 0, 10).await.status(),
-        Nfs3Status::Inval
-    );
-    let device = c
-        .nfs(Nfs3Call::Mknod(MknodArgs {
-            where_: dir_op(&d, "dev"),
-            what: MknodData::Block(DeviceData::default()),
-        }))
-        .await;
-    assert_eq!(device.status(), Nfs3Status::NotSupp);
-    let bad = c
-        .nfs(Nfs3Call::Mknod(MknodArgs {
-            where_: dir_op(&d, "reg"),
-            what: MknodData::Other(FileType::Regular),
-        }))
-        .await;
-    assert_eq!(bad.status(), Nfs3Status::BadType);
+    mknod_makes_fifos_and_sockets_only(&mut c, view, &d).await;
 
     // LINK, RENAME, REMOVE, RMDIR.
     match c
