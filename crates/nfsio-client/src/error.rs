@@ -167,107 +167,15 @@ impl NfsError {
 /// Result type of the client.
 pub type NfsResult<T> = Result<T, NfsError>;
 
-/// Linux errno values the client reports (NFS clients report Linux's numbers on every
-/// platform they run on, so that a message names the same error everywhere).
-pub mod errno {
-    #![allow(missing_docs)]
-    pub const EPERM: i32 = 1;
-    pub const ENOENT: i32 = 2;
-    pub const EIO: i32 = 5;
-    pub const ENXIO: i32 = 6;
-    pub const EAGAIN: i32 = 11;
-    pub const EACCES: i32 = 13;
-    pub const EEXIST: i32 = 17;
-    pub const EXDEV: i32 = 18;
-    pub const ENODEV: i32 = 19;
-    pub const ENOTDIR: i32 = 20;
-    pub const EISDIR: i32 = 21;
-    pub const EINVAL: i32 = 22;
-    pub const EFBIG: i32 = 27;
-    pub const ENOSPC: i32 = 28;
-    pub const EROFS: i32 = 30;
-    pub const EMLINK: i32 = 31;
-    pub const ENAMETOOLONG: i32 = 36;
-    pub const ENOTEMPTY: i32 = 39;
-    pub const EREMOTE: i32 = 66;
-    pub const EPROTO: i32 = 71;
-    pub const EOPNOTSUPP: i32 = 95;
-    pub const ECONNRESET: i32 = 104;
-    pub const ECONNREFUSED: i32 = 111;
-    pub const ETIMEDOUT: i32 = 110;
-    pub const ESTALE: i32 = 116;
-    pub const EREMOTEIO: i32 = 121;
-    pub const EDQUOT: i32 = 122;
-    pub const EHOSTUNREACH: i32 = 113;
+/// Linux errno values the client reports, and their names: the protocol crate's table
+/// (NFS clients report Linux's numbers on every platform they run on, so that a message names
+/// the same error everywhere).
+pub use nfsio_proto::nfs3::errno;
 
-    /// The symbolic name of an errno value ("ENOENT"), or "E?" for one not listed.
-    pub fn name(errno: i32) -> &'static str {
-        match errno {
-            EPERM => "EPERM",
-            ENOENT => "ENOENT",
-            EIO => "EIO",
-            ENXIO => "ENXIO",
-            EAGAIN => "EAGAIN",
-            EACCES => "EACCES",
-            EEXIST => "EEXIST",
-            EXDEV => "EXDEV",
-            ENODEV => "ENODEV",
-            ENOTDIR => "ENOTDIR",
-            EISDIR => "EISDIR",
-            EINVAL => "EINVAL",
-            EFBIG => "EFBIG",
-            ENOSPC => "ENOSPC",
-            EROFS => "EROFS",
-            EMLINK => "EMLINK",
-            ENAMETOOLONG => "ENAMETOOLONG",
-            ENOTEMPTY => "ENOTEMPTY",
-            EREMOTE => "EREMOTE",
-            EPROTO => "EPROTO",
-            EOPNOTSUPP => "EOPNOTSUPP",
-            ECONNRESET => "ECONNRESET",
-            ECONNREFUSED => "ECONNREFUSED",
-            ETIMEDOUT => "ETIMEDOUT",
-            ESTALE => "ESTALE",
-            EREMOTEIO => "EREMOTEIO",
-            EDQUOT => "EDQUOT",
-            EHOSTUNREACH => "EHOSTUNREACH",
-            _ => "E?",
-        }
-    }
-}
-
-/// The errno a Linux client reports for an NFSv3 status.
+/// The errno a Linux client reports for an NFSv3 status (0 for `NFS3_OK`): the protocol
+/// crate's one table ([`Nfs3Status::errno`]).
 pub fn status_errno(status: Nfs3Status) -> i32 {
-    use errno::*;
-    match status {
-        Nfs3Status::Ok => 0,
-        Nfs3Status::Perm => EPERM,
-        Nfs3Status::NoEnt => ENOENT,
-        Nfs3Status::Io => EIO,
-        Nfs3Status::NxIo => ENXIO,
-        Nfs3Status::Acces => EACCES,
-        Nfs3Status::Exist => EEXIST,
-        Nfs3Status::XDev => EXDEV,
-        Nfs3Status::NoDev => ENODEV,
-        Nfs3Status::NotDir => ENOTDIR,
-        Nfs3Status::IsDir => EISDIR,
-        Nfs3Status::Inval => EINVAL,
-        Nfs3Status::FBig => EFBIG,
-        Nfs3Status::NoSpc => ENOSPC,
-        Nfs3Status::RoFs => EROFS,
-        Nfs3Status::MLink => EMLINK,
-        Nfs3Status::NameTooLong => ENAMETOOLONG,
-        Nfs3Status::NotEmpty => ENOTEMPTY,
-        Nfs3Status::DQuot => EDQUOT,
-        // Linux reports a bad handle as ESTALE to applications as well.
-        Nfs3Status::Stale | Nfs3Status::BadHandle => ESTALE,
-        Nfs3Status::Remote => EREMOTE,
-        Nfs3Status::NotSupp => EOPNOTSUPP,
-        Nfs3Status::ServerFault => EREMOTEIO,
-        Nfs3Status::Jukebox => EAGAIN,
-        Nfs3Status::BadCookie | Nfs3Status::TooSmall | Nfs3Status::BadType => EINVAL,
-        Nfs3Status::NotSync | Nfs3Status::Unknown(_) => EIO,
-    }
+    status.errno().unwrap_or(0)
 }
 
 fn mount_errno(status: MountStatus) -> i32 {

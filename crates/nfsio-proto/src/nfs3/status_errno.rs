@@ -10,7 +10,8 @@
 
 use super::Nfs3Status;
 
-/// Linux errno values, the ones the table maps.
+/// Linux errno values: the ones the table maps and the ones a client reports for a failed
+/// transport, with their symbolic names.
 pub mod errno {
     #![allow(missing_docs)]
     pub const EPERM: i32 = 1;
@@ -36,11 +37,56 @@ pub mod errno {
     pub const ENOTEMPTY: i32 = 39;
     pub const ELOOP: i32 = 40;
     pub const EREMOTE: i32 = 66;
+    pub const EPROTO: i32 = 71;
     pub const EOVERFLOW: i32 = 75;
     pub const EOPNOTSUPP: i32 = 95;
+    pub const ECONNRESET: i32 = 104;
+    pub const ETIMEDOUT: i32 = 110;
+    pub const ECONNREFUSED: i32 = 111;
+    pub const EHOSTUNREACH: i32 = 113;
     pub const ESTALE: i32 = 116;
     pub const EREMOTEIO: i32 = 121;
     pub const EDQUOT: i32 = 122;
+
+    /// The symbolic name of an errno value ("ENOENT"), or "E?" for one not listed.
+    pub fn name(errno: i32) -> &'static str {
+        match errno {
+            EPERM => "EPERM",
+            ENOENT => "ENOENT",
+            EIO => "EIO",
+            ENXIO => "ENXIO",
+            EBADF => "EBADF",
+            EAGAIN => "EAGAIN",
+            EACCES => "EACCES",
+            EBUSY => "EBUSY",
+            EEXIST => "EEXIST",
+            EXDEV => "EXDEV",
+            ENODEV => "ENODEV",
+            ENOTDIR => "ENOTDIR",
+            EISDIR => "EISDIR",
+            EINVAL => "EINVAL",
+            ETXTBSY => "ETXTBSY",
+            EFBIG => "EFBIG",
+            ENOSPC => "ENOSPC",
+            EROFS => "EROFS",
+            EMLINK => "EMLINK",
+            ENAMETOOLONG => "ENAMETOOLONG",
+            ENOTEMPTY => "ENOTEMPTY",
+            ELOOP => "ELOOP",
+            EREMOTE => "EREMOTE",
+            EPROTO => "EPROTO",
+            EOVERFLOW => "EOVERFLOW",
+            EOPNOTSUPP => "EOPNOTSUPP",
+            ECONNRESET => "ECONNRESET",
+            ETIMEDOUT => "ETIMEDOUT",
+            ECONNREFUSED => "ECONNREFUSED",
+            EHOSTUNREACH => "EHOSTUNREACH",
+            ESTALE => "ESTALE",
+            EREMOTEIO => "EREMOTEIO",
+            EDQUOT => "EDQUOT",
+            _ => "E?",
+        }
+    }
 }
 
 use errno::*;
