@@ -195,6 +195,34 @@ impl RecordDecoder {
         }
     }
 
+    /// Makes room at once for the rest of the fragment being read (or whose mark is here)
+    /// and the next mark, when that is more than one read's growth step: a large record then
+    /// arrives into an allocation of its own size, not one up to twice as big, which a caller
+    /// keeping the record as a zero-copy slice (a client caching a READ reply) would pin.
+    /// Nothing is reserved for a fragment the record bound refuses, so a peer can make the
+    /// decoder hold at most the bound.
+    pub fn reserve_fragment(&mut self) {
+        let Some(mark) = self.peek_mark() else {
+            return;
+        };
+        let mark_taken = self.fragment.is_some();
+        if !mark_taken
+            && check_record_len(
+                self.record_len_bytes + u64::from(mark.len_bytes),
+                self.max_record_bytes,
+            )
+            .is_err()
+        {
+            return;
+        }
+        let mark_bytes = if mark_taken { 0 } else { RECORD_MARK_BYTES };
+        let want_bytes = mark_bytes + mark.len_bytes as usize + RECORD_MARK_BYTES;
+        if want_bytes <= READ_CHUNK_BYTES {
+            return;
+        }
+        self.reserve(want_bytes.saturating_sub(self.buf.len()));
+    }
+
     /// The mark of the fragment being read, or of the next one once its four bytes are
     /// here: a server charges a record against its memory bound before its body arrives.
     pub fn peek_mark(&self) -> Option<FragmentMark> {

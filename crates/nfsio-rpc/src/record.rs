@@ -199,6 +199,16 @@ impl<R: AsyncRead + Unpin> RecordReader<R> {
         self.decoder.reserve(len_bytes);
     }
 
+    /// Waits for the next fragment's mark and makes room for the whole fragment at once
+    /// (see [`RecordDecoder::reserve_fragment`]): a client that keeps large replies as
+    /// zero-copy slices reads them into allocations of their own size. Cancel-safe.
+    pub async fn reserve_next_fragment(&mut self) -> Result<(), RecordError> {
+        if self.peek_mark().await?.is_some() {
+            self.decoder.reserve_fragment();
+        }
+        Ok(())
+    }
+
     /// Reads the next record; `Ok(None)` on a clean end of stream at a record boundary.
     ///
     /// The length announced by each fragment mark is checked against the maximum before the

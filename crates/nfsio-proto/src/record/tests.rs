@@ -132,6 +132,57 @@ fn a_huge_announcement_grows_the_buffer_only_by_what_arrives() {
     );
 }
 
+/// Feeds `record_bytes` of one single-fragment record the way a stream reader does, in
+/// reads of at most `step` bytes into [`RecordDecoder::read_buffer`], optionally reserving
+/// the fragment once its mark is here; returns the largest capacity the buffer reached.
+fn peak_capacity_reading(record_bytes: usize, step: usize, reserve: bool) -> usize {
+    let wire = wire_of(
+        &[vec![Bytes::from(vec![9u8; record_bytes])]],
+        MAX_FRAGMENT_BYTES,
+    );
+    let mut decoder = RecordDecoder::new(8 << 20);
+    let mut peak_bytes = 0;
+    let mut fed = 0;
+    loop {
+        if reserve {
+            decoder.reserve_fragment();
+        }
+        if let Some(record) = decoder.next_record().unwrap() {
+            assert_eq!(record.len(), record_bytes);
+            return peak_bytes;
+        }
+        let room = decoder.read_buffer(decoder.missing_bytes());
+        let n = step.min(wire.len() - fed).min(room.capacity() - room.len());
+        room.extend_from_slice(&wire[fed..fed + n]);
+        fed += n;
+        peak_bytes = peak_bytes.max(decoder.buffer_capacity_bytes());
+    }
+}
+
+#[test]
+fn a_reserved_fragment_arrives_into_room_of_its_own_size() {
+    let record_bytes = (1 << 20) + 100;
+    let reserved = peak_capacity_reading(record_bytes, 64 << 10, true);
+    assert!(
+        reserved <= record_bytes + READ_CHUNK_BYTES,
+        "reserved: {reserved} bytes for a {record_bytes}-byte record"
+    );
+    let grown = peak_capacity_reading(record_bytes, 64 << 10, false);
+    assert!(
+        grown > reserved,
+        "growing step by step ({grown} bytes) is what reserving avoids ({reserved} bytes)"
+    );
+}
+
+#[test]
+fn a_refused_fragment_reserves_nothing() {
+    let mut decoder = RecordDecoder::new(1 << 20);
+    decoder.feed(&record_mark(2 << 20, true));
+    decoder.reserve_fragment();
+    assert!(decoder.buffer_capacity_bytes() < 2 * READ_CHUNK_BYTES);
+    assert!(decoder.next_record().is_err());
+}
+
 #[test]
 fn the_stream_may_end_only_between_records() {
     let wire = wire_of(&[vec![Bytes::from_static(b"hello world")]], 4);
