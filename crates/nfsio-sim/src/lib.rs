@@ -16,6 +16,7 @@
 //! every Ok `sync_all`/`close`, close-to-open through a second client, errors reported rather
 //! than bytes lost silently, recovery once the faults stop, and the cache's memory bound.
 
+mod chaos;
 mod net;
 mod tap;
 mod task;
@@ -30,13 +31,12 @@ use std::time::Duration;
 
 use nfsio_client::cache::EngineConfig;
 use nfsio_client::{Client, ClientOptions, NfsUrl};
-use nfsio_proto::nfs3::Nfs3Status;
 use nfsio_rpc::RpcConfig;
 use nfsio_server::{
-    Fault, HandleSecret, MemStore, Misbehavior, MisbehaviorSwitch, Server, ServerConfig, Squash,
-    Storage,
+    HandleSecret, MemStore, Misbehavior, MisbehaviorSwitch, Server, ServerConfig, Squash, Storage,
 };
 
+use crate::chaos::{Chaos, Targets};
 use crate::task::{Shared, Task};
 
 /// The NFS (and MOUNT) port of the simulated server.
@@ -284,9 +284,11 @@ async fn mount(url: &NfsUrl, options: ClientOptions, net: &SimNet) -> Result<Cli
 pub fn run(seed: u64, workload: Workload) -> Result<FaultCounts, String> {
     let mut rng = Rng::new(seed);
     let faults = Faults::choose(&mut rng);
-    let store = Arc::new(MemStore::new());
-    let resets = Arc::new(Resets::default());
-    let misbehavior = Misbehavior::new();
+    let targets = Targets {
+        store: Arc::new(MemStore::new()),
+        resets: Arc::new(Resets::default()),
+        misbehavior: Misbehavior::new(),
+    };
     let shared = Arc::new(Shared::default());
     shared.faulting.store(true, Ordering::SeqCst);
     let mut sim = turmoil::Builder::new()
@@ -296,11 +298,49 @@ pub fn run(seed: u64, workload: Workload) -> Result<FaultCounts, String> {
         .min_message_latency(Duration::from_micros(100))
         .max_message_latency(Duration::from_millis(5))
         .build();
+    add_server(&mut sim, seed, &targets, &shared);
+    let app_seed = rng.next_u64();
+    add_app(&mut sim, seed, app_seed, workload, &targets, &shared);
 
-    let host_store = Arc::clone(&store);
-    let host_resets = Arc::clone(&resets);
-    let host_misbehavior = Arc::clone(&misbehavior);
-    let boots = Arc::clone(&shared);
+    let store = Arc::clone(&targets.store);
+    let misbehavior = Arc::clone(&targets.misbehavior);
+    let mut chaos = Chaos::new(rng, faults, targets);
+    let mut tap = Tap::default();
+    loop {
+        if !chaos.faulting() && shared.faulting.swap(false, Ordering::SeqCst) {
+            store.clear_faults();
+            misbehavior.stop();
+        }
+        chaos.before_step(&mut sim);
+        match sim.step() {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(error) => {
+                let step_ms = chaos.step_ms;
+                return Err(format!("seed {seed} ({faults:?}) at {step_ms} ms: {error}"));
+            }
+        }
+        chaos.step_ms += 1;
+        for event in tap.look(&sim, PORT) {
+            chaos.on_wire(&mut sim, event);
+        }
+    }
+    let mut counts = chaos.counts;
+    counts.app_errors = shared.app_errors.load(Ordering::SeqCst);
+    counts.rename_errors = shared.rename_errors.load(Ordering::SeqCst);
+    counts.observer_checks = shared.observer_checks.load(Ordering::SeqCst);
+    counts.peak_cache_bytes = shared.peak_cache_bytes.load(Ordering::SeqCst);
+    counts.sim_ms = chaos.step_ms;
+    Ok(counts)
+}
+
+/// The server's host: the real server over the run's memory store, restarted with a new
+/// write verifier (from the seed and the boot count) each time it comes back.
+fn add_server(sim: &mut turmoil::Sim<'_>, seed: u64, targets: &Targets, shared: &Arc<Shared>) {
+    let host_store = Arc::clone(&targets.store);
+    let host_resets = Arc::clone(&targets.resets);
+    let host_misbehavior = Arc::clone(&targets.misbehavior);
+    let boots = Arc::clone(shared);
     sim.host("server", move || {
         let store = Arc::clone(&host_store);
         let resets = Arc::clone(&host_resets);
@@ -326,12 +366,22 @@ pub fn run(seed: u64, workload: Workload) -> Result<FaultCounts, String> {
             Ok(())
         }
     });
+}
 
-    let app_store = Arc::clone(&store);
-    let app_shared = Arc::clone(&shared);
-    let app_seed = rng.next_u64();
+/// The application's host: two clients (one writes, one checks close-to-open) and a task
+/// per file, each checking its file against its model.
+fn add_app(
+    sim: &mut turmoil::Sim<'_>,
+    seed: u64,
+    app_seed: u64,
+    workload: Workload,
+    targets: &Targets,
+    shared: &Arc<Shared>,
+) {
+    let app_store = Arc::clone(&targets.store);
+    let app_shared = Arc::clone(shared);
     let net = SimNet {
-        resets: Arc::clone(&resets),
+        resets: Arc::clone(&targets.resets),
     };
     sim.client("app", async move {
         let ip = turmoil::lookup("server");
@@ -364,173 +414,4 @@ pub fn run(seed: u64, workload: Workload) -> Result<FaultCounts, String> {
         }
         Ok(())
     });
-
-    let mut counts = FaultCounts::default();
-    let mut tap = Tap::default();
-    // Faults fire during the first `fault_ms` simulated milliseconds; then the server is
-    // brought back, the network repaired, and everything must finish.
-    let fault_ms = 20_000;
-    let mut step_ms: u64 = 0;
-    let mut server_down_until: Option<u64> = None;
-    let mut partitioned_until: Option<u64> = None;
-    let mut held_until: Option<u64> = None;
-    loop {
-        let faulting = step_ms < fault_ms;
-        if !faulting && shared.faulting.swap(false, Ordering::SeqCst) {
-            store.clear_faults();
-            misbehavior.stop();
-        }
-        match server_down_until {
-            Some(at) if step_ms >= at || !faulting => {
-                sim.bounce("server");
-                server_down_until = None;
-            }
-            None if faulting && faults.crash && held_until.is_none() && rng.one_in(400) => {
-                crash(&mut sim, &store, partitioned_until.is_some());
-                counts.crashes += 1;
-                server_down_until = Some(step_ms + 1 + rng.below(1_500));
-            }
-            _ => {}
-        }
-        match partitioned_until {
-            Some(at) if step_ms >= at || !faulting => {
-                sim.repair("app", "server");
-                partitioned_until = None;
-            }
-            None if faulting && faults.partition && held_until.is_none() && rng.one_in(500) => {
-                sim.partition("app", "server");
-                counts.partitions += 1;
-                partitioned_until = Some(step_ms + 1 + rng.below(2_000));
-            }
-            _ => {}
-        }
-        match held_until {
-            Some(at) if step_ms >= at || !faulting => {
-                sim.release("app", "server");
-                held_until = None;
-            }
-            None if faulting && faults.hold && partitioned_until.is_none() && rng.one_in(700) => {
-                sim.hold("app", "server");
-                counts.holds += 1;
-                // Mostly short; one in four past the client's 10 s timeout.
-                let hold_ms = if rng.one_in(4) {
-                    10_000 + rng.below(4_000)
-                } else {
-                    1 + rng.below(500)
-                };
-                held_until = Some(step_ms + hold_ms);
-            }
-            _ => {}
-        }
-        if faulting && faults.reset && rng.one_in(600) {
-            resets.reset();
-            counts.resets += 1;
-        }
-        if faulting && faults.misbehave && rng.one_in(300) {
-            let replies = 1 + rng.below(6);
-            match rng.below(3) {
-                0 => {
-                    misbehavior.answer_weaker_stability(replies);
-                    counts.weaker_stability += replies;
-                }
-                1 => {
-                    misbehavior.skew_write_verifiers(replies);
-                    counts.skewed_verifiers += replies;
-                }
-                _ => {
-                    misbehavior.skew_commit_verifiers(replies);
-                    counts.skewed_verifiers += replies;
-                }
-            }
-        }
-        if faulting && faults.storage_errors && rng.one_in(300) {
-            let status = if rng.one_in(2) {
-                Nfs3Status::Io
-            } else {
-                Nfs3Status::NoSpc
-            };
-            if rng.one_in(2) {
-                store.inject(Fault::WriteError(status));
-                counts.write_errors += 1;
-            } else {
-                store.inject(Fault::SyncError(Nfs3Status::Io));
-                counts.sync_errors += 1;
-            }
-        }
-        if faulting && faults.short_writes && rng.one_in(50) {
-            store.inject(Fault::ShortWrite(1 + rng.below(8192) as u32));
-            counts.short_writes += 1;
-        }
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(error) => {
-                return Err(format!("seed {seed} ({faults:?}) at {step_ms} ms: {error}"));
-            }
-        }
-        step_ms += 1;
-        for event in tap.look(&sim, PORT) {
-            if event == WireEvent::Retransmission {
-                counts.retransmissions += 1;
-            }
-            if event == WireEvent::NonIdempotentReply && faulting && faults.reset && rng.one_in(2) {
-                // Lose the reply with the connection: the retransmission must be answered
-                // from the duplicate request cache.
-                resets.reset();
-                counts.resets_at_reply += 1;
-            }
-            if !(faulting
-                && faults.aimed_crash
-                && server_down_until.is_none()
-                && held_until.is_none())
-            {
-                continue;
-            }
-            // Rare events are aimed at more often than frequent ones.
-            let (one_in, counter) = match event {
-                WireEvent::CommitCall => (6, &mut counts.crashes_in_commit_call),
-                WireEvent::CommitReply => (6, &mut counts.crashes_in_commit_reply),
-                WireEvent::WriteReply => (40, &mut counts.crashes_after_write_reply),
-                WireEvent::Retransmission => (2, &mut counts.crashes_in_retransmission),
-                WireEvent::NonIdempotentReply => continue,
-            };
-            if !rng.one_in(one_in) {
-                continue;
-            }
-            *counter += 1;
-            crash(&mut sim, &store, partitioned_until.is_some());
-            server_down_until = Some(step_ms + 1 + rng.below(1_000));
-            if event == WireEvent::CommitReply
-                && partitioned_until.is_none()
-                && held_until.is_none()
-            {
-                // Lose the reply in flight: the client never learns the COMMIT succeeded.
-                sim.partition("app", "server");
-                partitioned_until = Some(step_ms + 1 + rng.below(20));
-            }
-        }
-    }
-    counts.app_errors = shared.app_errors.load(Ordering::SeqCst);
-    counts.rename_errors = shared.rename_errors.load(Ordering::SeqCst);
-    counts.observer_checks = shared.observer_checks.load(Ordering::SeqCst);
-    counts.peak_cache_bytes = shared.peak_cache_bytes.load(Ordering::SeqCst);
-    counts.sim_ms = step_ms;
-    Ok(counts)
-}
-
-/// Crashes the server's machine: its software stops at once (calls in progress are never
-/// answered), it sends nothing more — no FIN, no RST: the client learns of the crash from the
-/// RST its next segment draws, or from its timeout — and the store loses everything not
-/// durable. (Letting the dying host close its sockets would also make the run depend on the
-/// order in which tokio drops the host's tasks, which varies between runs in one process.)
-/// Not called while messages are held: a partition would drop them.
-fn crash(sim: &mut turmoil::Sim<'_>, store: &MemStore, partitioned: bool) {
-    if !partitioned {
-        sim.partition("app", "server");
-    }
-    sim.crash("server");
-    if !partitioned {
-        sim.repair("app", "server");
-    }
-    store.crash();
 }
