@@ -13,9 +13,9 @@ use bytes::Bytes;
 use nfsio_proto::nfs3::StableHow;
 
 use crate::api::RpcId;
+use crate::inode_id::InodeId;
 use crate::invariants::{InvariantViolation, ensure};
 use crate::ranges::RangeSet;
-use crate::store::InodeId;
 
 /// A call in flight.
 #[derive(Debug)]

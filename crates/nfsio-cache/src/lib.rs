@@ -68,6 +68,7 @@ mod calls;
 pub mod config;
 mod engine;
 mod extents;
+mod inode_id;
 pub mod invariants;
 mod outbox;
 mod ranges;

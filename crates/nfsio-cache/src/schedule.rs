@@ -11,8 +11,8 @@
 use std::collections::BTreeSet;
 
 use crate::config::Backoff;
+use crate::inode_id::InodeId;
 use crate::invariants::{InvariantViolation, ensure};
-use crate::store::InodeId;
 
 /// A kind of timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

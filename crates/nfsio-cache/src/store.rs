@@ -17,12 +17,10 @@ use nfsio_proto::nfs3::{Fattr, FileHandle, Nfs3Status, NfsTime};
 use crate::api::{FileId, RpcId, SyncTicket, WaitToken};
 use crate::calls::FileCalls;
 use crate::extents::{Extent, ExtentIndex, ExtentMap, Removal, Transition};
+use crate::inode_id::InodeId;
 use crate::invariants::{InvariantViolation, ensure};
 use crate::ranges::{RangeSet, RangeTree};
 use crate::schedule::FileTimers;
-
-/// Internal identity of a cached file (one per file handle; never reused).
-pub(crate) type InodeId = u64;
 
 /// A `fsync` or `close` waiting for every byte written up to `version`.
 #[derive(Debug, Clone, Copy)]

@@ -4,8 +4,9 @@
 use super::Engine;
 use crate::calls::Call;
 use crate::extents::State;
+use crate::inode_id::InodeId;
 use crate::invariants::{InvariantViolation, ensure};
-use crate::store::{Inode, InodeId};
+use crate::store::Inode;
 
 impl Engine {
     /// Checks the whole state (see the [module documentation](crate::invariants)). Cost is

@@ -28,9 +28,10 @@ use crate::api::{Advice, EngineStats, FileError, FileId};
 use crate::calls::CallTable;
 use crate::config::{ConfigError, EngineConfig};
 use crate::extents::Removal;
+use crate::inode_id::InodeId;
 use crate::outbox::Outbox;
 use crate::schedule::Schedule;
-use crate::store::{Inode, InodeId, Store};
+use crate::store::{Inode, Store};
 
 /// One `open` of a file.
 #[derive(Debug)]

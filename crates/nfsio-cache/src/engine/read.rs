@@ -7,8 +7,8 @@ use bytes::Bytes;
 use super::Engine;
 use crate::api::{Advice, FileError, FileId, ReadOutcome};
 use crate::extents::Removal;
+use crate::inode_id::InodeId;
 use crate::ranges::RangeSet;
-use crate::store::InodeId;
 
 impl Engine {
     /// Reads up to `len_bytes` at `offset_bytes` from the cache (the application's own writes

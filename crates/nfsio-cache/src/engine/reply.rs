@@ -26,7 +26,8 @@ use super::Engine;
 use crate::api::{FileError, Reply, RpcId};
 use crate::calls::Call;
 use crate::extents::{Removal, State, Transition};
-use crate::store::{AttrStamp, InodeId};
+use crate::inode_id::InodeId;
+use crate::store::AttrStamp;
 
 /// A WRITE being answered: what it carried.
 #[derive(Clone, Copy)]

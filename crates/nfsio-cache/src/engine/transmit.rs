@@ -21,8 +21,8 @@ use super::Engine;
 use crate::api::{Op, Transmit};
 use crate::calls::Call;
 use crate::extents::Transition;
+use crate::inode_id::InodeId;
 use crate::ranges::RangeSet;
-use crate::store::InodeId;
 
 /// A piece of a WRITE's payload.
 enum Piece {

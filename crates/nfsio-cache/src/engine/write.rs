@@ -11,7 +11,8 @@ use nfsio_proto::nfs3::{Fattr, FileHandle};
 use super::{Engine, OpenFile};
 use crate::api::{FileError, FileId, SyncTicket, WriteOutcome};
 use crate::extents::Removal;
-use crate::store::{AttrStamp, InodeId, PendingSync, PendingTruncate};
+use crate::inode_id::InodeId;
+use crate::store::{AttrStamp, PendingSync, PendingTruncate};
 
 impl Engine {
     /// Opens a file with the attributes just fetched from the server (close-to-open: if the

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{ExtentIndex, ExtentMap, State, StateBytes};
+use crate::inode_id::InodeId;
 use crate::invariants::{InvariantViolation, ensure};
-use crate::store::InodeId;
 
 impl ExtentMap {
     /// Extents are non-empty, sorted, disjoint, each within one chunk and within the file's

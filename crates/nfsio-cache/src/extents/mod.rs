@@ -27,7 +27,7 @@ use nfsio_proto::nfs3::WriteVerifier;
 
 use crate::api::RpcId;
 use crate::buf::Buf;
-use crate::store::InodeId;
+use crate::inode_id::InodeId;
 
 /// The state of an extent's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
