@@ -17,17 +17,14 @@
 
 use std::io::{self, IoSlice};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 pub use nfsio_proto::record::{
     FragmentMark, LAST_FRAGMENT_FLAG, MAX_FRAGMENT_BYTES, RECORD_MARK_BYTES, parse_record_mark,
     record_mark,
 };
-use nfsio_proto::record::{RecordDecoder, RecordFrames, check_record_len};
+use nfsio_proto::record::{RecordDecoder, RecordFrames};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-/// How much [`read_record`] reserves at a time while a long fragment arrives.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Most I/O slices handed to one vectored write (Linux `IOV_MAX`).
 const MAX_IO_SLICES: usize = 1024;
@@ -83,41 +80,17 @@ pub async fn read_record<R: AsyncRead + Unpin>(
     r: &mut R,
     max_record_bytes: u32,
 ) -> Result<Option<Bytes>, RecordError> {
-    let mut record = BytesMut::new();
-    let mut received_bytes: u64 = 0;
+    let mut decoder = RecordDecoder::new(max_record_bytes);
     loop {
-        let mut mark = [0u8; RECORD_MARK_BYTES];
-        let mut filled = 0;
-        while filled < mark.len() {
-            let n = r.read(&mut mark[filled..]).await?;
-            if n == 0 {
-                if filled == 0 && received_bytes == 0 {
-                    return Ok(None);
-                }
-                return Err(RecordError::UnexpectedEof {
-                    received_bytes: received_bytes + filled as u64,
-                });
-            }
-            filled += n;
+        if let Some(record) = decoder.next_record()? {
+            return Ok(Some(record));
         }
-        received_bytes += RECORD_MARK_BYTES as u64;
-        let mark = FragmentMark::from_bytes(mark);
-        check_record_len(
-            record.len() as u64 + u64::from(mark.len_bytes),
-            max_record_bytes,
-        )?;
-        let mut left_bytes = mark.len_bytes as usize;
-        while left_bytes > 0 {
-            record.reserve(left_bytes.min(READ_CHUNK_BYTES));
-            let n = r.read_buf(&mut (&mut record).limit(left_bytes)).await?;
-            if n == 0 {
-                return Err(RecordError::UnexpectedEof { received_bytes });
-            }
-            left_bytes -= n;
-            received_bytes += n as u64;
-        }
-        if mark.last {
-            return Ok(Some(record.freeze()));
+        // Exactly the rest of the mark or of the fragment: nothing beyond the record.
+        let want_bytes = decoder.missing_bytes();
+        let room = decoder.read_buffer(want_bytes);
+        if (&mut *r).take(want_bytes as u64).read_buf(room).await? == 0 {
+            decoder.end_of_stream()?;
+            return Ok(None);
         }
     }
 }
@@ -287,6 +260,9 @@ where
 
 #[cfg(test)]
 mod tests {
+    /// How much the decoder reserves at a time while a long fragment arrives.
+    const READ_CHUNK_BYTES: usize = 64 * 1024;
+
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
