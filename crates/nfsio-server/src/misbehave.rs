@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use nfsio_proto::nfs3::{Nfs3Call, Nfs3Reply, NfsRes, StableHow, WriteArgs, WriteVerifier};
 
-use crate::service::Service;
 use crate::storage::Caller;
 
 /// Counts of replies still to send wrongly; shared between a test and the servers it starts
@@ -100,16 +99,26 @@ fn skewed(verf: WriteVerifier) -> WriteVerifier {
     WriteVerifier(bytes)
 }
 
+/// What a [`Misbehaving`] wraps: the NFSv3 procedures of a service (the service implements
+/// it; this module names no type of the request path, so that the configuration can carry a
+/// switch without a circle of imports).
+pub(crate) trait Nfs3Procedures {
+    /// Runs one NFSv3 call for `caller`.
+    fn nfs_call(&self, caller: &Caller, call: Nfs3Call) -> Nfs3Reply;
+    /// Whether a WRITE would reach the store (is not refused before it).
+    fn write_reaches_store(&self, args: &WriteArgs) -> bool;
+}
+
 /// A service's NFSv3 procedures with `switch` in force (see the module's documentation).
-pub(crate) struct Misbehaving<'a> {
+pub(crate) struct Misbehaving<'a, P> {
     /// The service whose procedures run the calls.
-    pub(crate) service: &'a Service,
+    pub(crate) service: &'a P,
     /// What to break, and how often.
     pub(crate) switch: &'a Misbehavior,
 }
 
-impl Misbehaving<'_> {
-    /// Runs one NFSv3 call for `caller`, as [`Service`] would but for the switch's violations.
+impl<P: Nfs3Procedures> Misbehaving<'_, P> {
+    /// Runs one NFSv3 call for `caller`, as the service would but for the switch's violations.
     pub(crate) fn nfs_call(&self, caller: &Caller, call: Nfs3Call) -> Nfs3Reply {
         match call {
             // A WRITE refused before it reaches the store (bad handle, read-only export, short
@@ -172,7 +181,7 @@ mod tests {
 
     use super::*;
     use crate::storage::{CreateMode, Storage};
-    use crate::{HandleSecret, MemStore, ServiceConfig};
+    use crate::{HandleSecret, MemStore, Service, ServiceConfig};
 
     #[test]
     fn counts_down_and_stops() {

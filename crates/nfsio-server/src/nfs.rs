@@ -633,3 +633,13 @@ impl Service {
         )
     }
 }
+
+impl crate::misbehave::Nfs3Procedures for Service {
+    fn nfs_call(&self, caller: &Caller, call: Nfs3Call) -> Nfs3Reply {
+        Service::nfs_call(self, caller, call)
+    }
+
+    fn write_reaches_store(&self, args: &WriteArgs) -> bool {
+        Service::write_reaches_store(self, args)
+    }
+}
