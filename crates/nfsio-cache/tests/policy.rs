@@ -221,6 +221,62 @@ fn readahead_window_doubles_up_to_the_max() {
     assert!(ahead[4..].iter().all(|a| *a >= 4096), "{ahead:?}");
 }
 
+/// A reader that asks for whole transfers and takes what is cached (a short answer when its
+/// range is only partly read ahead, as `File::read_bytes_at` gives) is still sequential: the
+/// next read starts where the data it got ended, and its window keeps growing. Without that,
+/// every short answer reset the window and left one READ in flight.
+#[test]
+fn a_reader_of_short_answers_keeps_its_readahead() {
+    let mut config = small_config();
+    config.max_inflight_reads = 16;
+    let mut d = Driver::new(config);
+    let content = pattern(4, 64 << 10);
+    d.server.apply_write(&handle("a"), 0, &content, true);
+    let f = d.open("a");
+    let mut position = 0u64;
+    let mut furthest = 0u64;
+    let mut most_ahead = 0u64;
+    while position < 32 << 10 {
+        let data = loop {
+            match d.engine.read(f, position, 2048, 0).unwrap() {
+                ReadOutcome::Data(data) => break data,
+                ReadOutcome::Wait(_) => furthest = furthest.max(serve_reads(&mut d)),
+            }
+        };
+        assert!(!data.is_empty());
+        assert_eq!(
+            &data[..],
+            &content[position as usize..position as usize + data.len()]
+        );
+        position += data.len() as u64;
+        furthest = furthest.max(serve_reads(&mut d));
+        most_ahead = most_ahead.max(furthest.saturating_sub(position));
+    }
+    assert!(
+        most_ahead >= 6 << 10,
+        "read ahead at most {most_ahead} bytes past the reader (window max 8 KiB)"
+    );
+}
+
+/// Sends and answers every READ the engine asks for; returns the furthest byte they reached.
+fn serve_reads(d: &mut Driver) -> u64 {
+    let mut furthest = 0;
+    d.poll();
+    while !d.sent.is_empty() {
+        let t = d.sent.remove(0);
+        if let Op::Read {
+            offset_bytes,
+            count_bytes,
+        } = t.op
+        {
+            furthest = furthest.max(offset_bytes + u64::from(count_bytes));
+        }
+        d.serve(&t);
+        d.poll();
+    }
+    furthest
+}
+
 #[test]
 fn random_reads_get_no_readahead() {
     let mut d = Driver::new(small_config());

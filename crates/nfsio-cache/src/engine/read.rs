@@ -136,9 +136,16 @@ impl Engine {
         let Some(open) = self.opens.get_mut(&file) else {
             return 0;
         };
+        // Sequential: the read starts where the last one asked to end, or inside what the last
+        // one asked for, past its start (it was answered short, with the cached prefix, and
+        // this read goes on where that data ended).
+        let sequential = match open.ra_last_bytes {
+            Some(last) => last < offset_bytes && offset_bytes <= open.ra_next_bytes,
+            None => offset_bytes == open.ra_next_bytes,
+        };
         if open.ra_last_bytes == Some(offset_bytes) {
             // The same read again (after `Wait`): not a new access.
-        } else if offset_bytes == open.ra_next_bytes {
+        } else if sequential {
             open.ra_window_bytes = if open.ra_window_bytes == 0 {
                 initial
             } else {
