@@ -14,8 +14,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use nfsio_proto::nfs3::{
     CommitResOk, CreateHow, CreateResOk, Fattr, FileHandle, FileType, FsinfoResOk, FsstatResOk,
-    LinkResOk, LookupResOk, Nfs3Status, NfsTime, PathconfResOk, ReadResOk, RenameResOk, Sattr,
-    StableHow, WccData, WriteResOk,
+    LinkResOk, LookupResOk, MknodData, Nfs3Status, NfsTime, PathconfResOk, ReadResOk, RenameResOk,
+    Sattr, StableHow, WccData, WriteResOk,
 };
 use nfsio_rpc::{RpcClient, TransportStats};
 
@@ -396,6 +396,17 @@ impl Client {
         let jukebox = self.inner.jukebox;
         let ok = jukebox
             .retry(|| self.nfs().symlink(dir, name, target, attributes.clone()))
+            .await?;
+        self.created(dir, name, ok).await
+    }
+
+    /// MKNOD: a special file `name` in `dir`: a FIFO or socket (with its attributes), or a
+    /// character or block device (with its attributes and device numbers; servers commonly
+    /// refuse those to callers that are not root, NFS3ERR_PERM).
+    pub async fn mknod(&self, dir: &FileHandle, name: &str, what: MknodData) -> NfsResult<Created> {
+        let jukebox = self.inner.jukebox;
+        let ok = jukebox
+            .retry(|| self.nfs().mknod(dir, name, what.clone()))
             .await?;
         self.created(dir, name, ok).await
     }

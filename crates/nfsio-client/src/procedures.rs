@@ -18,11 +18,11 @@ use bytes::Bytes;
 use nfsio_proto::nfs3::{
     self, AccessArgs, CommitArgs, CommitResOk, CreateArgs, CreateHow, CreateResOk, DirOpArgs,
     Fattr, FileHandle, FsinfoArgs, FsinfoResOk, FsstatArgs, FsstatResOk, GetattrArgs, GetattrResOk,
-    LinkArgs, LinkResOk, LookupArgs, LookupResOk, MkdirArgs, MkdirResOk, Nfs3Status, NfsRes,
-    NfsTime, PathconfArgs, PathconfResOk, ReadArgs, ReadResOk, ReaddirplusArgs, ReaddirplusResOk,
-    ReadlinkArgs, ReadlinkResOk, RemoveArgs, RemoveResOk, RenameArgs, RenameResOk, RmdirArgs,
-    RmdirResOk, Sattr, SetattrArgs, SetattrResOk, StableHow, SymlinkArgs, SymlinkData,
-    SymlinkResOk, WccData, WriteArgs, WriteResOk, procs,
+    LinkArgs, LinkResOk, LookupArgs, LookupResOk, MkdirArgs, MkdirResOk, MknodArgs, MknodData,
+    MknodResOk, Nfs3Status, NfsRes, NfsTime, PathconfArgs, PathconfResOk, ReadArgs, ReadResOk,
+    ReaddirplusArgs, ReaddirplusResOk, ReadlinkArgs, ReadlinkResOk, RemoveArgs, RemoveResOk,
+    RenameArgs, RenameResOk, RmdirArgs, RmdirResOk, Sattr, SetattrArgs, SetattrResOk, StableHow,
+    SymlinkArgs, SymlinkData, SymlinkResOk, WccData, WriteArgs, WriteResOk, procs,
 };
 use nfsio_proto::rpc::OpaqueAuth;
 use nfsio_proto::{XdrDecode, XdrEncode};
@@ -251,6 +251,20 @@ impl Procedures {
             },
         };
         self.call::<_, _, WccData>(procs::SYMLINK, &args).await
+    }
+
+    /// MKNOD: a special file (FIFO, socket, character or block device) `name` in `dir`.
+    pub(crate) async fn mknod(
+        &self,
+        dir: &FileHandle,
+        name: &str,
+        what: MknodData,
+    ) -> NfsResult<MknodResOk> {
+        let args = MknodArgs {
+            where_: dir_op(dir, name)?,
+            what,
+        };
+        self.call::<_, _, WccData>(procs::MKNOD, &args).await
     }
 
     /// REMOVE of a non-directory.
