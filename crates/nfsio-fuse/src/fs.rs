@@ -1,0 +1,514 @@
+//! The `fuser::Filesystem` of a mount: every callback takes owned copies of its arguments
+//! and its reply, hands them to a task on the tokio runtime and returns, so that no FUSE
+//! thread ever waits on the network. The work is in `Core` (one file per kind of
+//! operation); this file only moves requests to it and answers.
+
+use std::ffi::OsStr;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use fuser::{
+    AccessFlags, FileHandle, FileType as FuseType, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use tokio::runtime::Handle;
+
+use crate::attr::placeholder;
+use crate::core::{Core, name_str};
+use crate::error::{Errno, OpResult};
+use crate::meta::SetAttr;
+use crate::names::Found;
+
+/// The largest WRITE the kernel is asked to send (1 MiB, the kernel's page limit here).
+const MAX_WRITE_BYTES: u32 = 1 << 20;
+
+/// A reply that can carry an error.
+trait Answer {
+    fn fail(self, errno: Errno);
+}
+
+macro_rules! answer {
+    ($($reply:ty),*) => {
+        $(impl Answer for $reply {
+            fn fail(self, errno: Errno) {
+                self.error(errno.fuse());
+            }
+        })*
+    };
+}
+answer!(
+    ReplyAttr,
+    ReplyCreate,
+    ReplyData,
+    ReplyEmpty,
+    ReplyEntry,
+    ReplyOpen,
+    ReplyStatfs,
+    ReplyWrite
+);
+
+/// The FUSE file system of one mount.
+pub struct NfsFs {
+    core: Arc<Core>,
+    runtime: Handle,
+    /// The kernel's `max_background`: the transport's call slots.
+    max_background: u16,
+}
+
+impl NfsFs {
+    /// The file system over `core`, its work run on `runtime`.
+    pub fn new(core: Arc<Core>, runtime: Handle) -> Self {
+        let slots = core.client.transport().config().slots;
+        let max_background = u16::try_from(slots).unwrap_or(u16::MAX).max(1);
+        Self {
+            core,
+            runtime,
+            max_background,
+        }
+    }
+
+    /// Runs `work` on the runtime; answers with `done` or the error.
+    fn run<R, T, Fut>(
+        &self,
+        reply: R,
+        work: impl FnOnce(Arc<Core>) -> Fut,
+        done: impl FnOnce(R, &Core, T) + Send + 'static,
+    ) where
+        R: Answer + Send + 'static,
+        T: Send + 'static,
+        Fut: Future<Output = OpResult<T>> + Send + 'static,
+    {
+        let core = Arc::clone(&self.core);
+        let future = work(Arc::clone(&core));
+        self.runtime.spawn(async move {
+            match future.await {
+                Ok(value) => done(reply, &core, value),
+                Err(errno) => reply.fail(errno),
+            }
+        });
+    }
+
+    /// Like [`NfsFs::run`] for an operation on a name, which must be text.
+    fn run_named<R, T, Fut>(
+        &self,
+        name: &OsStr,
+        reply: R,
+        work: impl FnOnce(Arc<Core>, String) -> Fut,
+        done: impl FnOnce(R, &Core, T) + Send + 'static,
+    ) where
+        R: Answer + Send + 'static,
+        T: Send + 'static,
+        Fut: Future<Output = OpResult<T>> + Send + 'static,
+    {
+        match name_str(name) {
+            Ok(name) => {
+                let name = name.to_owned();
+                self.run(reply, |core| work(core, name), done);
+            }
+            Err(errno) => reply.fail(errno),
+        }
+    }
+}
+
+fn entry(reply: ReplyEntry, core: &Core, attr: fuser::FileAttr) {
+    let ttl = core.settings.ttl;
+    reply.entry_with_ttls(&ttl, &ttl, &attr, Generation(0));
+}
+
+fn empty(reply: ReplyEmpty, _core: &Core, (): ()) {
+    reply.ok();
+}
+
+impl Filesystem for NfsFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        for (flag, what) in [
+            (InitFlags::FUSE_PARALLEL_DIROPS, "PARALLEL_DIROPS"),
+            (InitFlags::FUSE_DO_READDIRPLUS, "DO_READDIRPLUS"),
+        ] {
+            if config.add_capabilities(flag).is_err() {
+                tracing::warn!("the kernel does not offer FUSE {what}");
+            }
+        }
+        if let Err(nearest) = config.set_max_write(MAX_WRITE_BYTES) {
+            let _ = config.set_max_write(nearest);
+        }
+        if let Err(nearest) = config.set_max_background(self.max_background) {
+            let _ = config.set_max_background(nearest);
+        }
+        let congestion = (u32::from(self.max_background) * 3 / 4).max(1);
+        let _ = config.set_congestion_threshold(u16::try_from(congestion).unwrap_or(u16::MAX));
+        tracing::debug!(
+            max_background = self.max_background,
+            "FUSE session initialised"
+        );
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let work =
+            move |core: Arc<Core>, name: String| async move { core.lookup(parent.0, &name).await };
+        self.run_named(name, reply, work, |reply, core, found| match found {
+            Found::Entry(attr) => entry(reply, core, attr),
+            Found::Missing => {
+                let ttl = core.settings.negative_ttl;
+                let attr = placeholder(0, FuseType::RegularFile);
+                reply.entry_with_ttls(&ttl, &ttl, &attr, Generation(0));
+            }
+        });
+    }
+
+    // BATCH_FORGET: fuser 0.18.0's default calls `forget` for each node (its `ForgetOne`
+    // cannot be named outside the crate, so it cannot be overridden).
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.core.inodes().forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.run(
+            reply,
+            move |core| async move { core.getattr(ino.0).await },
+            |reply, core, attr| reply.attr(&core.settings.ttl, &attr),
+        );
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let change = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+            fh: fh.map(|fh| fh.0),
+        };
+        self.run(
+            reply,
+            move |core| async move { core.setattr(ino.0, change).await },
+            |reply, core, attr| reply.attr(&core.settings.ttl, &attr),
+        );
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.run(
+            reply,
+            move |core| async move { core.readlink(ino.0).await },
+            |reply, _core, target| reply.data(&target),
+        );
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let mode = mode & !umask | (mode & libc::S_IFMT);
+        let work = move |core: Arc<Core>, name: String| async move {
+            core.mknod(parent.0, &name, mode, rdev).await
+        };
+        self.run_named(name, reply, work, entry);
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let mode = mode & !umask;
+        let work = move |core: Arc<Core>, name: String| async move {
+            core.mkdir(parent.0, &name, mode).await
+        };
+        self.run_named(name, reply, work, entry);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let work =
+            move |core: Arc<Core>, name: String| async move { core.unlink(parent.0, &name).await };
+        self.run_named(name, reply, work, empty);
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let work =
+            move |core: Arc<Core>, name: String| async move { core.rmdir(parent.0, &name).await };
+        self.run_named(name, reply, work, empty);
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let Some(target) = target.to_str().map(str::to_owned) else {
+            return reply.fail(Errno(libc::EINVAL));
+        };
+        let work = move |core: Arc<Core>, name: String| async move {
+            core.symlink(parent.0, &name, &target).await
+        };
+        self.run_named(link_name, reply, work, entry);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let Ok(to_name) = name_str(newname).map(str::to_owned) else {
+            return reply.fail(Errno(libc::EINVAL));
+        };
+        let work = move |core: Arc<Core>, from_name: String| async move {
+            let (from, to) = (
+                (parent.0, from_name.as_str()),
+                (newparent.0, to_name.as_str()),
+            );
+            core.rename(from, to, flags).await
+        };
+        self.run_named(name, reply, work, empty);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let work = move |core: Arc<Core>, name: String| async move {
+            core.link(ino.0, newparent.0, &name).await
+        };
+        self.run_named(newname, reply, work, entry);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.run(
+            reply,
+            move |core| async move { core.open(ino.0).await },
+            |reply, _core, fh| reply.opened(FileHandle(fh), FopenFlags::empty()),
+        );
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        self.run(
+            reply,
+            move |core| async move { core.read(fh.0, offset, size).await },
+            |reply, _core, data| reply.data(&data),
+        );
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        // The kernel's buffer is reused once we return: the one copy of a WRITE.
+        let data = Bytes::copy_from_slice(data);
+        self.run(
+            reply,
+            move |core| async move { core.write(fh.0, offset, data).await },
+            |reply, _core, written| reply.written(written),
+        );
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        self.run(
+            reply,
+            move |core| async move { core.sync(fh.0).await },
+            empty,
+        );
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.core.release(fh.0);
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.run(
+            reply,
+            move |core| async move { core.sync(fh.0).await },
+            empty,
+        );
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.core.opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(errno) => reply.fail(errno),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectory,
+    ) {
+        let core = Arc::clone(&self.core);
+        self.runtime
+            .spawn(async move { core.readdir(ino.0, fh.0, offset, reply).await });
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectoryPlus,
+    ) {
+        let core = Arc::clone(&self.core);
+        self.runtime
+            .spawn(async move { core.readdirplus(ino.0, fh.0, offset, reply).await });
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.core.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.run(
+            reply,
+            |core| async move { core.statfs().await },
+            |reply, _core, s| {
+                reply.statfs(
+                    s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
+                );
+            },
+        );
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let mask = mask.bits();
+        self.run(
+            reply,
+            move |core| async move { core.access(ino.0, mask).await },
+            empty,
+        );
+    }
+
+    // Extended attributes: NFSv3 has none. ENOSYS makes the kernel stop asking (and answer
+    // EOPNOTSUPP itself), without fuser's "not implemented" warning for each.
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        reply.error(fuser::Errno::ENOSYS);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(fuser::Errno::ENOSYS);
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let mode = mode & !umask;
+        let work = move |core: Arc<Core>, name: String| async move {
+            core.create(parent.0, &name, mode, flags).await
+        };
+        self.run_named(name, reply, work, |reply, core, created| {
+            let ttl = core.settings.ttl;
+            let fh = FileHandle(created.fh);
+            reply.created(&ttl, &created.attr, Generation(0), fh, FopenFlags::empty());
+        });
+    }
+}

@@ -1,0 +1,98 @@
+//! The open handles: FUSE file handles (`fh`) of open files and of directory listings.
+//!
+//! An open file is an nfsio [`File`] (the client's write-back cache, shared by every open of
+//! the same NFS handle); a listing is the directory's READDIRPLUS stream with the entries
+//! read so far, so that the kernel's offsets into it stay valid for the life of the handle.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use nfsio_client::{DirEntry, File, ReadDir};
+
+/// An open regular file of node `ino`.
+pub struct OpenFile {
+    /// The node the file was opened as.
+    pub ino: u64,
+    /// The file in nfsio's cache.
+    pub file: File,
+}
+
+/// A directory listing being read by the kernel.
+pub struct Listing {
+    /// The rest of the listing, until its end was read.
+    pub stream: Option<ReadDir>,
+    /// The entries read so far (without `.` and `..`), in the server's order.
+    pub entries: Vec<DirEntry>,
+}
+
+/// The open files and listings of one mount.
+#[derive(Default)]
+pub struct Handles {
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    listings: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Listing>>>>,
+    next: AtomicU64,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Handles {
+    fn next_fh(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Registers an open file; returns its `fh`.
+    pub fn insert_file(&self, file: OpenFile) -> u64 {
+        let fh = self.next_fh();
+        locked(&self.files).insert(fh, Arc::new(file));
+        fh
+    }
+
+    /// The open file `fh`.
+    pub fn file(&self, fh: u64) -> Option<Arc<OpenFile>> {
+        locked(&self.files).get(&fh).cloned()
+    }
+
+    /// Some open file of node `ino` (for a size that includes cached writes).
+    pub fn file_of(&self, ino: u64) -> Option<Arc<OpenFile>> {
+        locked(&self.files)
+            .values()
+            .find(|open| open.ino == ino)
+            .cloned()
+    }
+
+    /// Drops the open file `fh` from the table; returns it.
+    pub fn remove_file(&self, fh: u64) -> Option<Arc<OpenFile>> {
+        locked(&self.files).remove(&fh)
+    }
+
+    /// Open files.
+    pub fn files_open(&self) -> usize {
+        locked(&self.files).len()
+    }
+
+    /// Registers a listing; returns its `fh`.
+    pub fn insert_listing(&self, stream: ReadDir) -> u64 {
+        let fh = self.next_fh();
+        let listing = Listing {
+            stream: Some(stream),
+            entries: Vec::new(),
+        };
+        locked(&self.listings).insert(fh, Arc::new(tokio::sync::Mutex::new(listing)));
+        fh
+    }
+
+    /// The listing `fh`.
+    pub fn listing(&self, fh: u64) -> Option<Arc<tokio::sync::Mutex<Listing>>> {
+        locked(&self.listings).get(&fh).cloned()
+    }
+
+    /// Drops the listing `fh`.
+    pub fn remove_listing(&self, fh: u64) {
+        locked(&self.listings).remove(&fh);
+    }
+}

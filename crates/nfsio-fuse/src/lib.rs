@@ -1,0 +1,39 @@
+//! A FUSE file system over [`nfsio_client`]: the engine of `nfsio mount`.
+//!
+//! [`mount`] puts a connected [`Client`](nfsio_client::Client)'s export on a mountpoint.
+//! The design rules:
+//!
+//! - **No FUSE thread waits on the network.** Each request's owned arguments and its reply
+//!   go to a task on the tokio runtime handed to [`mount`]; fuser's threads (several, each
+//!   with its own cloned /dev/fuse fd) only read requests.
+//! - **Inodes are keyed by NFS file handle** with the kernel's exact lookup counts (entry
+//!   replies add one, FORGET subtracts); node 1 is the export root.
+//! - **Errors are the client's**: every NFS failure reaches the kernel as
+//!   [`NfsError::errno`](nfsio_client::NfsError::errno).
+//! - **FUSE write-through over nfsio's write-back cache**: the kernel's writeback cache is
+//!   off, a WRITE is answered once its bytes are in nfsio's cache, FLUSH (close) and FSYNC
+//!   make them durable and answer the first write-back error, RELEASE only drops state.
+//! - **Short kernel TTLs** (1 s) for attributes and entries, negative entries included.
+//!
+//! What NFSv3 or this crate does not do yet is listed in the README's mount section and in
+//! issue 14. Names that are not UTF-8 are answered EINVAL (the client takes `&str`).
+
+#![warn(missing_docs)]
+
+mod attr;
+mod core;
+mod error;
+mod fs;
+mod handles;
+mod inodes;
+mod io;
+mod listing;
+mod meta;
+mod names;
+mod session;
+
+pub use crate::core::Settings;
+pub use crate::error::MountError;
+pub use crate::session::{
+    MountOptions, Mounted, READY_TIMEOUT, clear_stale, detach, mount, umount2,
+};

@@ -1,0 +1,140 @@
+//! Attributes and the file system as a whole: getattr, setattr, access and statfs.
+//!
+//! A file with writes still in nfsio's cache shows the size its writer sees (the cache's
+//! size over the server's), and a size change of an open file goes through the cache
+//! (`File::set_len`), which orders it after the WRITEs in flight.
+
+use fuser::{FileAttr, TimeOrNow};
+use nfsio_client::proto::nfs3::{Fattr, Sattr, access};
+
+use crate::attr::set_time;
+use crate::core::Core;
+use crate::error::{Errno, OpResult};
+
+/// What a setattr asks to change (the kernel's fields, owned).
+#[derive(Debug, Default)]
+pub struct SetAttr {
+    /// Permission bits.
+    pub mode: Option<u32>,
+    /// Owner.
+    pub uid: Option<u32>,
+    /// Group.
+    pub gid: Option<u32>,
+    /// Size (truncate or extend).
+    pub size: Option<u64>,
+    /// Access time (`UTIME_NOW` as `Now`).
+    pub atime: Option<TimeOrNow>,
+    /// Modification time.
+    pub mtime: Option<TimeOrNow>,
+    /// The open file the change came through, if any.
+    pub fh: Option<u64>,
+}
+
+/// Space and file counts as statfs(2) reports them.
+#[derive(Debug, Clone, Copy)]
+pub struct StatFs {
+    /// Blocks of `bsize` bytes in total.
+    pub blocks: u64,
+    /// Blocks free.
+    pub bfree: u64,
+    /// Blocks free to the caller.
+    pub bavail: u64,
+    /// File slots in total.
+    pub files: u64,
+    /// File slots free to the caller.
+    pub ffree: u64,
+    /// The block size.
+    pub bsize: u32,
+    /// The longest name.
+    pub namelen: u32,
+}
+
+/// The block size statfs reports its counts in.
+const STATFS_BLOCK_BYTES: u32 = 4096;
+
+impl Core {
+    /// Fresh attributes of `ino` (GETATTR), with the size this client sees.
+    pub async fn getattr(&self, ino: u64) -> OpResult<FileAttr> {
+        let handle = self.handle(ino)?;
+        let attributes = self.client.getattr(&handle).await?;
+        Ok(self.attr(ino, &self.local_view(ino, attributes)?))
+    }
+
+    /// The server's attributes with this client's cached size, when the file is open.
+    fn local_view(&self, ino: u64, mut attributes: Fattr) -> OpResult<Fattr> {
+        if let Some(open) = self.handles.file_of(ino) {
+            attributes.size = open.file.size_bytes()?;
+        }
+        Ok(attributes)
+    }
+
+    /// SETATTR of `ino`; the size of an open file through the cache.
+    pub async fn setattr(&self, ino: u64, change: SetAttr) -> OpResult<FileAttr> {
+        let handle = self.handle(ino)?;
+        let open = change
+            .fh
+            .and_then(|fh| self.handles.file(fh))
+            .or_else(|| self.handles.file_of(ino));
+        let mut sattr = Sattr {
+            mode: change.mode.map(|mode| mode & 0o7777),
+            uid: change.uid,
+            gid: change.gid,
+            size: None,
+            atime: set_time(change.atime)?,
+            mtime: set_time(change.mtime)?,
+        };
+        match (change.size, &open) {
+            (Some(size), Some(open)) => open.file.set_len(size).await?,
+            (size, _) => sattr.size = size,
+        }
+        if sattr != Sattr::default() {
+            self.client.setattr(&handle, sattr, None).await?;
+        }
+        self.getattr(ino).await
+    }
+
+    /// ACCESS: Ok when the server grants every kind of access in `mask` (R_OK, W_OK, X_OK;
+    /// F_OK is a GETATTR). A write is granted when MODIFY, EXTEND or DELETE is; an
+    /// execute when EXECUTE (files) or LOOKUP (directories) is, as the Linux client reads
+    /// them.
+    pub async fn access(&self, ino: u64, mask: i32) -> OpResult<()> {
+        let handle = self.handle(ino)?;
+        let wants = [
+            (libc::R_OK, access::READ),
+            (libc::W_OK, access::MODIFY | access::EXTEND | access::DELETE),
+            (libc::X_OK, access::EXECUTE | access::LOOKUP),
+        ];
+        let asked: u32 = wants
+            .iter()
+            .filter(|(bit, _)| mask & bit != 0)
+            .fold(0, |all, (_, nfs)| all | nfs);
+        if asked == 0 {
+            self.client.getattr(&handle).await?;
+            return Ok(());
+        }
+        let granted = self.client.access(&handle, asked).await?;
+        let denied = wants
+            .iter()
+            .any(|(bit, nfs)| mask & bit != 0 && granted & nfs == 0);
+        if denied {
+            return Err(Errno(libc::EACCES));
+        }
+        Ok(())
+    }
+
+    /// FSSTAT of the export root.
+    pub async fn statfs(&self) -> OpResult<StatFs> {
+        let stat = self.client.fsstat(self.client.root()).await?;
+        let bsize = STATFS_BLOCK_BYTES;
+        let blocks = |bytes: u64| bytes / u64::from(bsize);
+        Ok(StatFs {
+            blocks: blocks(stat.tbytes),
+            bfree: blocks(stat.fbytes),
+            bavail: blocks(stat.abytes),
+            files: stat.tfiles,
+            ffree: stat.afiles,
+            bsize,
+            namelen: nfsio_client::proto::nfs3::MAX_NAME_BYTES,
+        })
+    }
+}

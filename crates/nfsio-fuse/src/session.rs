@@ -1,0 +1,244 @@
+//! A mount's life: clearing a stale mount, mounting (fuser's session, mount(2) as root),
+//! waiting until the mount answers, and unmounting (lazily, then joining the session).
+//!
+//! The session runs on fuser's threads (`n_threads` with `clone_fd`); the operations run on
+//! the tokio runtime handed in. Unmounting is `umount2(MNT_DETACH)` (fuser 0.18.0's own
+//! unmount is a plain umount(2), which fails with EBUSY while anything on the mount is in
+//! use), after which the session's threads end once the kernel lets go of the connection.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fuser::{BackgroundSession, Config, MountOption, SessionACL};
+use nfsio_client::Client;
+use tokio::runtime::Handle;
+
+use crate::core::{Core, Settings};
+use crate::error::MountError;
+use crate::fs::NfsFs;
+
+/// How long [`Mounted::wait_ready`] and [`Mounted::unmount`] wait by default.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a mount is made.
+#[derive(Debug, Clone)]
+pub struct MountOptions {
+    /// The file system's name in /proc/mounts and df (the URL).
+    pub fsname: String,
+    /// Let every user reach the mount (`allow_other`), not only its owner.
+    pub allow_other: bool,
+    /// Mount read-only.
+    pub read_only: bool,
+    /// FUSE threads reading requests (each with a cloned /dev/fuse fd).
+    pub threads: usize,
+    /// Kernel cache lifetimes.
+    pub settings: Settings,
+}
+
+impl MountOptions {
+    /// Defaults for a mount named `fsname`: owner only, read-write, 2 threads, 1 s TTLs.
+    pub fn new(fsname: impl Into<String>) -> Self {
+        Self {
+            fsname: fsname.into(),
+            allow_other: false,
+            read_only: false,
+            threads: 2,
+            settings: Settings::default(),
+        }
+    }
+}
+
+/// A live mount. Dropping it unmounts (lazily) and joins the session, as
+/// [`Mounted::unmount`] does, logging instead of returning errors.
+pub struct Mounted {
+    session: Option<BackgroundSession>,
+    mountpoint: PathBuf,
+    core: Arc<Core>,
+}
+
+/// Mounts `client`'s export on `mountpoint`; the operations run on `runtime`. Returns once
+/// the kernel has the mount (see [`Mounted::wait_ready`] for when it answers).
+pub fn mount(
+    client: Client,
+    runtime: Handle,
+    mountpoint: &Path,
+    options: MountOptions,
+) -> Result<Mounted, MountError> {
+    let metadata = std::fs::metadata(mountpoint).map_err(|source| MountError::Mountpoint {
+        path: mountpoint.to_owned(),
+        source,
+    })?;
+    if !metadata.is_dir() {
+        return Err(MountError::Mountpoint {
+            path: mountpoint.to_owned(),
+            source: io::Error::from(io::ErrorKind::NotADirectory),
+        });
+    }
+    let core = Arc::new(Core::new(client, options.settings.clone()));
+    let fs = NfsFs::new(Arc::clone(&core), runtime);
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName(options.fsname.clone()),
+        MountOption::Subtype("nfsio".to_owned()),
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        if options.read_only {
+            MountOption::RO
+        } else {
+            MountOption::RW
+        },
+    ];
+    config.acl = if options.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    config.n_threads = Some(options.threads.max(1));
+    config.clone_fd = true;
+    let fuse_error = |source| MountError::Fuse {
+        path: mountpoint.to_owned(),
+        source,
+    };
+    let session = fuser::Session::new(fs, mountpoint, &config).map_err(fuse_error)?;
+    let session = session.spawn().map_err(fuse_error)?;
+    tracing::info!(mountpoint = %mountpoint.display(), fsname = %options.fsname, "mounted");
+    Ok(Mounted {
+        session: Some(session),
+        mountpoint: mountpoint.to_owned(),
+        core,
+    })
+}
+
+impl Mounted {
+    /// The mountpoint.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Waits until a stat of the mountpoint is answered by this mount (from a thread of its
+    /// own, so a mount that hangs cannot hang the caller past `timeout`).
+    pub fn wait_ready(&self, timeout: Duration) -> Result<(), MountError> {
+        let path = self.mountpoint.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(std::fs::metadata(&path));
+        });
+        let not_answering = |detail: String| MountError::NotAnswering {
+            path: self.mountpoint.clone(),
+            detail,
+        };
+        match rx.recv_timeout(timeout) {
+            Ok(Ok(metadata)) if metadata.is_dir() => Ok(()),
+            Ok(Ok(_)) => Err(not_answering("the root is not a directory".into())),
+            Ok(Err(error)) => Err(not_answering(error.to_string())),
+            Err(_) => Err(not_answering(format!("no answer within {timeout:?}"))),
+        }
+    }
+
+    /// Nodes the kernel holds references to, the root included.
+    pub fn inode_count(&self) -> usize {
+        self.core.inodes().len()
+    }
+
+    /// Files open through the mount.
+    pub fn open_files(&self) -> usize {
+        self.core.handles.files_open()
+    }
+
+    /// The client the mount runs over.
+    pub fn client(&self) -> &Client {
+        &self.core.client
+    }
+
+    /// True once the session has ended (the mount was unmounted from outside, or the
+    /// connection was aborted).
+    pub fn is_finished(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_none_or(|session| session.guard.is_finished())
+    }
+
+    /// Unmounts (lazily) unless already unmounted, and waits up to `timeout` for the session
+    /// threads to end (they end once nothing on the mount is in use any more).
+    pub fn unmount(mut self, timeout: Duration) -> Result<(), MountError> {
+        self.end(timeout)
+    }
+
+    fn end(&mut self, timeout: Duration) -> Result<(), MountError> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        let detached = if session.guard.is_finished() {
+            Ok(())
+        } else {
+            detach(&self.mountpoint)
+        };
+        let deadline = Instant::now() + timeout;
+        while !session.guard.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if session.guard.is_finished() {
+            if let Err(error) = session.join() {
+                tracing::warn!(%error, "the FUSE session ended with an error");
+            }
+        } else {
+            tracing::warn!(
+                mountpoint = %self.mountpoint.display(),
+                "the FUSE session is still in use after the unmount; left to end on its own"
+            );
+        }
+        detached
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Err(error) = self.end(READY_TIMEOUT) {
+            tracing::warn!(%error, "unmount on drop");
+        }
+    }
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// `umount2(path, MNT_DETACH)`: EINVAL (not a mount point) counts as done.
+pub fn detach(path: &Path) -> Result<(), MountError> {
+    umount2(path, libc::MNT_DETACH).or_else(|error| match error.raw_os_error() {
+        Some(libc::EINVAL) => Ok(()),
+        _ => Err(MountError::Unmount {
+            path: path.to_owned(),
+            source: error,
+        }),
+    })
+}
+
+/// `umount2(2)` of `path` with `flags`.
+pub fn umount2(path: &Path, flags: libc::c_int) -> io::Result<()> {
+    let c = c_path(path)?;
+    // SAFETY: `c` is a NUL-terminated path that lives across the call.
+    let rc = unsafe { libc::umount2(c.as_ptr(), flags) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Clears a stale mount at `path` (a FUSE mount whose daemon died: stat answers ENOTCONN)
+/// with a lazy unmount; true when there was one.
+pub fn clear_stale(path: &Path) -> Result<bool, MountError> {
+    match std::fs::metadata(path) {
+        Err(error) if error.raw_os_error() == Some(libc::ENOTCONN) => {
+            detach(path)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
