@@ -5,6 +5,7 @@
 
 mod copy;
 mod demo;
+mod mount;
 mod output;
 mod report;
 mod serve;
@@ -70,6 +71,11 @@ enum Command {
     /// Start the embedded server on a temporary directory, write a generated file through
     /// the client, make it durable, read it back, verify, print throughput and RPC counts.
     Demo(demo::DemoArgs),
+    /// Mount an export on a directory (FUSE); returns once the mount answers, or stays in
+    /// the foreground with -f.
+    Mount(mount::MountArgs),
+    /// Unmount a mount made by `nfsio mount`.
+    Umount(mount::UmountArgs),
     /// Rename a file or directory within one export.
     Mv {
         /// nfs://host/export/from
@@ -134,7 +140,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(cli.command, cli.verbose)) {
         Ok(()) => ExitCode::SUCCESS,
         // `nfsio cat URL | head`: the reader has all it wanted.
         Err(failure) if failure.is_reader_gone() => ExitCode::SUCCESS,
@@ -145,8 +151,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> Result<(), Failure> {
+async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
     match command {
+        Command::Mount(args) => mount::run(args, verbose).await,
+        Command::Umount(args) => mount::umount(&args),
         Command::Cp(args) => copy::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Demo(args) => demo::run(args).await,

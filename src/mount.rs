@@ -1,0 +1,187 @@
+//! `nfsio mount URL MOUNTPOINT` and `nfsio umount MOUNTPOINT`: an export as a FUSE mount.
+//!
+//! In the foreground (`-f`) the command connects, mounts, checks that the mount answers (a
+//! stat of the mountpoint, answered by this process), prints the ready line and serves until
+//! SIGINT/SIGTERM or an unmount from outside; then it makes everything written durable
+//! (`Client::shutdown`: flush and COMMIT), unmounts and ends. Without `-f` it starts itself
+//! with `-f` in a process group of its own, and returns once that child has printed its
+//! ready line on a pipe, so the line it prints is true when printed; a child that fails
+//! before that leaves its error on stderr and the command fails.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nfsio_fuse::{MountOptions, Mounted};
+
+use crate::output::outln;
+use crate::report::Failure;
+use crate::signals::Termination;
+
+/// Arguments of `nfsio mount`.
+#[derive(clap::Args)]
+pub struct MountArgs {
+    /// nfs://host[:port]/export[/path]
+    url: String,
+    /// An existing directory to mount on.
+    mountpoint: PathBuf,
+    /// Stay in the foreground (logs on stderr) until SIGINT, SIGTERM or an unmount.
+    #[arg(short, long)]
+    foreground: bool,
+    /// Comma-separated options: allow_other, ro, rw.
+    #[arg(short = 'o', value_name = "OPTIONS")]
+    options: Vec<String>,
+}
+
+/// Arguments of `nfsio umount`.
+#[derive(clap::Args)]
+pub struct UmountArgs {
+    /// The mountpoint.
+    mountpoint: PathBuf,
+}
+
+/// How long the mount may take to answer its first stat.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn mount_options(args: &MountArgs) -> Result<MountOptions, Failure> {
+    let mut options = MountOptions::new(args.url.clone());
+    for option in args.options.iter().flat_map(|list| list.split(',')) {
+        match option.trim() {
+            "" => {}
+            "allow_other" => options.allow_other = true,
+            "ro" => options.read_only = true,
+            "rw" => options.read_only = false,
+            other => {
+                return Err(Failure::message(format!(
+                    "unknown mount option {other:?} (known: allow_other, ro, rw)"
+                )));
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// `nfsio mount`.
+pub async fn run(args: MountArgs, verbose: u8) -> Result<(), Failure> {
+    let options = mount_options(&args)?;
+    if !args.foreground {
+        return tokio::task::block_in_place(|| run_background(&args, verbose));
+    }
+    let mp = args.mountpoint.display().to_string();
+    let mut termination = Termination::install()
+        .map_err(|e| Failure::message(format!("cannot watch SIGINT and SIGTERM: {e}")))?;
+    if nfsio_fuse::clear_stale(&args.mountpoint).map_err(|e| Failure::message(e.to_string()))? {
+        eprintln!("nfsio mount: {mp}: cleared a stale mount (transport endpoint is not connected)");
+    }
+    let client = crate::connect(&args.url).await?;
+    let runtime = tokio::runtime::Handle::current();
+    let mounted = tokio::task::block_in_place(|| {
+        nfsio_fuse::mount(client.clone(), runtime, &args.mountpoint, options)
+    })
+    .map_err(|e| Failure::message(e.to_string()))?;
+    if let Err(failure) = answers(&args.mountpoint).await {
+        unmount(mounted)?;
+        return Err(failure);
+    }
+    outln!("nfsio mount: {} mounted on {mp}", args.url)?;
+    let stop = tokio::select! {
+        stop = termination.wait() => Some(stop),
+        () = unmounted(&mounted) => None,
+    };
+    match stop {
+        Some(stop) => tracing::info!(signal = stop.name(), "unmounting"),
+        None => tracing::info!("unmounted from outside"),
+    }
+    let flushed = client.shutdown().await;
+    unmount(mounted)?;
+    let rest = client.shutdown().await;
+    flushed.and(rest).map_err(|e| Failure::nfs(&args.url, e))
+}
+
+/// Waits until a stat of `mountpoint` is answered (by the mount: the caller mounted it).
+async fn answers(mountpoint: &Path) -> Result<(), Failure> {
+    let path = mountpoint.to_owned();
+    let stat = tokio::task::spawn_blocking(move || std::fs::metadata(path));
+    let mp = mountpoint.display();
+    match tokio::time::timeout(READY_TIMEOUT, stat).await {
+        Ok(Ok(Ok(metadata))) if metadata.is_dir() => Ok(()),
+        Ok(Ok(Ok(_))) => Err(Failure::message(format!(
+            "{mp}: the mount's root is not a directory"
+        ))),
+        Ok(Ok(Err(error))) => Err(Failure::io(&mp.to_string(), error)),
+        Ok(Err(error)) => Err(Failure::message(format!("{mp}: {error}"))),
+        Err(_) => Err(Failure::message(format!(
+            "{mp}: the mount did not answer within {READY_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// Resolves once the session has ended (an unmount from outside).
+async fn unmounted(mounted: &Mounted) {
+    while !mounted.is_finished() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn unmount(mounted: Mounted) -> Result<(), Failure> {
+    tokio::task::block_in_place(|| mounted.unmount(nfsio_fuse::READY_TIMEOUT))
+        .map_err(|e| Failure::message(e.to_string()))
+}
+
+/// Starts `nfsio mount -f` in a process group of its own and waits for its ready line.
+fn run_background(args: &MountArgs, verbose: u8) -> Result<(), Failure> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::message(format!("cannot find this program: {e}")))?;
+    let mut command = Command::new(exe);
+    if verbose > 0 {
+        command.arg(format!("-{}", "v".repeat(usize::from(verbose))));
+    }
+    command
+        .arg("mount")
+        .arg(&args.url)
+        .arg(&args.mountpoint)
+        .arg("-f");
+    for option in &args.options {
+        command.arg("-o").arg(option);
+    }
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure::message(format!("cannot start the mount process: {e}")))?;
+    let Some(stdout) = child.stdout.take() else {
+        return Err(Failure::message(
+            "the mount process has no output pipe".into(),
+        ));
+    };
+    let mut line = String::new();
+    let read = BufReader::new(stdout).read_line(&mut line);
+    match read {
+        Ok(n) if n > 0 && line.starts_with("nfsio mount: ") => {
+            outln!("{} (pid {})", line.trim_end(), child.id())
+        }
+        _ => {
+            let status = child.wait().map_err(|e| Failure::message(e.to_string()))?;
+            Err(Failure::message(format!(
+                "{}: the mount process ended before the mount answered ({status})",
+                args.mountpoint.display()
+            )))
+        }
+    }
+}
+
+/// `nfsio umount`: unmounts; a busy mount is detached (lazily unmounted) with a line saying
+/// so, and the mount process ends once nothing uses it.
+pub fn umount(args: &UmountArgs) -> Result<(), Failure> {
+    let mp = args.mountpoint.display().to_string();
+    match nfsio_fuse::umount2(&args.mountpoint, 0) {
+        Ok(()) => Ok(()),
+        Err(error) if error.raw_os_error() == Some(libc::EBUSY) => {
+            eprintln!("nfsio umount: {mp} is busy: detached (unmounted once no longer in use)");
+            nfsio_fuse::umount2(&args.mountpoint, libc::MNT_DETACH).map_err(|e| Failure::io(&mp, e))
+        }
+        Err(error) => Err(Failure::io(&mp, error)),
+    }
+}
