@@ -1,0 +1,455 @@
+//! The FUSE mount end to end: `nfsio serve`'s server in-process (a local-store export in a
+//! temporary directory, or the memory store for faults), the export mounted under a fresh
+//! temporary directory, and everything checked through ordinary `std::fs` calls and, for
+//! durability, on the server's export directory behind the mount's back.
+//!
+//! Each test's mount is always unmounted, also when the test fails: [`Fixture`]'s drop
+//! detaches the mount and joins its session. The tests skip with one line without
+//! /dev/fuse or root, and fail under CI=true.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nfsio_client::Client;
+use nfsio_client::proto::nfs3::Nfs3Status;
+use nfsio_fuse::{MountOptions, Mounted};
+use nfsio_server::{Fault, MemStore};
+use nfsio_testkit::TestServer;
+use tokio::runtime::Runtime;
+
+/// How long a test waits for anything.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server, a client and a mount of its export. Fields drop in order: the mount first
+/// (detached and joined while the runtime still runs its operations), the runtime last.
+struct Fixture {
+    mounted: Option<Mounted>,
+    client: Client,
+    server: Option<TestServer>,
+    /// The local store's export directory (None over the memory store).
+    export: Option<PathBuf>,
+    mnt: PathBuf,
+    _dirs: Vec<tempfile::TempDir>,
+    rt: Runtime,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(mounted) = self.mounted.take()
+            && let Err(error) = mounted.unmount(TIMEOUT)
+        {
+            eprintln!("unmount: {error}");
+        }
+        if let Some(server) = self.server.take() {
+            self.rt.block_on(server.stop());
+        }
+    }
+}
+
+/// Whether this machine can mount FUSE (root and /dev/fuse); prints the skip line if not.
+fn can_mount() -> bool {
+    if !Path::new("/dev/fuse").exists() {
+        nfsio_testkit::skip_or_fail("/dev/fuse is missing");
+        return false;
+    }
+    nfsio_testkit::require_root()
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+impl Fixture {
+    /// A local-store server on a temporary export, mounted.
+    fn local() -> Option<Fixture> {
+        if !can_mount() {
+            return None;
+        }
+        let export = tempfile::tempdir().expect("tempdir");
+        let state = tempfile::tempdir().expect("tempdir");
+        let mut config = nfsio_testkit::server::config();
+        config.export_dir = export.path().to_path_buf();
+        config.state_dir = state.path().to_path_buf();
+        // Small READDIRPLUS pages, so that a listing of hundreds takes several.
+        config.limits.dtpref_bytes = 4096;
+        let rt = runtime();
+        let server = rt.block_on(TestServer::bind(config));
+        let export_path = export.path().to_path_buf();
+        Some(Self::mount(
+            rt,
+            server,
+            Some(export_path),
+            vec![export, state],
+        ))
+    }
+
+    /// A memory-store server (faults to inject through `store`), mounted.
+    fn memory(store: &Arc<MemStore>) -> Option<Fixture> {
+        if !can_mount() {
+            return None;
+        }
+        let rt = runtime();
+        let server = rt.block_on(TestServer::memory(Arc::clone(store), 14));
+        Some(Self::mount(rt, server, None, Vec::new()))
+    }
+
+    fn mount(
+        rt: Runtime,
+        server: TestServer,
+        export: Option<PathBuf>,
+        mut dirs: Vec<tempfile::TempDir>,
+    ) -> Fixture {
+        let client = rt.block_on(Client::connect(&server.url)).expect("connect");
+        let mnt_dir = tempfile::tempdir().expect("tempdir");
+        let mnt = mnt_dir.path().to_path_buf();
+        dirs.push(mnt_dir);
+        let mounted = nfsio_fuse::mount(
+            client.clone(),
+            rt.handle().clone(),
+            &mnt,
+            MountOptions::new(server.url.clone()),
+        )
+        .expect("mount");
+        let fixture = Fixture {
+            mounted: Some(mounted),
+            client,
+            server: Some(server),
+            export,
+            mnt,
+            _dirs: dirs,
+            rt,
+        };
+        fixture
+            .mounted()
+            .wait_ready(TIMEOUT)
+            .expect("the mount answers");
+        fixture
+    }
+
+    fn mounted(&self) -> &Mounted {
+        self.mounted.as_ref().expect("mounted")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.mnt.join(name)
+    }
+
+    fn on_server(&self, name: &str) -> PathBuf {
+        self.export.as_ref().expect("a local export").join(name)
+    }
+
+    /// Waits until `condition` holds, failing after [`TIMEOUT`] with `what`.
+    fn wait_for(&self, what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[test]
+fn written_bytes_read_back_and_are_on_the_server_after_close() {
+    let Some(fx) = Fixture::local() else { return };
+    let data = pattern(3 << 20, 7);
+    fs::write(fx.path("big.bin"), &data).expect("write");
+    assert_eq!(
+        fs::read(fx.on_server("big.bin")).expect("on the server"),
+        data
+    );
+    assert_eq!(fs::read(fx.path("big.bin")).expect("read back"), data);
+    assert_eq!(
+        fs::metadata(fx.path("big.bin")).expect("stat").len(),
+        data.len() as u64
+    );
+
+    // An fsync'd write in place, the file still open.
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(fx.path("big.bin"))
+        .expect("open");
+    std::os::unix::fs::FileExt::write_at(&file, b"HELLO", 1000).expect("write_at");
+    assert_eq!(file.metadata().expect("fstat").len(), data.len() as u64);
+    file.sync_all().expect("fsync");
+    let on_server = fs::read(fx.on_server("big.bin")).expect("on the server");
+    assert_eq!(&on_server[1000..1005], b"HELLO");
+    let mut head = [0u8; 4];
+    file.read_exact(&mut head).expect("read");
+    assert_eq!(head, data[..4]);
+    drop(file);
+    fx.wait_for("the release", || fx.mounted().open_files() == 0);
+}
+
+#[test]
+fn create_new_is_exclusive_and_truncate_empties() {
+    let Some(fx) = Fixture::local() else { return };
+    let path = fx.path("excl.txt");
+    let mut file = fs::File::create_new(&path).expect("create_new");
+    file.write_all(b"first").expect("write");
+    drop(file);
+    let again = fs::File::create_new(&path).expect_err("exists");
+    assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
+    assert_eq!(fs::read(&path).expect("read"), b"first");
+    fs::File::create(&path).expect("O_TRUNC");
+    assert_eq!(
+        fs::metadata(fx.on_server("excl.txt")).expect("stat").len(),
+        0
+    );
+}
+
+#[test]
+fn a_listing_of_many_entries_pages_through_to_the_end() {
+    let Some(fx) = Fixture::local() else { return };
+    fs::create_dir(fx.path("many")).expect("mkdir");
+    assert!(fx.on_server("many").is_dir());
+    let mut expected: Vec<String> = (0..700)
+        .map(|i| format!("entry-with-a-longish-name-{i:05}"))
+        .collect();
+    for name in &expected {
+        fs::File::create(fx.path("many").join(name)).expect("create");
+    }
+    let readdirplus_calls = || {
+        let stats = fx.client.stats();
+        let proc = nfsio_client::proto::nfs3::procs::READDIRPLUS;
+        stats
+            .proc_stats(nfsio_client::proto::nfs3::PROGRAM, proc)
+            .map_or(0, |s| s.calls)
+    };
+    let before = readdirplus_calls();
+    let mut listed: Vec<String> = fs::read_dir(fx.path("many"))
+        .expect("read_dir")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    listed.sort();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let pages = readdirplus_calls() - before;
+    assert!(pages > 1, "one listing took {pages} READDIRPLUS pages");
+    let sizes: Vec<u64> = fs::read_dir(fx.path("many"))
+        .expect("read_dir")
+        .map(|entry| entry.expect("entry").metadata().expect("stat").len())
+        .collect();
+    assert_eq!(sizes.len(), 700);
+}
+
+#[test]
+fn rename_unlink_and_rmdir_change_the_server_directory() {
+    let Some(fx) = Fixture::local() else { return };
+    fs::write(fx.path("a"), b"a").expect("write");
+    fs::write(fx.path("b"), b"b").expect("write");
+    fs::rename(fx.path("a"), fx.path("c")).expect("rename");
+    assert!(!fx.on_server("a").exists());
+    assert_eq!(fs::read(fx.on_server("c")).expect("renamed"), b"a");
+    assert_eq!(fs::read(fx.path("c")).expect("renamed"), b"a");
+
+    let renameat2 = |from: &str, to: &str, flags: libc::c_uint| {
+        let from = std::ffi::CString::new(fx.path(from).as_os_str().as_bytes()).unwrap();
+        let to = std::ffi::CString::new(fx.path(to).as_os_str().as_bytes()).unwrap();
+        // SAFETY: two NUL-terminated paths that live across the call.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                flags,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error().raw_os_error())
+        }
+    };
+    assert_eq!(
+        renameat2("b", "c", libc::RENAME_NOREPLACE),
+        Err(Some(libc::EEXIST))
+    );
+    assert_eq!(
+        renameat2("b", "c", libc::RENAME_EXCHANGE),
+        Err(Some(libc::EINVAL))
+    );
+    assert_eq!(renameat2("b", "d", libc::RENAME_NOREPLACE), Ok(()));
+
+    fs::remove_file(fx.path("c")).expect("unlink");
+    assert!(!fx.on_server("c").exists());
+    assert_eq!(
+        fs::metadata(fx.path("c")).expect_err("gone").kind(),
+        std::io::ErrorKind::NotFound
+    );
+    fs::create_dir(fx.path("dir")).expect("mkdir");
+    fs::write(fx.path("dir/x"), b"x").expect("write");
+    let full = fs::remove_dir(fx.path("dir")).expect_err("not empty");
+    assert_eq!(full.raw_os_error(), Some(libc::ENOTEMPTY));
+    fs::remove_file(fx.path("dir/x")).expect("unlink");
+    fs::remove_dir(fx.path("dir")).expect("rmdir");
+    assert!(!fx.on_server("dir").exists());
+}
+
+#[test]
+fn symlinks_hard_links_and_fifos() {
+    let Some(fx) = Fixture::local() else { return };
+    fs::write(fx.path("target"), b"t").expect("write");
+    std::os::unix::fs::symlink("target", fx.path("link")).expect("symlink");
+    assert_eq!(
+        fs::read_link(fx.path("link")).expect("readlink"),
+        Path::new("target")
+    );
+    assert_eq!(
+        fs::read_link(fx.on_server("link")).expect("on server"),
+        Path::new("target")
+    );
+    assert_eq!(fs::read(fx.path("link")).expect("through the link"), b"t");
+
+    fs::hard_link(fx.path("target"), fx.path("second")).expect("link");
+    let first = fs::metadata(fx.path("target")).expect("stat");
+    let second = fs::metadata(fx.path("second")).expect("stat");
+    assert_eq!(first.nlink(), 2);
+    assert_eq!(first.ino(), second.ino(), "one node per file handle");
+    fs::remove_file(fx.path("second")).expect("unlink");
+    fx.wait_for("nlink back to 1", || {
+        fs::metadata(fx.path("target")).is_ok_and(|m| m.nlink() == 1)
+    });
+
+    let fifo = std::ffi::CString::new(fx.path("fifo").as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path that lives across the call.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0, "mkfifo");
+    assert!(
+        fs::symlink_metadata(fx.on_server("fifo"))
+            .expect("on server")
+            .file_type()
+            .is_fifo()
+    );
+    assert!(
+        fs::symlink_metadata(fx.path("fifo"))
+            .expect("stat")
+            .file_type()
+            .is_fifo()
+    );
+}
+
+#[test]
+fn setattr_changes_mode_size_and_times() {
+    let Some(fx) = Fixture::local() else { return };
+    fs::write(fx.path("f"), pattern(10_000, 1)).expect("write");
+    fs::set_permissions(fx.path("f"), fs::Permissions::from_mode(0o600)).expect("chmod");
+    let on_server = fs::metadata(fx.on_server("f")).expect("stat");
+    assert_eq!(on_server.mode() & 0o7777, 0o600);
+    assert_eq!(
+        fs::metadata(fx.path("f")).expect("stat").mode() & 0o7777,
+        0o600
+    );
+
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(fx.path("f"))
+        .expect("open");
+    file.set_len(3).expect("ftruncate");
+    assert_eq!(file.metadata().expect("fstat").len(), 3);
+    drop(file);
+    assert_eq!(fs::metadata(fx.on_server("f")).expect("stat").len(), 3);
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(fx.path("f"))
+        .expect("O_TRUNC");
+    assert_eq!(fs::metadata(fx.on_server("f")).expect("stat").len(), 0);
+
+    let then = std::time::UNIX_EPOCH + Duration::from_secs(1_500_000_000);
+    let file = fs::File::options()
+        .write(true)
+        .open(fx.path("f"))
+        .expect("open");
+    file.set_times(fs::FileTimes::new().set_modified(then))
+        .expect("utimes");
+    drop(file);
+    assert_eq!(
+        fs::metadata(fx.on_server("f")).expect("stat").mtime(),
+        1_500_000_000
+    );
+    // UTIME_NOW: the server's clock.
+    let path = std::ffi::CString::new(fx.path("f").as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path; a null `times` means "now" for both.
+    assert_eq!(
+        unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), std::ptr::null(), 0) },
+        0
+    );
+    let now = fs::metadata(fx.on_server("f")).expect("stat").mtime();
+    assert!(now > 1_600_000_000, "mtime set to now: {now}");
+}
+
+#[test]
+fn statfs_reports_the_servers_space() {
+    let Some(fx) = Fixture::local() else { return };
+    let path = std::ffi::CString::new(fx.mnt.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path and a zeroed statvfs that lives across the call.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut stat) }, 0);
+    assert!(
+        stat.f_blocks > 0 && stat.f_bsize > 0,
+        "blocks {}",
+        stat.f_blocks
+    );
+    assert!(stat.f_bfree <= stat.f_blocks && stat.f_bavail <= stat.f_blocks);
+    assert_eq!(stat.f_namemax, 255);
+}
+
+#[test]
+fn forgotten_nodes_leave_the_inode_table() {
+    let Some(fx) = Fixture::local() else { return };
+    let baseline = fx.mounted().inode_count();
+    fs::create_dir(fx.path("d")).expect("mkdir");
+    for i in 0..20 {
+        fs::write(fx.path(&format!("d/{i}")), b"x").expect("write");
+    }
+    assert!(fx.mounted().inode_count() >= baseline + 21);
+    for i in 0..20 {
+        fs::remove_file(fx.path(&format!("d/{i}"))).expect("unlink");
+    }
+    fs::remove_dir(fx.path("d")).expect("rmdir");
+    fx.wait_for("the kernel's FORGETs", || {
+        fx.mounted().inode_count() == baseline
+    });
+    fx.wait_for("the releases", || fx.mounted().open_files() == 0);
+}
+
+#[test]
+fn a_write_back_error_reaches_fsync_as_errno() {
+    let store = Arc::new(MemStore::new());
+    let Some(fx) = Fixture::memory(&store) else {
+        return;
+    };
+    let mut file = fs::File::create(fx.path("full.bin")).expect("create");
+    store.inject(Fault::WriteError(Nfs3Status::NoSpc));
+    file.write_all(&pattern(64 << 10, 3))
+        .expect("write into the cache");
+    let error = file.sync_all().expect_err("fsync reports the failed WRITE");
+    assert_eq!(error.raw_os_error(), Some(libc::ENOSPC), "{error}");
+    drop(file);
+    // Reported once: the client is fine afterwards.
+    fs::write(fx.path("ok.bin"), b"fine").expect("write after the error");
+    assert_eq!(fs::read(fx.path("ok.bin")).expect("read"), b"fine");
+    fx.rt.block_on(fx.client.shutdown()).ok();
+}
