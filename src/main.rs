@@ -94,6 +94,13 @@ fn init_logging(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
+    // fuser 0.18.0 unmounts once more when its session ends and warns that the mount is
+    // gone: `nfsio mount` has unmounted it already (lazily, which fuser's plain umount(2)
+    // cannot do), so that warning is noise below -vv.
+    let default = match verbose {
+        0 | 1 => format!("{default},fuser::mnt=error"),
+        _ => default.to_owned(),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
