@@ -1,10 +1,10 @@
 //! The open handles: FUSE file handles (`fh`) of open files and of directory listings.
 //!
 //! An open file is an nfsio [`File`] (the client's write-back cache, shared by every open of
-//! the same NFS handle); a listing is the directory's READDIRPLUS stream with the entries
-//! read so far, so that the kernel's offsets into it stay valid for the life of the handle.
+//! the same NFS handle); a listing is the directory's READDIRPLUS stream with a window of
+//! the entries the kernel is reading (see `listing.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -18,12 +18,15 @@ pub struct OpenFile {
     pub file: File,
 }
 
-/// A directory listing being read by the kernel.
+/// A directory listing being read by the kernel: a window of the server's entries (without
+/// `.` and `..`), from the one at index `base` on, and the stream of the rest.
 pub struct Listing {
     /// The rest of the listing, until its end was read.
     pub stream: Option<ReadDir>,
-    /// The entries read so far (without `.` and `..`), in the server's order.
-    pub entries: Vec<DirEntry>,
+    /// Entries `base..base + entries.len()` of the listing.
+    pub entries: VecDeque<DirEntry>,
+    /// The index of `entries[0]` in the listing.
+    pub base: usize,
 }
 
 /// The open files and listings of one mount.
@@ -80,7 +83,8 @@ impl Handles {
         let fh = self.next_fh();
         let listing = Listing {
             stream: Some(stream),
-            entries: Vec::new(),
+            entries: VecDeque::new(),
+            base: 0,
         };
         locked(&self.listings).insert(fh, Arc::new(tokio::sync::Mutex::new(listing)));
         fh

@@ -1,12 +1,14 @@
 //! Directory listings: opendir, readdir, readdirplus and releasedir.
 //!
 //! A listing is the directory's READDIRPLUS stream, read page by page as the kernel asks and
-//! through to the end of the directory; the entries read so far stay with the handle. The
-//! kernel's offset (`d_off`) is a position in that listing — 0 and 1 are `.` and `..`, then
-//! the server's entries in order — rather than the NFS cookie: the client's `ReadDir`
-//! resumes only from where it stopped, not from a cookie the kernel hands back, and
-//! positions within one handle's listing are just as stable. (`..` carries the directory's
-//! own node id: the table keeps no parents.)
+//! through to the end of the directory; the handle keeps only the window of entries the
+//! kernel is reading (the entries before the one it asks for are dropped). The kernel's
+//! offset (`d_off`) is a position in that listing — 0 and 1 are `.` and `..`, then the
+//! server's entries in order — rather than the NFS cookie: the client's `ReadDir` resumes
+//! only from where it stopped, not from a cookie handed back, and positions within one
+//! handle's listing are as stable. An offset before the window (rewinddir, a seekdir back)
+//! restarts the listing and skips forward. (`..` carries the directory's own node id: the
+//! table keeps no parents.)
 //!
 //! A READDIRPLUS entry adds one kernel reference to its node, counted only once the entry
 //! fits in the reply; `.` and `..` add none (the kernel does not link them).
@@ -25,14 +27,32 @@ use crate::handles::Listing;
 /// Entries before the server's: `.` and `..`.
 const DOTS: u64 = 2;
 
-/// Reads the listing until it holds entry `index` or has ended; false at the end.
-async fn fetch_to(listing: &mut Listing, index: usize) -> OpResult<bool> {
-    while listing.entries.len() <= index {
+/// Moves the listing's window to entry `index` (restarting the listing from the directory's
+/// start for an index before the window, as after a rewinddir) and reads until it holds
+/// that entry; false when the listing ends before it.
+async fn fetch_to(
+    core: &Core,
+    dir_ino: u64,
+    listing: &mut Listing,
+    index: usize,
+) -> OpResult<bool> {
+    if index < listing.base {
+        let dir = core.handle(dir_ino)?;
+        listing.stream = Some(core.client.readdirplus(&dir));
+        listing.entries.clear();
+        listing.base = 0;
+    }
+    while listing.base < index && listing.entries.pop_front().is_some() {
+        listing.base += 1;
+    }
+    while listing.base + listing.entries.len() <= index {
         let Some(stream) = listing.stream.as_mut() else {
             return Ok(false);
         };
         match stream.next_entry().await? {
-            Some(entry) => listing.entries.push(entry),
+            // Skipping forward after a restart: entries before `index` are not kept.
+            Some(_) if listing.entries.is_empty() && listing.base < index => listing.base += 1,
+            Some(entry) => listing.entries.push_back(entry),
             None => listing.stream = None,
         }
     }
@@ -67,12 +87,12 @@ impl Core {
                 continue;
             }
             let index = (position - DOTS) as usize;
-            match fetch_to(&mut listing, index).await {
+            match fetch_to(self, ino, &mut listing, index).await {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(errno) => return reply.error(errno.fuse()),
             }
-            let entry = &listing.entries[index];
+            let entry = &listing.entries[index - listing.base];
             let node = entry
                 .handle
                 .as_ref()
@@ -117,12 +137,15 @@ impl Core {
                 continue;
             }
             let index = (position - DOTS) as usize;
-            match fetch_to(&mut listing, index).await {
+            match fetch_to(self, ino, &mut listing, index).await {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(errno) => return reply.error(errno.fuse()),
             }
-            let entry = match self.complete(ino, &listing.entries[index]).await {
+            let entry = match self
+                .complete(ino, &listing.entries[index - listing.base])
+                .await
+            {
                 Ok(Some(entry)) => entry,
                 Ok(None) => {
                     position += 1;

@@ -252,6 +252,29 @@ fn a_listing_of_many_entries_pages_through_to_the_end() {
         .map(|entry| entry.expect("entry").metadata().expect("stat").len())
         .collect();
     assert_eq!(sizes.len(), 700);
+    assert_eq!(count_twice_with_rewinddir(&fx.path("many")), (702, 702));
+}
+
+/// Entries read by readdir(3) (`.` and `..` included), then again after rewinddir(3).
+fn count_twice_with_rewinddir(dir: &Path) -> (usize, usize) {
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path; the stream is used only while open and closed once.
+    unsafe {
+        let stream = libc::opendir(path.as_ptr());
+        assert!(!stream.is_null(), "opendir");
+        let count = || {
+            let mut n = 0;
+            while !libc::readdir(stream).is_null() {
+                n += 1;
+            }
+            n
+        };
+        let first = count();
+        libc::rewinddir(stream);
+        let second = count();
+        libc::closedir(stream);
+        (first, second)
+    }
 }
 
 #[test]
