@@ -231,14 +231,22 @@ pub fn umount2(path: &Path, flags: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// Clears a stale mount at `path` (a FUSE mount whose daemon died: stat answers ENOTCONN)
-/// with a lazy unmount; true when there was one.
+/// Clears a stale mount at `path` (a FUSE mount whose daemon died: it answers ENOTCONN)
+/// with a lazy unmount; true when there was one. Asked with statfs(2), which the kernel
+/// always sends to the file system (a stat may be answered from its attribute cache).
 pub fn clear_stale(path: &Path) -> Result<bool, MountError> {
-    match std::fs::metadata(path) {
-        Err(error) if error.raw_os_error() == Some(libc::ENOTCONN) => {
-            detach(path)?;
-            Ok(true)
-        }
-        _ => Ok(false),
+    let c = c_path(path).map_err(|source| MountError::Mountpoint {
+        path: path.to_owned(),
+        source,
+    })?;
+    // SAFETY: a NUL-terminated path and a zeroed statfs buffer, both live across the call.
+    let rc = unsafe {
+        let mut buf: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut buf)
+    };
+    if rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ENOTCONN) {
+        return Ok(false);
     }
+    detach(path)?;
+    Ok(true)
 }
