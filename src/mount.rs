@@ -6,7 +6,8 @@
 //! (`Client::shutdown`: flush and COMMIT), unmounts and ends. Without `-f` it starts itself
 //! with `-f` in a process group of its own, and returns once that child has printed its
 //! ready line on a pipe, so the line it prints is true when printed; a child that fails
-//! before that leaves its error on stderr and the command fails.
+//! before that leaves its error on stderr and the command fails. After its ready line the
+//! child lets go of the caller's stdout and stderr (they point at /dev/null).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,10 @@ pub struct UmountArgs {
     /// The mountpoint.
     mountpoint: PathBuf,
 }
+
+/// Set by `nfsio mount` without `-f` on the process it starts: after its ready line that
+/// process lets go of the caller's standard output and error, as a daemon does.
+const DETACHED: &str = "NFSIO_MOUNT_DETACHED";
 
 /// How long the mount may take to answer its first stat.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,6 +90,9 @@ pub async fn run(args: MountArgs, verbose: u8) -> Result<(), Failure> {
         return Err(failure);
     }
     outln!("nfsio mount: {} mounted on {mp}", args.url)?;
+    if std::env::var_os(DETACHED).is_some() {
+        detach_output();
+    }
     let stop = tokio::select! {
         stop = termination.wait() => Some(stop),
         () = unmounted(&mounted) => None,
@@ -124,9 +132,30 @@ async fn unmounted(mounted: &Mounted) {
     }
 }
 
+/// How long an ending mount waits for its session after the lazy unmount: a file still open
+/// on the mount keeps the session until it is closed, and everything written is durable by
+/// then, so the process does not wait for it.
+const SESSION_END_TIMEOUT: Duration = Duration::from_secs(1);
+
 fn unmount(mounted: Mounted) -> Result<(), Failure> {
-    tokio::task::block_in_place(|| mounted.unmount(nfsio_fuse::READY_TIMEOUT))
+    tokio::task::block_in_place(|| mounted.unmount(SESSION_END_TIMEOUT))
         .map_err(|e| Failure::message(e.to_string()))
+}
+
+/// Points standard output and error at /dev/null, so that a caller reading them (a pipe,
+/// `$(...)`) is not held open for the life of the mount. Messages after the ready line are
+/// lost, as a daemon's are; `-f` keeps them.
+fn detach_output() {
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return;
+    };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&null);
+    // SAFETY: dup2 of a valid descriptor onto 1 and 2; Rust's stdout/stderr handles keep
+    // working on whatever those descriptors now name.
+    unsafe {
+        libc::dup2(fd, libc::STDOUT_FILENO);
+        libc::dup2(fd, libc::STDERR_FILENO);
+    }
 }
 
 /// Starts `nfsio mount -f` in a process group of its own and waits for its ready line.
@@ -147,6 +176,7 @@ fn run_background(args: &MountArgs, verbose: u8) -> Result<(), Failure> {
     }
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = command
+        .env(DETACHED, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
