@@ -1,0 +1,237 @@
+//! `nfsio mount` and `nfsio umount` as a user runs them, against `nfsio serve` (a child
+//! process on a loopback port): the ready line is true when printed, `umount` ends the
+//! mount process, SIGTERM of a foreground mount makes what is still open durable and
+//! unmounts, and a stale mount left by a killed mount process is cleared at start.
+//!
+//! Every mount is detached by a guard's drop (and its processes killed by PID), also when a
+//! test fails. Needs root and /dev/fuse: skipped with one line otherwise, a failure under
+//! CI=true.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{NFSIO, Run, STOP_TIMEOUT, Scratch, Serve};
+
+/// Detaches the mount and kills the mount processes it knows of when dropped.
+struct MountGuard {
+    mnt: PathBuf,
+    pids: Vec<u32>,
+}
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        for &pid in &self.pids {
+            if alive(pid) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+        let path = std::ffi::CString::new(self.mnt.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path that lives across the call.
+        unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+fn can_mount() -> bool {
+    if !Path::new("/dev/fuse").exists() {
+        nfsio_testkit::skip_or_fail("/dev/fuse is missing");
+        return false;
+    }
+    nfsio_testkit::require_root()
+}
+
+/// Whether process `pid` still runs (a zombie has ended).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+fn mounted(mnt: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/mounts").expect("/proc/mounts");
+    let mnt = mnt.to_string_lossy();
+    mounts
+        .lines()
+        .any(|line| line.split(' ').nth(1) == Some(&*mnt))
+}
+
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The PID at the end of a background mount's ready line.
+fn ready_pid(line: &str) -> u32 {
+    line.trim_end()
+        .strip_suffix(')')
+        .and_then(|rest| rest.rsplit_once("(pid "))
+        .and_then(|(_, pid)| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line:?}"))
+}
+
+/// `nfsio mount -f URL MNT`, started and read up to its ready line; its stderr goes to
+/// `log`.
+fn foreground(url: &str, mnt: &Path, log: &Path) -> (Child, String) {
+    let log = std::fs::File::create(log).expect("log");
+    let mut child = Command::new(NFSIO)
+        .args(["mount", "-f", url])
+        .arg(mnt)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    (child, line)
+}
+
+#[test]
+fn mount_returns_once_the_mount_answers_and_umount_ends_it() {
+    if !can_mount() {
+        return;
+    }
+    let serve = Serve::start("mount-cli");
+    let scratch = Scratch::new("mount-cli-mnt");
+    let mnt = scratch.join("mnt");
+    std::fs::create_dir(&mnt).expect("mountpoint");
+    let mut guard = MountGuard {
+        mnt: mnt.clone(),
+        pids: Vec::new(),
+    };
+    let url = serve.short_url_of("");
+    let output = Run::nfsio(&["mount", url.as_str(), mnt.to_str().expect("utf-8 path")]).output();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    guard.pids.push(ready_pid(&stdout));
+    assert!(
+        stdout.starts_with(&format!("nfsio mount: {url} mounted on")),
+        "{stdout}"
+    );
+    // True when printed: the mount answers at once.
+    std::fs::write(mnt.join("hello.txt"), b"hello\n").expect("write through the mount");
+    assert_eq!(
+        std::fs::read(serve.export.join("hello.txt")).expect("on the server"),
+        b"hello\n"
+    );
+    let mounts = std::fs::read_to_string("/proc/mounts").expect("/proc/mounts");
+    assert!(
+        mounts.contains(&format!("{url} {}", mnt.display())),
+        "FSName is the URL"
+    );
+
+    let output = Run::nfsio(&["umount", mnt.to_str().expect("utf-8 path")]).output();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!mounted(&mnt));
+    wait_for("the mount process to end", || !alive(guard.pids[0]));
+}
+
+#[test]
+fn sigterm_makes_open_files_durable_and_unmounts() {
+    if !can_mount() {
+        return;
+    }
+    let serve = Serve::start("mount-term");
+    let scratch = Scratch::new("mount-term-mnt");
+    let mnt = scratch.join("mnt");
+    std::fs::create_dir(&mnt).expect("mountpoint");
+    let (mut child, line) = foreground(&serve.short_url_of(""), &mnt, &scratch.join("log"));
+    let _guard = MountGuard {
+        mnt: mnt.clone(),
+        pids: vec![child.id()],
+    };
+    assert!(line.contains("mounted on"), "{line:?}");
+    let data: Vec<u8> = (0..(4 << 20)).map(|i: u32| (i % 251) as u8).collect();
+    let mut open = std::fs::File::create(mnt.join("open.bin")).expect("create");
+    open.write_all(&data).expect("write");
+    // Still open: the bytes are in nfsio's cache, perhaps not yet on the server.
+    let status = Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the mount did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        std::fs::read(serve.export.join("open.bin")).expect("on the server"),
+        data
+    );
+    assert!(!mounted(&mnt), "unmounted (lazily: a file is still open)");
+    drop(open);
+}
+
+#[test]
+fn a_stale_mount_is_cleared_at_start_with_one_line() {
+    if !can_mount() {
+        return;
+    }
+    let serve = Serve::start("mount-stale");
+    let scratch = Scratch::new("mount-stale-mnt");
+    let mnt = scratch.join("mnt");
+    std::fs::create_dir(&mnt).expect("mountpoint");
+    let url = serve.short_url_of("");
+    let (mut child, _line) = foreground(&url, &mnt, &scratch.join("first.log"));
+    let mut guard = MountGuard {
+        mnt: mnt.clone(),
+        pids: vec![child.id()],
+    };
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    // The kernel may answer a stat from its attribute cache for a moment; a listing asks.
+    wait_for("the dead mount to answer ENOTCONN", || {
+        std::fs::read_dir(&mnt).is_err_and(|e| e.raw_os_error() == Some(libc::ENOTCONN))
+    });
+
+    let log = scratch.join("second.log");
+    let (child, line) = foreground(&url, &mnt, &log);
+    guard.pids.push(child.id());
+    assert!(line.contains("mounted on"), "{line:?}");
+    let said = std::fs::read_to_string(&log).expect("log");
+    let cleared: Vec<&str> = said.lines().filter(|l| l.contains("stale mount")).collect();
+    assert_eq!(cleared.len(), 1, "one line about the stale mount: {said}");
+    assert!(
+        cleared[0].contains("transport endpoint is not connected"),
+        "{said}"
+    );
+    std::fs::write(mnt.join("after.txt"), b"ok").expect("write");
+    assert_eq!(
+        std::fs::read(serve.export.join("after.txt")).expect("on the server"),
+        b"ok"
+    );
+    let output = Run::nfsio(&["umount", mnt.to_str().expect("utf-8 path")]).output();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    wait_for("the mount process to end", || !alive(child.id()));
+}
