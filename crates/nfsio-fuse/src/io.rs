@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use fuser::FileAttr;
-use nfsio_client::proto::nfs3::{CreateHow, CreateVerifier, Sattr};
+use nfsio_client::proto::nfs3::{CreateHow, CreateVerifier, Sattr, SetTime};
 
 use crate::core::Core;
 use crate::error::{Errno, OpResult};
@@ -51,7 +51,7 @@ impl Core {
     }
 
     /// CREATE of `name` in `parent` and opens it: EXCLUSIVE (by verifier, then SETATTR of
-    /// the mode, as RFC 1813 asks) for O_EXCL, otherwise UNCHECKED with the mode (and size 0
+    /// the mode and times, as RFC 1813 asks) for O_EXCL, otherwise UNCHECKED with the mode (and size 0
     /// for O_TRUNC).
     pub async fn create(
         &self,
@@ -74,8 +74,12 @@ impl Core {
         };
         let created = self.client.create(&dir, name, how).await?;
         if exclusive {
+            // The server may have kept the verifier in the times: set them too, as the
+            // Linux client does.
             let sattr = Sattr {
                 mode: Some(mode),
+                atime: SetTime::ServerTime,
+                mtime: SetTime::ServerTime,
                 ..Sattr::default()
             };
             self.client.setattr(&created.handle, sattr, None).await?;

@@ -157,6 +157,14 @@ impl Fixture {
     }
 }
 
+/// This process's umask.
+fn umask() -> u32 {
+    // SAFETY: umask only swaps the process's mask; it is put back at once.
+    let mask = unsafe { libc::umask(0o022) };
+    unsafe { libc::umask(mask) };
+    mask
+}
+
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
@@ -206,6 +214,17 @@ fn create_new_is_exclusive_and_truncate_empties() {
     let again = fs::File::create_new(&path).expect_err("exists");
     assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
     assert_eq!(fs::read(&path).expect("read"), b"first");
+    let on_server = fs::metadata(fx.on_server("excl.txt")).expect("stat");
+    assert_eq!(
+        on_server.mode() & 0o7777,
+        0o666 & !umask(),
+        "create_new's mode"
+    );
+    let mtime = on_server.mtime();
+    assert!(
+        mtime > 1_600_000_000,
+        "a time, not the exclusive create's verifier: {mtime}"
+    );
     fs::File::create(&path).expect("O_TRUNC");
     assert_eq!(
         fs::metadata(fx.on_server("excl.txt")).expect("stat").len(),
@@ -471,6 +490,17 @@ fn a_write_back_error_reaches_fsync_as_errno() {
     let error = file.sync_all().expect_err("fsync reports the failed WRITE");
     assert_eq!(error.raw_os_error(), Some(libc::ENOSPC), "{error}");
     drop(file);
+
+    // close(2) is where a program sees it, too (FLUSH).
+    let mut file = fs::File::create(fx.path("full2.bin")).expect("create");
+    store.inject(Fault::WriteError(Nfs3Status::NoSpc));
+    file.write_all(&pattern(64 << 10, 4))
+        .expect("write into the cache");
+    let fd = std::os::fd::IntoRawFd::into_raw_fd(file);
+    // SAFETY: `fd` is an open descriptor this test owns; it is closed once.
+    let closed = unsafe { libc::close(fd) };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    assert_eq!((closed, errno), (-1, Some(libc::ENOSPC)));
     // Reported once: the client is fine afterwards.
     fs::write(fx.path("ok.bin"), b"fine").expect("write after the error");
     assert_eq!(fs::read(fx.path("ok.bin")).expect("read"), b"fine");
