@@ -506,3 +506,27 @@ fn a_write_back_error_reaches_fsync_as_errno() {
     assert_eq!(fs::read(fx.path("ok.bin")).expect("read"), b"fine");
     fx.rt.block_on(fx.client.shutdown()).ok();
 }
+
+#[test]
+fn changes_behind_the_mounts_back_show_within_the_kernels_ttl() {
+    let Some(fx) = Fixture::local() else { return };
+    // A negative entry is cached, but only for its TTL.
+    let missing = fs::metadata(fx.path("later.txt")).expect_err("not there yet");
+    assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    fs::write(fx.on_server("later.txt"), b"made on the server").expect("behind the back");
+    fx.wait_for("the new name", || fx.path("later.txt").exists());
+    assert_eq!(
+        fs::read(fx.path("later.txt")).expect("read"),
+        b"made on the server"
+    );
+
+    // Close-to-open: a file changed on the server reads new after a reopen.
+    fs::write(
+        fx.on_server("later.txt"),
+        b"changed, and longer than before",
+    )
+    .expect("change");
+    fx.wait_for("the new contents", || {
+        fs::read(fx.path("later.txt")).is_ok_and(|data| data == b"changed, and longer than before")
+    });
+}
