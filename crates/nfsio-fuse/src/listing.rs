@@ -27,15 +27,15 @@ use crate::handles::Listing;
 /// Entries before the server's: `.` and `..`.
 const DOTS: u64 = 2;
 
-/// Moves the listing's window to entry `index` (restarting the listing from the directory's
-/// start for an index before the window, as after a rewinddir) and reads until it holds
-/// that entry; false when the listing ends before it.
-async fn fetch_to(
+/// Entry `index` of the listing (None past its end): moves the window to it, restarting the
+/// listing from the directory's start for an index before the window (as after a
+/// rewinddir), and reads until the window holds it.
+async fn entry_at(
     core: &Core,
     dir_ino: u64,
     listing: &mut Listing,
     index: usize,
-) -> OpResult<bool> {
+) -> OpResult<Option<DirEntry>> {
     if index < listing.base {
         let dir = core.handle(dir_ino)?;
         listing.stream = Some(core.client.readdirplus(&dir));
@@ -47,7 +47,7 @@ async fn fetch_to(
     }
     while listing.base + listing.entries.len() <= index {
         let Some(stream) = listing.stream.as_mut() else {
-            return Ok(false);
+            return Ok(None);
         };
         match stream.next_entry().await? {
             // Skipping forward after a restart: entries before `index` are not kept.
@@ -56,7 +56,10 @@ async fn fetch_to(
             None => listing.stream = None,
         }
     }
-    Ok(true)
+    let offset = index.checked_sub(listing.base);
+    Ok(offset
+        .and_then(|offset| listing.entries.get(offset))
+        .cloned())
 }
 
 fn dot_name(position: u64) -> &'static str {
@@ -87,12 +90,11 @@ impl Core {
                 continue;
             }
             let index = (position - DOTS) as usize;
-            match fetch_to(self, ino, &mut listing, index).await {
-                Ok(true) => {}
-                Ok(false) => break,
+            let entry = match entry_at(self, ino, &mut listing, index).await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
                 Err(errno) => return reply.error(errno.fuse()),
-            }
-            let entry = &listing.entries[index - listing.base];
+            };
             let node = entry
                 .handle
                 .as_ref()
@@ -137,15 +139,12 @@ impl Core {
                 continue;
             }
             let index = (position - DOTS) as usize;
-            match fetch_to(self, ino, &mut listing, index).await {
-                Ok(true) => {}
-                Ok(false) => break,
+            let entry = match entry_at(self, ino, &mut listing, index).await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
                 Err(errno) => return reply.error(errno.fuse()),
-            }
-            let entry = match self
-                .complete(ino, &listing.entries[index - listing.base])
-                .await
-            {
+            };
+            let entry = match self.complete(ino, entry).await {
                 Ok(Some(entry)) => entry,
                 Ok(None) => {
                     position += 1;
@@ -180,9 +179,9 @@ impl Core {
     /// The entry with its handle and attributes (a LOOKUP when the server left them out);
     /// None for an entry that vanished or whose name is not UTF-8 (the client cannot look
     /// it up).
-    async fn complete(&self, dir_ino: u64, entry: &DirEntry) -> OpResult<Option<DirEntry>> {
+    async fn complete(&self, dir_ino: u64, mut entry: DirEntry) -> OpResult<Option<DirEntry>> {
         if entry.handle.is_some() && entry.attributes.is_some() {
-            return Ok(Some(entry.clone()));
+            return Ok(Some(entry));
         }
         let Ok(name) = std::str::from_utf8(&entry.name) else {
             tracing::debug!(name = ?entry.name, "listing entry without a handle, not UTF-8: left out");
@@ -197,7 +196,6 @@ impl Core {
         let attributes = self
             .attributes_of(&found.object, found.obj_attributes)
             .await?;
-        let mut entry = entry.clone();
         entry.handle = Some(found.object);
         entry.attributes = Some(attributes);
         Ok(Some(entry))
