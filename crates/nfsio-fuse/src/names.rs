@@ -49,7 +49,8 @@ impl Core {
     }
 
     /// MKNOD of a FIFO, socket or device (the server decides whether a caller may make
-    /// devices); a regular file is a GUARDED CREATE. Other types are EINVAL.
+    /// devices; a server that does not make them, NFS3ERR_NOTSUPP, is EPERM as mknod(2)
+    /// says); a regular file is a GUARDED CREATE. Other types are EINVAL.
     pub async fn mknod(&self, parent: u64, name: &str, mode: u32, rdev: u32) -> OpResult<FileAttr> {
         let dir = self.handle(parent)?;
         let attributes = Sattr {
@@ -75,7 +76,15 @@ impl Core {
             }
             _ => return Err(Errno(libc::EINVAL)),
         };
-        let created = self.client.mknod(&dir, name, what).await?;
+        let device = matches!(what, MknodData::Char(_) | MknodData::Block(_));
+        let created = match self.client.mknod(&dir, name, what).await {
+            Ok(created) => created,
+            // mknod(2)'s answer when the file system does not support the node type.
+            Err(error) if device && error.status() == Some(Nfs3Status::NotSupp) => {
+                return Err(Errno(libc::EPERM));
+            }
+            Err(error) => return Err(error.into()),
+        };
         let attributes = self
             .attributes_of(&created.handle, created.attributes)
             .await?;

@@ -390,6 +390,19 @@ fn symlinks_hard_links_and_fifos() {
             .file_type()
             .is_fifo()
     );
+
+    // A device: the server decides; nfsio serve makes none (NFS3ERR_NOTSUPP), which
+    // mknod(2) answers EPERM.
+    let dev = std::ffi::CString::new(fx.path("null").as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path that lives across the call.
+    let made = unsafe { libc::mknod(dev.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) };
+    let error = std::io::Error::last_os_error();
+    assert_eq!(
+        (made, error.raw_os_error()),
+        (-1, Some(libc::EPERM)),
+        "{error}"
+    );
+    assert!(!fx.on_server("null").exists());
 }
 
 #[test]
