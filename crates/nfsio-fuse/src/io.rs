@@ -73,6 +73,7 @@ impl Core {
             })
         };
         let created = self.client.create(&dir, name, how).await?;
+        let mut attributes = created.attributes;
         if exclusive {
             // The server may have kept the verifier in the times: set them too, as the
             // Linux client does.
@@ -82,9 +83,13 @@ impl Core {
                 mtime: SetTime::ServerTime,
                 ..Sattr::default()
             };
-            self.client.setattr(&created.handle, sattr, None).await?;
+            attributes = self
+                .client
+                .setattr(&created.handle, sattr, None)
+                .await?
+                .after;
         }
-        let attributes = self.client.getattr(&created.handle).await?;
+        let attributes = self.attributes_of(&created.handle, attributes).await?;
         let label = format!("{name} (new)");
         let file = self
             .client

@@ -87,10 +87,15 @@ impl Core {
             (Some(size), Some(open)) => open.file.set_len(size).await?,
             (size, _) => sattr.size = size,
         }
+        let mut after = None;
         if sattr != Sattr::default() {
-            self.client.setattr(&handle, sattr, None).await?;
+            after = self.client.setattr(&handle, sattr, None).await?.after;
         }
-        self.getattr(ino).await
+        // The attributes SETATTR's reply carried, else a GETATTR.
+        match after {
+            Some(attributes) => Ok(self.attr(ino, &self.local_view(ino, attributes)?)),
+            None => self.getattr(ino).await,
+        }
     }
 
     /// ACCESS: Ok when the server grants every kind of access in `mask` (R_OK, W_OK, X_OK;
