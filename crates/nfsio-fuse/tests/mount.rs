@@ -80,7 +80,7 @@ impl Fixture {
         config.export_dir = export.path().to_path_buf();
         config.state_dir = state.path().to_path_buf();
         // Small READDIRPLUS pages, so that a listing of hundreds takes several.
-        config.limits.dtpref_bytes = 4096;
+        config.service.limits.dtpref_bytes = 4096;
         let rt = runtime();
         let server = rt.block_on(TestServer::bind(config));
         let export_path = export.path().to_path_buf();
