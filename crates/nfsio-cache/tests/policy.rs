@@ -184,35 +184,11 @@ fn readahead_window_doubles_up_to_the_max() {
         let data = loop {
             match d.engine.read(f, offset, 512, 0).unwrap() {
                 ReadOutcome::Data(data) => break data,
-                ReadOutcome::Wait(_) => {
-                    d.poll();
-                    while !d.sent.is_empty() {
-                        let t = d.sent.remove(0);
-                        if let Op::Read {
-                            offset_bytes,
-                            count_bytes,
-                        } = t.op
-                        {
-                            furthest = furthest.max(offset_bytes + u64::from(count_bytes));
-                        }
-                        d.serve(&t);
-                    }
-                }
+                ReadOutcome::Wait(_) => furthest = furthest.max(serve_reads(&mut d)),
             }
         };
         assert_eq!(&data[..], &content[offset as usize..offset as usize + 512]);
-        d.poll();
-        while !d.sent.is_empty() {
-            let t = d.sent.remove(0);
-            if let Op::Read {
-                offset_bytes,
-                count_bytes,
-            } = t.op
-            {
-                furthest = furthest.max(offset_bytes + u64::from(count_bytes));
-            }
-            d.serve(&t);
-        }
+        furthest = furthest.max(serve_reads(&mut d));
         ahead.push(furthest - (offset + 512));
     }
     // 1 KiB, 2 KiB, 4 KiB, then capped at 8 KiB ahead of the reader.
