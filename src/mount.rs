@@ -30,7 +30,7 @@ pub struct MountArgs {
     /// Stay in the foreground (logs on stderr) until SIGINT, SIGTERM or an unmount.
     #[arg(short, long)]
     foreground: bool,
-    /// Comma-separated options: allow_other, ro, rw.
+    /// Comma-separated options: ro, rw.
     #[arg(short = 'o', value_name = "OPTIONS")]
     options: Vec<String>,
 }
@@ -54,12 +54,20 @@ fn mount_options(args: &MountArgs) -> Result<MountOptions, Failure> {
     for option in args.options.iter().flat_map(|list| list.split(',')) {
         match option.trim() {
             "" => {}
-            "allow_other" => options.allow_other = true,
+            // Every call carries the mounting user's identity until calls carry their
+            // callers': letting other users in would let them act as that user.
+            "allow_other" => {
+                return Err(Failure::message(
+                    "allow_other is not offered yet: every call carries the mounting user's \
+                     identity, so other users would act as that user on the server"
+                        .to_owned(),
+                ));
+            }
             "ro" => options.read_only = true,
             "rw" => options.read_only = false,
             other => {
                 return Err(Failure::message(format!(
-                    "unknown mount option {other:?} (known: allow_other, ro, rw)"
+                    "unknown mount option {other:?} (known: ro, rw)"
                 )));
             }
         }

@@ -235,3 +235,26 @@ fn a_stale_mount_is_cleared_at_start_with_one_line() {
     );
     wait_for("the mount process to end", || !alive(child.id()));
 }
+
+/// `allow_other` would let every local user act on the server as the mounting user (every
+/// call carries that user's credentials), so it is refused before anything is mounted.
+#[test]
+fn allow_other_is_refused_while_calls_carry_the_mounting_users_identity() {
+    let dir = Scratch::new("allow-other");
+    let mnt = dir.join("mnt");
+    std::fs::create_dir(&mnt).expect("mountpoint");
+    let output = Command::new(NFSIO)
+        .args(["mount", "nfs://127.0.0.1:9/export"])
+        .arg(&mnt)
+        .args(["-f", "-o", "rw,allow_other"])
+        .output()
+        .expect("run nfsio mount");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("allow_other is not offered yet"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!mounted(&mnt));
+}
