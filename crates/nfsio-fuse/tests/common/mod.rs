@@ -1,0 +1,155 @@
+//! The mount fixture the FUSE test binaries share: `nfsio serve`'s server in-process (a
+//! local-store export in a temporary directory, or the memory store for faults) and its
+//! export mounted under a fresh temporary directory.
+//!
+//! Each mount is always unmounted, also when the test fails: [`Fixture`]'s drop detaches the
+//! mount and joins its session. [`Fixture::local`] and [`Fixture::memory`] return None after
+//! one skip line without /dev/fuse or root (and fail under CI=true).
+
+// Each test binary that includes this module uses a part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nfsio_client::Client;
+use nfsio_fuse::{MountOptions, Mounted};
+use nfsio_server::MemStore;
+use nfsio_testkit::TestServer;
+use tokio::runtime::Runtime;
+
+/// How long a test waits for anything.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server, a client and a mount of its export. Fields drop in order: the mount first
+/// (detached and joined while the runtime still runs its operations), the runtime last.
+pub struct Fixture {
+    mounted: Option<Mounted>,
+    pub client: Client,
+    server: Option<TestServer>,
+    /// The local store's export directory (None over the memory store).
+    pub export: Option<PathBuf>,
+    pub mnt: PathBuf,
+    _dirs: Vec<tempfile::TempDir>,
+    pub rt: Runtime,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(mounted) = self.mounted.take()
+            && let Err(error) = mounted.unmount(TIMEOUT)
+        {
+            eprintln!("unmount: {error}");
+        }
+        if let Some(server) = self.server.take() {
+            self.rt.block_on(server.stop());
+        }
+    }
+}
+
+/// Whether this machine can mount FUSE (root and /dev/fuse); prints the skip line if not.
+fn can_mount() -> bool {
+    if !Path::new("/dev/fuse").exists() {
+        nfsio_testkit::skip_or_fail("/dev/fuse is missing");
+        return false;
+    }
+    nfsio_testkit::require_root()
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+impl Fixture {
+    /// A local-store server on a temporary export, mounted.
+    pub fn local() -> Option<Fixture> {
+        if !can_mount() {
+            return None;
+        }
+        let export = tempfile::tempdir().expect("tempdir");
+        let state = tempfile::tempdir().expect("tempdir");
+        let mut config = nfsio_testkit::server::config();
+        config.export_dir = export.path().to_path_buf();
+        config.state_dir = state.path().to_path_buf();
+        // Small READDIRPLUS pages, so that a listing of hundreds takes several.
+        config.service.limits.dtpref_bytes = 4096;
+        let rt = runtime();
+        let server = rt.block_on(TestServer::bind(config));
+        let export_path = export.path().to_path_buf();
+        Some(Self::mount(
+            rt,
+            server,
+            Some(export_path),
+            vec![export, state],
+        ))
+    }
+
+    /// A memory-store server (faults to inject through `store`), mounted.
+    pub fn memory(store: &Arc<MemStore>) -> Option<Fixture> {
+        if !can_mount() {
+            return None;
+        }
+        let rt = runtime();
+        let server = rt.block_on(TestServer::memory(Arc::clone(store), 14));
+        Some(Self::mount(rt, server, None, Vec::new()))
+    }
+
+    fn mount(
+        rt: Runtime,
+        server: TestServer,
+        export: Option<PathBuf>,
+        mut dirs: Vec<tempfile::TempDir>,
+    ) -> Fixture {
+        let client = rt.block_on(Client::connect(&server.url)).expect("connect");
+        let mnt_dir = tempfile::tempdir().expect("tempdir");
+        let mnt = mnt_dir.path().to_path_buf();
+        dirs.push(mnt_dir);
+        let mounted = nfsio_fuse::mount(
+            client.clone(),
+            rt.handle().clone(),
+            &mnt,
+            MountOptions::new(server.url.clone()),
+        )
+        .expect("mount");
+        let fixture = Fixture {
+            mounted: Some(mounted),
+            client,
+            server: Some(server),
+            export,
+            mnt,
+            _dirs: dirs,
+            rt,
+        };
+        fixture
+            .mounted()
+            .wait_ready(TIMEOUT)
+            .expect("the mount answers");
+        fixture
+    }
+
+    pub fn mounted(&self) -> &Mounted {
+        self.mounted.as_ref().expect("mounted")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.mnt.join(name)
+    }
+
+    pub fn on_server(&self, name: &str) -> PathBuf {
+        self.export.as_ref().expect("a local export").join(name)
+    }
+
+    /// Waits until `condition` holds, failing after [`TIMEOUT`] with `what`.
+    pub fn wait_for(&self, what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
