@@ -10,6 +10,10 @@
 # services from being started by the install; tshark's "allow non-root capture"
 # question is preseeded to "no"). Running it again when all is present does nothing.
 #
+# The FUSE suites' tools are Rust programs: fsx (fsx-rs, pinned) is installed with
+# `cargo install --locked` into cargo's default bin directory when missing, as any user
+# (a few minutes to build). When that fails, fsx's test skips (fails under CI=true).
+#
 # Not root and something missing: prints one "missing: TOOL" line per missing tool
 # on stderr and exits 0 -- the tests then skip (or fail, under CI=true).
 #
@@ -17,7 +21,7 @@
 #   APT_LOCK_TIMEOUT  seconds apt-get waits for the dpkg lock   default 300
 #
 # Output: progress on stderr; exit 0 when all is present (or could not be installed
-# for want of root), non-zero when an install was attempted and failed.
+# for want of root), non-zero when an apt-get install was attempted and failed.
 set -euo pipefail
 
 APT_LOCK_TIMEOUT=${APT_LOCK_TIMEOUT:-300}
@@ -34,6 +38,16 @@ missing_tools() {
     compgen -G '/usr/lib/*/ganesha/libfsalvfs.so' >/dev/null || echo "libfsalvfs.so (nfs-ganesha-vfs)"
     # libnfs-utils 4.0 (Debian 12) ships no nfs-stat; newer ones do. Not required.
 }
+
+# The Rust tools: `cargo install` needs no root. Looked for where the tests look: PATH,
+# then cargo's bin directory.
+FSX_VERSION=0.3.2
+cargo_bin=${CARGO_HOME:-$HOME/.cargo}/bin
+if ! command -v fsx >/dev/null 2>&1 && [ ! -x "$cargo_bin/fsx" ]; then
+    say "missing: fsx -- installing fsx $FSX_VERSION with cargo install into $cargo_bin (a few minutes)"
+    cargo install fsx --version "$FSX_VERSION" --locked --quiet >&2 ||
+        say "cargo install fsx $FSX_VERSION failed; the fsx test will skip (fail under CI=true)"
+fi
 
 missing=$(missing_tools)
 if [ -z "$missing" ]; then
