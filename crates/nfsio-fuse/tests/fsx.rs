@@ -16,7 +16,7 @@
 mod common;
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,19 +28,6 @@ const SEEDS: [u64; 4] = [1, 14, 2026, 31337];
 const OPS: u64 = 25_000;
 /// How long one seed's run may take before it counts as hung.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// fsx's path: in `PATH`, else in cargo's bin directory, where `cargo install` puts it.
-fn find_fsx() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let cargo_bin = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
-        .map(|dir| dir.join("bin"));
-    std::env::split_paths(&path)
-        .chain(cargo_bin)
-        .map(|dir| dir.join("fsx"))
-        .find(|p| p.is_file())
-}
 
 /// The last `n` lines of `text`.
 fn tail(text: &str, n: usize) -> String {
@@ -88,8 +75,7 @@ fn run_fsx(fsx: &Path, seed: u64, file: &Path, artifacts: &Path) -> (Option<Exit
 
 #[test]
 fn fsx_seeds_complete_a_ok_on_the_mount() {
-    let Some(fsx) = find_fsx() else {
-        nfsio_testkit::skip_or_fail("fsx not installed (run scripts/install-test-deps.sh)");
+    let Some(fsx) = nfsio_testkit::require_cargo_tool("fsx") else {
         return;
     };
     let Some(fx) = Fixture::local() else { return };

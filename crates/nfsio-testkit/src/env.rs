@@ -65,6 +65,24 @@ pub fn require_tool(name: &str) -> bool {
     false
 }
 
+/// Where the program `name` that `cargo install` put in place is (fsx, pjdfstest): in `PATH`,
+/// else in cargo's bin directory (`$CARGO_HOME/bin`, default `~/.cargo/bin`). If it is in
+/// neither: panics under CI, else prints one `skipped: ...` line (see [`skip_or_fail`]) and
+/// returns None.
+pub fn require_cargo_tool(name: &str) -> Option<PathBuf> {
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))
+        .map(|dir| dir.join("bin").join(name));
+    let found = find_tool(name).or(cargo_bin.filter(|p| is_executable(p)));
+    if found.is_none() {
+        skip_or_fail(&format!(
+            "{name} not installed (run scripts/install-test-deps.sh)"
+        ));
+    }
+    found
+}
+
 /// Whether we run as root (needed to capture packets and to run ganesha). If not: panics under
 /// CI, else prints one skip line (see [`skip_or_fail`]) and returns false.
 pub fn require_root() -> bool {

@@ -40,7 +40,9 @@ mod view;
 
 pub use calls::{NfsCallLine, StableHow, nfs_calls, nfs3_proc_name};
 pub use capture::{Capture, ExpertInfo, Severity, WireReport, wire_check};
-pub use env::{free_port, is_ci, require_root, require_tool, skip_or_fail, test_name};
+pub use env::{
+    free_port, is_ci, require_cargo_tool, require_root, require_tool, skip_or_fail, test_name,
+};
 pub use ganesha::{Ganesha, GaneshaOptions};
 pub use server::TestServer;
 pub use view::StoreView;
