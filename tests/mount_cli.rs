@@ -1,7 +1,8 @@
 //! `nfsio mount` and `nfsio umount` as a user runs them, against `nfsio serve` (a child
 //! process on a loopback port): the ready line is true when printed, `umount` ends the
 //! mount process, SIGTERM of a foreground mount makes what is still open durable and
-//! unmounts, and a stale mount left by a killed mount process is cleared at start.
+//! unmounts, a stale mount left by a killed mount process is cleared at start, and fsx
+//! finishes A-OK on a mount whose server is killed with SIGKILL and restarted twice.
 //!
 //! Every mount is detached by a guard's drop (and its processes killed by PID), also when a
 //! test fails. Needs root and /dev/fuse: skipped with one line otherwise, a failure under
@@ -257,4 +258,127 @@ fn allow_other_is_refused_while_calls_carry_the_mounting_users_identity() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(!mounted(&mnt));
+}
+
+/// fsx (fsx-rs 0.3.2, the op mix of `crates/nfsio-fuse/tests/fsx.toml`) on a foreground
+/// mount while `nfsio serve` is killed with SIGKILL and restarted on the same directory and
+/// ports, twice: the mount is hard, so fsx only waits and must finish A-OK, and once the
+/// mount is gone the server's file is what fsx last read through it.
+#[test]
+fn fsx_finishes_a_ok_while_serve_is_killed_and_restarted_twice() {
+    const SEED: u64 = 7;
+    const OPS: u64 = 25_000;
+    /// The steps after which the server is killed (fsx logs one line per step with -v).
+    const KILL_AFTER: [usize; 2] = [6_000, 14_000];
+    if !can_mount() {
+        return;
+    }
+    let Some(fsx) = nfsio_testkit::require_cargo_tool("fsx") else {
+        return;
+    };
+    let mut serve = Serve::start("mount-fsx-kill");
+    let scratch = Scratch::new("mount-fsx-kill-mnt");
+    let mnt = scratch.join("mnt");
+    std::fs::create_dir(&mnt).expect("mountpoint");
+    let (child, line) = foreground(&serve.short_url_of(""), &mnt, &scratch.join("mount.log"));
+    let _guard = MountGuard {
+        mnt: mnt.clone(),
+        pids: vec![child.id()],
+    };
+    assert!(line.contains("mounted on"), "{line:?}");
+
+    let started = Instant::now();
+    let out_path = scratch.join("fsx.out");
+    let out = std::fs::File::create(&out_path).expect("fsx output");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/nfsio-fuse/tests/fsx.toml");
+    let mut run = Command::new(&fsx)
+        .arg("-f")
+        .arg(&config)
+        .args(["-N", &OPS.to_string(), "-S", &SEED.to_string(), "-v", "-P"])
+        .arg(scratch.join(""))
+        .arg(mnt.join("fsx.bin"))
+        .env("NO_COLOR", "1")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(out)
+        .spawn()
+        .expect("spawn fsx");
+    let mut fsx_guard = KillOnDrop(Some(run.id()));
+    let steps = || {
+        std::fs::read_to_string(&out_path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("[INFO"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    for after in KILL_AFTER {
+        while steps() < after {
+            assert!(
+                run.try_wait().expect("wait for fsx").is_none(),
+                "fsx ended before step {after}:\n{}",
+                std::fs::read_to_string(&out_path).unwrap_or_default()
+            );
+            assert!(Instant::now() < deadline, "fsx made no progress");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (status, _) = serve.stop_with("KILL");
+        assert!(!status.success(), "nfsio serve was killed: {status}");
+        // The kill fell in the middle of the run, not after it.
+        assert!(
+            run.try_wait().expect("wait for fsx").is_none(),
+            "fsx ended as the server was killed after step {after}"
+        );
+        serve.respawn();
+    }
+    let status = loop {
+        if let Some(status) = run.try_wait().expect("wait for fsx") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fsx did not finish after the restarts"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    fsx_guard.0 = None;
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let tail: Vec<&str> = output.lines().rev().take(30).collect();
+    assert!(
+        status.success() && output.contains("All operations completed A-OK"),
+        "fsx -N {OPS} -S {SEED} across two SIGKILLs of nfsio serve: {status}\n{}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
+    let elapsed = started.elapsed();
+
+    let through_mount = std::fs::read(mnt.join("fsx.bin")).expect("read through the mount");
+    let output = Run::nfsio(&["umount", mnt.to_str().expect("utf-8 path")]).output();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    wait_for("the mount process to end", || !alive(child.id()));
+    assert!(
+        std::fs::read(serve.export.join("fsx.bin")).expect("on the server") == through_mount,
+        "the server's fsx.bin differs from what the mount read"
+    );
+    eprintln!(
+        "measure: fsx across 2 SIGKILLs of nfsio serve: seed {SEED}, {OPS} ops, {:.1} s, A-OK",
+        elapsed.as_secs_f64()
+    );
+}
+
+/// Kills process `.0` (with SIGKILL) when dropped, unless it was taken.
+struct KillOnDrop(Option<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0
+            && alive(pid)
+        {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
 }
