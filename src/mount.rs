@@ -30,7 +30,9 @@ pub struct MountArgs {
     /// Stay in the foreground (logs on stderr) until SIGINT, SIGTERM or an unmount.
     #[arg(short, long)]
     foreground: bool,
-    /// Comma-separated options: ro, rw.
+    /// Comma-separated options: ro, rw, actimeo=SECONDS (how long the kernel caches
+    /// attributes and names; default 1), lookupcache=all|positive (positive: names that do
+    /// not exist are not cached).
     #[arg(short = 'o', value_name = "OPTIONS")]
     options: Vec<String>,
 }
@@ -49,8 +51,23 @@ const DETACHED: &str = "NFSIO_MOUNT_DETACHED";
 /// How long the mount may take to answer its first stat.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most seconds `actimeo=` accepts (the Linux client's attribute cache tops out at 600 s
+/// for acregmax and acdirmax by default; a day is far beyond any sensible value).
+const MAX_ACTIMEO_S: u64 = 86_400;
+
+/// Which lookups the kernel may cache (`lookupcache=`, as the Linux NFS client names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LookupCache {
+    /// Names that exist and names that do not.
+    All,
+    /// Only names that exist: a name created elsewhere shows at the next lookup.
+    Positive,
+}
+
 fn mount_options(args: &MountArgs) -> Result<MountOptions, Failure> {
     let mut options = MountOptions::new(args.url.clone());
+    let mut actimeo: Option<Duration> = None;
+    let mut lookupcache = LookupCache::All;
     for option in args.options.iter().flat_map(|list| list.split(',')) {
         match option.trim() {
             "" => {}
@@ -65,14 +82,37 @@ fn mount_options(args: &MountArgs) -> Result<MountOptions, Failure> {
             }
             "ro" => options.read_only = true,
             "rw" => options.read_only = false,
-            other => {
-                return Err(Failure::message(format!(
-                    "unknown mount option {other:?} (known: ro, rw)"
-                )));
-            }
+            "lookupcache=all" => lookupcache = LookupCache::All,
+            "lookupcache=positive" => lookupcache = LookupCache::Positive,
+            other => match other.strip_prefix("actimeo=") {
+                Some(value) => actimeo = Some(actimeo_seconds(value)?),
+                None => {
+                    return Err(Failure::message(format!(
+                        "unknown mount option {other:?} (known: ro, rw, actimeo=SECONDS, \
+                         lookupcache=all|positive)"
+                    )));
+                }
+            },
         }
     }
+    if let Some(ttl) = actimeo {
+        options.settings.ttl = ttl;
+        options.settings.negative_ttl = ttl;
+    }
+    if lookupcache == LookupCache::Positive {
+        options.settings.negative_ttl = Duration::ZERO;
+    }
     Ok(options)
+}
+
+/// The value of `actimeo=`: whole seconds, at most [`MAX_ACTIMEO_S`].
+fn actimeo_seconds(value: &str) -> Result<Duration, Failure> {
+    match value.parse::<u64>() {
+        Ok(seconds) if seconds <= MAX_ACTIMEO_S => Ok(Duration::from_secs(seconds)),
+        _ => Err(Failure::message(format!(
+            "actimeo={value}: expected whole seconds from 0 to {MAX_ACTIMEO_S}"
+        ))),
+    }
 }
 
 /// `nfsio mount`.
@@ -221,5 +261,48 @@ pub fn umount(args: &UmountArgs) -> Result<(), Failure> {
             nfsio_fuse::umount2(&args.mountpoint, libc::MNT_DETACH).map_err(|e| Failure::io(&mp, e))
         }
         Err(error) => Err(Failure::io(&mp, error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(options: &[&str]) -> Result<MountOptions, Failure> {
+        mount_options(&MountArgs {
+            url: "nfs://127.0.0.1:9/export".to_owned(),
+            mountpoint: PathBuf::from("/mnt"),
+            foreground: true,
+            options: options.iter().map(|o| (*o).to_owned()).collect(),
+        })
+    }
+
+    #[test]
+    fn cache_options_set_the_kernels_lifetimes() {
+        let default = parse(&[]).expect("no options");
+        assert_eq!(
+            (default.settings.ttl, default.settings.negative_ttl),
+            (Duration::from_secs(1), Duration::from_secs(1))
+        );
+        let zero = parse(&["actimeo=0"]).expect("actimeo=0");
+        assert_eq!(
+            (zero.settings.ttl, zero.settings.negative_ttl),
+            (Duration::ZERO, Duration::ZERO)
+        );
+        let positive = parse(&["lookupcache=positive,actimeo=5", "ro"]).expect("two lists");
+        assert_eq!(
+            (positive.settings.ttl, positive.settings.negative_ttl),
+            (Duration::from_secs(5), Duration::ZERO)
+        );
+        assert!(positive.read_only);
+        for bad in [
+            "actimeo=",
+            "actimeo=-1",
+            "actimeo=1.5",
+            "actimeo=86401",
+            "lookupcache=none",
+        ] {
+            assert!(parse(&[bad]).is_err(), "{bad} accepted");
+        }
     }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use common::Fixture;
 use nfsio_client::proto::nfs3::Nfs3Status;
+use nfsio_fuse::Settings;
 use nfsio_server::{Fault, MemStore};
 
 /// This process's umask.
@@ -406,4 +407,33 @@ fn changes_behind_the_mounts_back_show_within_the_kernels_ttl() {
     fx.wait_for("the new contents", || {
         fs::read(fx.path("later.txt")).is_ok_and(|data| data == b"changed, and longer than before")
     });
+}
+
+/// With the kernel's caches at zero (`actimeo=0`), the next stat and the next lookup ask the
+/// server: a size changed and a name made behind the mount's back show at once, not within a
+/// TTL.
+#[test]
+fn with_zero_lifetimes_the_next_stat_and_lookup_ask_the_server() {
+    let zero = Settings {
+        ttl: Duration::ZERO,
+        negative_ttl: Duration::ZERO,
+    };
+    let Some(fx) = Fixture::local_with(zero) else {
+        return;
+    };
+    fs::write(fx.path("grows.txt"), b"short").expect("write");
+    assert_eq!(fs::metadata(fx.path("grows.txt")).expect("stat").len(), 5);
+    fs::write(fx.on_server("grows.txt"), b"longer on the server").expect("behind the back");
+    assert_eq!(fs::metadata(fx.path("grows.txt")).expect("stat").len(), 20);
+
+    let missing = fs::metadata(fx.path("made.txt")).expect_err("not there yet");
+    assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    fs::write(fx.on_server("made.txt"), b"new").expect("behind the back");
+    assert_eq!(
+        fs::metadata(fx.path("made.txt"))
+            .expect("seen at once")
+            .len(),
+        3
+    );
+    fx.rt.block_on(fx.client.shutdown()).ok();
 }

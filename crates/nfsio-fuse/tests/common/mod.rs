@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nfsio_client::Client;
-use nfsio_fuse::{MountOptions, Mounted};
+use nfsio_fuse::{MountOptions, Mounted, Settings};
 use nfsio_server::MemStore;
 use nfsio_testkit::TestServer;
 use tokio::runtime::Runtime;
@@ -68,6 +68,11 @@ fn runtime() -> Runtime {
 impl Fixture {
     /// A local-store server on a temporary export, mounted.
     pub fn local() -> Option<Fixture> {
+        Self::local_with(Settings::default())
+    }
+
+    /// A local-store server on a temporary export, mounted with `settings`.
+    pub fn local_with(settings: Settings) -> Option<Fixture> {
         if !can_mount() {
             return None;
         }
@@ -86,6 +91,7 @@ impl Fixture {
             server,
             Some(export_path),
             vec![export, state],
+            settings,
         ))
     }
 
@@ -96,7 +102,13 @@ impl Fixture {
         }
         let rt = runtime();
         let server = rt.block_on(TestServer::memory(Arc::clone(store), 14));
-        Some(Self::mount(rt, server, None, Vec::new()))
+        Some(Self::mount(
+            rt,
+            server,
+            None,
+            Vec::new(),
+            Settings::default(),
+        ))
     }
 
     fn mount(
@@ -104,6 +116,7 @@ impl Fixture {
         server: TestServer,
         export: Option<PathBuf>,
         mut dirs: Vec<tempfile::TempDir>,
+        settings: Settings,
     ) -> Fixture {
         let client = rt.block_on(Client::connect(&server.url)).expect("connect");
         let mnt_dir = tempfile::tempdir().expect("tempdir");
@@ -113,7 +126,10 @@ impl Fixture {
             client.clone(),
             rt.handle().clone(),
             &mnt,
-            MountOptions::new(server.url.clone()),
+            MountOptions {
+                settings,
+                ..MountOptions::new(server.url.clone())
+            },
         )
         .expect("mount");
         let fixture = Fixture {
