@@ -31,10 +31,10 @@
 set -euo pipefail
 
 prog=bench-serve.sh
-die() { local rc=$1; shift; echo "$prog: $*" >&2; exit "$rc"; }
-
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
 
 size_mib=${1:-1024}
 runs=${2:-3}
@@ -64,18 +64,6 @@ ganesha_state=$BENCH_DIR/ganesha
 ganesha_pid=""
 nfsio_pid=""
 
-# SIGTERM PID $1, wait up to 5 s, then SIGKILL.
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.05
-    done
-    echo "$prog: $pid still running 5 s after SIGTERM, sending SIGKILL" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     local rc=$?
     if [ -n "$nfsio_pid" ]; then
@@ -98,60 +86,13 @@ trap 'exit 130' INT TERM
 # ------------------------------------------------------------------ the servers
 
 mkdir -p "$BENCH_DIR/ganesha-export" "$BENCH_DIR/nfsio-export" "$BENCH_DIR/nfsio-state"
-ganesha_env=$(GANESHA_STATE=$ganesha_state EXPORT_DIR=$BENCH_DIR/ganesha-export \
-    scripts/ganesha.sh start) || die 1 "ganesha did not start"
-GANESHA_PID="" NFS_PORT="" MNT_PORT=""
-eval "$ganesha_env"
-ganesha_pid=$GANESHA_PID
-[ -n "$ganesha_pid" ] || die 1 "no GANESHA_PID in ganesha.sh's output"
-ganesha_base="nfs://127.0.0.1/export"
-ganesha_query="version=3&nfsport=$NFS_PORT&mountport=$MNT_PORT"
-
-"$NFSIO_BIN" serve "$BENCH_DIR/nfsio-export" --listen 127.0.0.1:0 --squash none \
-    --state-dir "$BENCH_DIR/nfsio-state" </dev/null >"$BENCH_DIR/nfsio.url" 2>"$BENCH_DIR/nfsio.log" &
-nfsio_pid=$!
-for _ in $(seq 1 400); do
-    [ -s "$BENCH_DIR/nfsio.url" ] && break
-    kill -0 "$nfsio_pid" 2>/dev/null || die 1 "nfsio serve exited: $(cat "$BENCH_DIR/nfsio.log")"
-    sleep 0.025
-done
-nfsio_url=$(head -n1 "$BENCH_DIR/nfsio.url")
-# The short form nfs://127.0.0.1:PORT/export (nfsio serve since it answers MOUNT on its NFS
-# port), or the libnfs form nfs://127.0.0.1/export?nfsport=N&mountport=M (older builds):
-# libnfs's tools need the latter.
-if [[ "$nfsio_url" =~ ^nfs://127\.0\.0\.1:([0-9]+)(/[^?]*)$ ]]; then
-    nfsio_base="nfs://127.0.0.1${BASH_REMATCH[2]}"
-    nfsio_query="version=3&nfsport=${BASH_REMATCH[1]}&mountport=${BASH_REMATCH[1]}"
-elif [[ "$nfsio_url" == nfs://*\?* ]]; then
-    nfsio_base=${nfsio_url%%\?*}
-    nfsio_query="version=3&${nfsio_url#*\?}"
-else
-    die 1 "nfsio serve printed no URL: $(cat "$BENCH_DIR/nfsio.log")"
-fi
+start_ganesha "$ganesha_state" "$BENCH_DIR/ganesha-export"
+start_nfsio_serve "$NFSIO_BIN" "$BENCH_DIR/nfsio-export" "$BENCH_DIR/nfsio-state" "$BENCH_DIR/nfsio"
 
 echo "$prog: ganesha pid $ganesha_pid (${ganesha_base}?${ganesha_query})" >&2
 echo "$prog: nfsio serve pid $nfsio_pid ($nfsio_url)" >&2
 
 # ------------------------------------------------------------------ measuring
-
-# utime+stime of process $1, in clock ticks (every thread of the process).
-cpu_ticks() {
-    local stat
-    stat=$(cat "/proc/$1/stat") || die 1 "process $1 is gone"
-    stat=${stat##*) }    # after "pid (comm) ": field 3 (state) is first
-    # shellcheck disable=SC2086
-    set -- $stat
-    echo $(( ${12} + ${13} ))
-}
-
-now_ns() { date +%s%N; }
-
-# median of the numbers on stdin
-median() {
-    sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print "nan"; exit }
-        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 source_file=$BENCH_DIR/source.bin
 echo "$prog: writing a ${size_mib} MiB source file" >&2
@@ -234,8 +175,6 @@ for server in ganesha nfsio; do
         med[$server.$direction.cpu]=$(median_of "$server" "$direction" cpu)
     done
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
 
 echo
 down_tool="nfs-cp to a local file"

@@ -1,0 +1,83 @@
+# bench-lib.sh -- shell functions the benchmark scripts share (sourced, not run).
+#
+# Every benchmark starts its own servers on free loopback ports, stops them by PID, charges
+# processes their CPU from /proc and prints medians; these are the pieces they have in common,
+# so that each script says only what it measures. The caller sets `prog` (its name, for
+# messages) and `set -euo pipefail` before sourcing.
+
+die() { local rc=$1; shift; echo "$prog: $*" >&2; exit "$rc"; }
+
+# SIGTERM PID $1, wait up to 5 s, then SIGKILL.
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.05
+    done
+    echo "$prog: $pid still running 5 s after SIGTERM, sending SIGKILL" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+# utime+stime of process $1, in clock ticks (every thread of the process).
+cpu_ticks() {
+    local stat
+    stat=$(cat "/proc/$1/stat") || die 1 "process $1 is gone"
+    stat=${stat##*) }    # after "pid (comm) ": field 3 (state) is first
+    # shellcheck disable=SC2086
+    set -- $stat
+    echo $(( ${12} + ${13} ))
+}
+
+now_ns() { date +%s%N; }
+
+# median of the numbers on stdin
+median() {
+    sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "nan"; exit }
+        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# start_nfsio_serve BIN EXPORT_DIR STATE_DIR OUT_PREFIX: runs `BIN serve` on a free loopback
+# port in the background; sets nfsio_pid, nfsio_url (the short form it prints first),
+# nfsio_base and nfsio_query (the libnfs form: base URL and query naming both ports).
+start_nfsio_serve() {
+    local bin=$1 export_dir=$2 state_dir=$3 out=$4
+    "$bin" serve "$export_dir" --listen 127.0.0.1:0 --squash none --state-dir "$state_dir" \
+        </dev/null >"$out.url" 2>"$out.log" &
+    nfsio_pid=$!
+    for _ in $(seq 1 400); do
+        [ -s "$out.url" ] && break
+        kill -0 "$nfsio_pid" 2>/dev/null || die 1 "nfsio serve exited: $(cat "$out.log")"
+        sleep 0.025
+    done
+    nfsio_url=$(head -n1 "$out.url")
+    # The short form nfs://127.0.0.1:PORT/export (nfsio serve since it answers MOUNT on its
+    # NFS port), or the libnfs form nfs://127.0.0.1/export?nfsport=N&mountport=M (older
+    # builds): libnfs's tools need the latter.
+    if [[ "$nfsio_url" =~ ^nfs://127\.0\.0\.1:([0-9]+)(/[^?]*)$ ]]; then
+        nfsio_base="nfs://127.0.0.1${BASH_REMATCH[2]}"
+        nfsio_query="version=3&nfsport=${BASH_REMATCH[1]}&mountport=${BASH_REMATCH[1]}"
+    elif [[ "$nfsio_url" == nfs://*\?* ]]; then
+        nfsio_base=${nfsio_url%%\?*}
+        nfsio_query="version=3&${nfsio_url#*\?}"
+    else
+        die 1 "nfsio serve printed no URL: $(cat "$out.log")"
+    fi
+}
+
+# start_ganesha STATE_DIR EXPORT_DIR: a private nfs-ganesha (scripts/ganesha.sh); sets
+# ganesha_pid, ganesha_base and ganesha_query.
+start_ganesha() {
+    local env
+    env=$(GANESHA_STATE=$1 EXPORT_DIR=$2 scripts/ganesha.sh start) || die 1 "ganesha did not start"
+    GANESHA_PID="" NFS_PORT="" MNT_PORT=""
+    eval "$env"
+    ganesha_pid=$GANESHA_PID
+    [ -n "$ganesha_pid" ] || die 1 "no GANESHA_PID in ganesha.sh's output"
+    ganesha_base="nfs://127.0.0.1/export"
+    ganesha_query="version=3&nfsport=$NFS_PORT&mountport=$MNT_PORT"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "nan" || v == "") print "n/a"; else printf f, v }'; }
