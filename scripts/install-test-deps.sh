@@ -3,9 +3,11 @@
 #
 # What: the tests run a real NFSv3 server (nfs-ganesha 4.3 with its VFS FSAL), need a
 # portmapper while that server starts (rpcbind, rpcinfo), use a real NFSv3 client
-# (libnfs-utils: nfs-cp, nfs-cat, nfs-ls) and check our bytes on the wire with tshark.
+# (libnfs-utils: nfs-cp, nfs-cat, nfs-ls) and check our bytes on the wire with tshark; an
+# ordinary user's FUSE mount goes through fusermount3 (fuse3), and needs /dev/fuse at the
+# kernel's mode, 0666 (set here when it is not).
 # When one of them is missing and we are root, this installs the Debian packages
-#   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark
+#   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark fuse3
 # with apt-get (noninteractive; a temporary /usr/sbin/policy-rc.d keeps the packages'
 # services from being started by the install; tshark's "allow non-root capture"
 # question is preseeded to "no"). Running it again when all is present does nothing.
@@ -30,7 +32,7 @@ say() { echo "install-test-deps: $*" >&2; }
 # Prints the names of the missing tools, one per line.
 missing_tools() {
     local t
-    for t in ganesha.nfsd rpcbind rpcinfo nfs-cp nfs-cat nfs-ls tshark; do
+    for t in ganesha.nfsd rpcbind rpcinfo nfs-cp nfs-cat nfs-ls tshark fusermount3; do
         # rpcbind and rpcinfo live in /usr/sbin, which a non-root PATH may lack.
         command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || echo "$t"
     done
@@ -47,6 +49,18 @@ if ! command -v fsx >/dev/null 2>&1 && [ ! -x "$cargo_bin/fsx" ]; then
     say "missing: fsx -- installing fsx $FSX_VERSION with cargo install into $cargo_bin (a few minutes)"
     cargo install fsx --version "$FSX_VERSION" --locked --quiet >&2 ||
         say "cargo install fsx $FSX_VERSION failed; the fsx test will skip (fail under CI=true)"
+fi
+
+# An ordinary user's FUSE mount: fusermount3 opens /dev/fuse with the user's file-system
+# identity, so the device must be 0666 -- the mode the kernel gives it (devtmpfs). A
+# container's hand-made /dev may have it 0600; as root, give it the kernel's mode back.
+if [ -c /dev/fuse ] && [ "$(stat -c %a /dev/fuse)" != 666 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        say "/dev/fuse is $(stat -c %a /dev/fuse): chmod 0666 (the kernel's own mode)"
+        chmod 0666 /dev/fuse
+    else
+        echo "missing: a /dev/fuse ordinary users may open (it is $(stat -c %a /dev/fuse))" >&2
+    fi
 fi
 
 missing=$(missing_tools)
@@ -81,7 +95,7 @@ echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-
 apt_get() { apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT" "$@"; }
 apt_get update -qq
 apt_get install -y -qq --no-install-recommends \
-    nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark >&2
+    nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark fuse3 >&2
 
 missing=$(missing_tools)
 if [ -n "$missing" ]; then

@@ -74,6 +74,7 @@ fn mount_options(args: &MountArgs) -> Result<MountOptions, Failure> {
             // Every call carries the mounting user's identity until calls carry their
             // callers': letting other users in would let them act as that user.
             "allow_other" => {
+                user_may_allow_other()?;
                 return Err(Failure::message(
                     "allow_other is not offered yet: every call carries the mounting user's \
                      identity, so other users would act as that user on the server"
@@ -103,6 +104,21 @@ fn mount_options(args: &MountArgs) -> Result<MountOptions, Failure> {
         options.settings.negative_ttl = Duration::ZERO;
     }
     Ok(options)
+}
+
+/// An ordinary user's `-o allow_other` needs `user_allow_other` in /etc/fuse.conf
+/// (fusermount3 refuses it otherwise): said in one line before anything is tried.
+fn user_may_allow_other() -> Result<(), Failure> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root || nfsio_fuse::user_allow_other() {
+        return Ok(());
+    }
+    Err(Failure::message(
+        "-o allow_other as an ordinary user needs a line user_allow_other in /etc/fuse.conf \
+         (fusermount3 refuses it otherwise)"
+            .to_owned(),
+    ))
 }
 
 /// The value of `actimeo=`: whole seconds, at most [`MAX_ACTIMEO_S`].
@@ -250,15 +266,16 @@ fn run_background(args: &MountArgs, verbose: u8) -> Result<(), Failure> {
     }
 }
 
-/// `nfsio umount`: unmounts; a busy mount is detached (lazily unmounted) with a line saying
-/// so, and the mount process ends once nothing uses it.
+/// `nfsio umount`: unmounts (umount2(2) as root, `fusermount3 -u` as an ordinary user); a
+/// busy mount is detached (lazily unmounted) with a line saying so, and the mount process
+/// ends once nothing uses it.
 pub fn umount(args: &UmountArgs) -> Result<(), Failure> {
     let mp = args.mountpoint.display().to_string();
-    match nfsio_fuse::umount2(&args.mountpoint, 0) {
+    match nfsio_fuse::unmount_with(&args.mountpoint, false) {
         Ok(()) => Ok(()),
         Err(error) if error.raw_os_error() == Some(libc::EBUSY) => {
             eprintln!("nfsio umount: {mp} is busy: detached (unmounted once no longer in use)");
-            nfsio_fuse::umount2(&args.mountpoint, libc::MNT_DETACH).map_err(|e| Failure::io(&mp, e))
+            nfsio_fuse::unmount_with(&args.mountpoint, true).map_err(|e| Failure::io(&mp, e))
         }
         Err(error) => Err(Failure::io(&mp, error)),
     }

@@ -382,3 +382,227 @@ impl Drop for KillOnDrop {
         }
     }
 }
+
+/// The ordinary user the unprivileged tests run as (nobody), and `setpriv`'s arguments to
+/// become it.
+const USER: u32 = 65534;
+const AS_USER: [&str; 4] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+];
+
+/// `COMMAND...` run as [`USER`] with `HOME` at `home`.
+fn as_user(home: &Path, command: &[&str]) -> Command {
+    let mut c = Command::new(AS_USER[0]);
+    c.args(&AS_USER[1..])
+        .args(command)
+        .env("HOME", home)
+        .env_remove("XDG_STATE_HOME")
+        .stdin(Stdio::null());
+    c
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+struct ReapOnDrop(Child);
+
+impl Drop for ReapOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `nfsio serve` run as [`USER`] on `export`: its URL and the process.
+fn serve_as_user(home: &Path, export: &Path, state: &Path, log: &Path) -> (String, ReapOnDrop) {
+    let log = std::fs::File::create(log).expect("log");
+    let mut child = ReapOnDrop(
+        as_user(
+            home,
+            &[NFSIO, "serve", export.to_str().expect("utf-8"), "--listen"],
+        )
+        .args(["127.0.0.1:0", "--state-dir"])
+        .arg(state)
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("spawn nfsio serve"),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("URL line");
+    assert!(line.starts_with("nfs://127.0.0.1:"), "{line:?}");
+    (line.trim().to_owned(), child)
+}
+
+/// Whether the tools the unprivileged mount needs are here (skip line, or failure under
+/// CI=true, if not).
+fn can_mount_as_user() -> bool {
+    if !(can_mount()
+        && nfsio_testkit::require_tool("setpriv")
+        && nfsio_testkit::require_tool("fusermount3"))
+    {
+        return false;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata("/dev/fuse").map_or(0, |m| m.permissions().mode());
+    if mode & 0o006 != 0o006 {
+        nfsio_testkit::skip_or_fail(&format!(
+            "/dev/fuse is {:o}, not 0666 as the kernel makes it: fusermount3 cannot open it \
+             for an ordinary user (run scripts/install-test-deps.sh)",
+            mode & 0o777
+        ));
+        return false;
+    }
+    true
+}
+
+/// The /proc/mounts line of the mount on `mnt`.
+fn mounts_line(mnt: &Path) -> Option<String> {
+    let mounts = std::fs::read_to_string("/proc/mounts").expect("/proc/mounts");
+    let mnt = mnt.to_string_lossy();
+    mounts
+        .lines()
+        .find(|line| line.split(' ').nth(1) == Some(&*mnt))
+        .map(str::to_owned)
+}
+
+/// As an ordinary user (uid 65534, on directories it owns, against an `nfsio serve` of its
+/// own): `nfsio mount` goes through fusermount3, the ready line is true when printed (a file
+/// written and read back through the mount at once), /proc/mounts shows the URL and type
+/// `fuse.nfsio`; a stale mount left by a killed mount process is cleared at the next mount
+/// with one line; `nfsio umount` unmounts and the mountpoint is empty again.
+#[test]
+fn an_ordinary_user_mounts_through_fusermount3_and_unmounts() {
+    if !can_mount_as_user() {
+        return;
+    }
+    let scratch = Scratch::new("mount-user");
+    let [home, export, state, mnt] = ["home", "export", "state", "mnt"].map(|d| scratch.join(d));
+    for dir in [&scratch.path, &home, &export, &state, &mnt] {
+        std::fs::create_dir_all(dir).expect("dir");
+        std::os::unix::fs::chown(dir, Some(USER), Some(USER)).expect("chown");
+    }
+    let (url, _serve) = serve_as_user(&home, &export, &state, &scratch.join("serve.log"));
+    let mut guard = MountGuard {
+        mnt: mnt.clone(),
+        pids: Vec::new(),
+    };
+    let mnt_s = mnt.to_str().expect("utf-8 path");
+    let mount = |guard: &mut MountGuard| {
+        let output = as_user(&home, &[NFSIO, "mount", &url, mnt_s])
+            .output()
+            .expect("nfsio mount");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stdout} {stderr}");
+        guard.pids.push(ready_pid(&stdout));
+        assert!(
+            stdout.starts_with(&format!("nfsio mount: {url} mounted on")),
+            "{stdout}"
+        );
+        stderr
+    };
+    mount(&mut guard);
+    // True when printed: the mount answers at once, as the user.
+    let script = format!("echo hello > {mnt_s}/hello.txt && cat {mnt_s}/hello.txt");
+    let output = as_user(&home, &["sh", "-ec", &script])
+        .output()
+        .expect("sh");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "hello\n",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read(export.join("hello.txt")).expect("on the server"),
+        b"hello\n"
+    );
+    let line = mounts_line(&mnt).expect("in /proc/mounts");
+    assert!(
+        line.starts_with(&format!("{url} {mnt_s} fuse.nfsio ")),
+        "{line}"
+    );
+
+    // A stale mount: the mount process killed, then cleared by the next mount.
+    let first = guard.pids[0];
+    let _ = Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status();
+    wait_for("the dead mount to answer ENOTCONN", || {
+        let output = as_user(&home, &["ls", mnt_s]).output().expect("ls");
+        String::from_utf8_lossy(&output.stderr).contains("not connected")
+    });
+    let said = mount(&mut guard);
+    let cleared: Vec<&str> = said.lines().filter(|l| l.contains("stale mount")).collect();
+    assert_eq!(cleared.len(), 1, "one line about the stale mount: {said}");
+    let output = as_user(&home, &["cat", &format!("{mnt_s}/hello.txt")])
+        .output()
+        .expect("cat");
+    assert_eq!(output.stdout, b"hello\n");
+
+    let output = as_user(&home, &[NFSIO, "umount", mnt_s])
+        .output()
+        .expect("umount");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!mounted(&mnt));
+    wait_for("the mount process to end", || !alive(guard.pids[1]));
+    assert_eq!(std::fs::read_dir(&mnt).expect("mountpoint").count(), 0);
+}
+
+/// `-o allow_other` as an ordinary user without `user_allow_other` in /etc/fuse.conf: one
+/// line saying so, nothing mounted.
+#[test]
+fn allow_other_as_an_ordinary_user_needs_user_allow_other() {
+    if !can_mount_as_user() {
+        return;
+    }
+    if nfsio_fuse_allows_other() {
+        eprintln!("skipped: /etc/fuse.conf has user_allow_other");
+        return;
+    }
+    let scratch = Scratch::new("mount-user-allow-other");
+    let mnt = scratch.join("mnt");
+    for dir in [&scratch.path, &mnt] {
+        std::fs::create_dir_all(dir).expect("dir");
+        std::os::unix::fs::chown(dir, Some(USER), Some(USER)).expect("chown");
+    }
+    let output = as_user(
+        &scratch.path,
+        &[
+            NFSIO,
+            "mount",
+            "nfs://127.0.0.1:9/export",
+            mnt.to_str().expect("utf-8"),
+        ],
+    )
+    .args(["-o", "allow_other"])
+    .output()
+    .expect("nfsio mount");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("user_allow_other in /etc/fuse.conf"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!mounted(&mnt));
+}
+
+/// Whether /etc/fuse.conf has a `user_allow_other` line.
+fn nfsio_fuse_allows_other() -> bool {
+    std::fs::read_to_string("/etc/fuse.conf").is_ok_and(|text| {
+        text.lines().any(|line| {
+            line.split('#')
+                .next()
+                .is_some_and(|l| l.trim() == "user_allow_other")
+        })
+    })
+}

@@ -24,6 +24,7 @@ mod attr;
 mod core;
 mod error;
 mod fs;
+mod fusermount;
 mod handles;
 mod inodes;
 mod io;
@@ -34,6 +35,7 @@ mod session;
 
 pub use crate::core::Settings;
 pub use crate::error::MountError;
+pub use crate::fusermount::user_allow_other;
 pub use crate::session::{
-    MountOptions, Mounted, READY_TIMEOUT, clear_stale, detach, mount, umount2,
+    MountOptions, Mounted, READY_TIMEOUT, clear_stale, detach, mount, umount2, unmount_with,
 };

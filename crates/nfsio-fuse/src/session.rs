@@ -1,10 +1,13 @@
-//! A mount's life: clearing a stale mount, mounting (fuser's session, mount(2) as root),
-//! waiting until the mount answers, and unmounting (lazily, then joining the session).
+//! A mount's life: clearing a stale mount, mounting (fuser's session: mount(2) as root,
+//! `fusermount3` as an ordinary user, see `fusermount.rs`), waiting until the mount answers,
+//! and unmounting (lazily, then joining the session).
 //!
-//! The session runs on fuser's threads (`n_threads` with `clone_fd`); the operations run on
-//! the tokio runtime handed in. Unmounting is `umount2(MNT_DETACH)` (fuser 0.18.0's own
-//! unmount is a plain umount(2), which fails with EBUSY while anything on the mount is in
-//! use), after which the session's threads end once the kernel lets go of the connection.
+//! The session runs on fuser's threads (`n_threads`, with `clone_fd` where /dev/fuse can be
+//! opened); the operations run on the tokio runtime handed in. Unmounting is
+//! `umount2(MNT_DETACH)` (fuser 0.18.0's own unmount is a plain umount(2), which fails with
+//! EBUSY while anything on the mount is in use), or `fusermount3 -u -z` where umount2 is not
+//! allowed (EPERM: an ordinary user), after which the session's threads end once the kernel
+//! lets go of the connection.
 
 use std::ffi::CString;
 use std::io;
@@ -105,14 +108,53 @@ pub fn mount(
         path: mountpoint.to_owned(),
         source,
     };
-    let session = fuser::Session::new(fs, mountpoint, &config).map_err(fuse_error)?;
-    let session = session.spawn().map_err(fuse_error)?;
+    let session = if is_root() {
+        fuser::Session::new(fs, mountpoint, &config)
+    } else {
+        user_session(fs, mountpoint, &options, config)
+    };
+    let session = session.map_err(fuse_error)?.spawn().map_err(fuse_error)?;
     tracing::info!(mountpoint = %mountpoint.display(), fsname = %options.fsname, "mounted");
     Ok(Mounted {
         session: Some(session),
         mountpoint: mountpoint.to_owned(),
         core,
     })
+}
+
+/// Whether this process may mount with mount(2) itself (effective uid 0).
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// An ordinary user's session: `fusermount3` mounts and hands back /dev/fuse. Each FUSE
+/// thread gets a cloned descriptor only if this user can open /dev/fuse (cloning opens it);
+/// otherwise the threads share the one descriptor.
+fn user_session(
+    fs: NfsFs,
+    mountpoint: &Path,
+    options: &MountOptions,
+    mut config: Config,
+) -> io::Result<fuser::Session<NfsFs>> {
+    let mut list = vec![
+        format!(
+            "fsname={}",
+            crate::fusermount::escape_option(&options.fsname)
+        ),
+        "subtype=nfsio".to_owned(),
+        "nodev".to_owned(),
+        "nosuid".to_owned(),
+        if options.read_only { "ro" } else { "rw" }.to_owned(),
+    ];
+    if options.allow_other {
+        list.push("allow_other".to_owned());
+    }
+    let fd = crate::fusermount::mount(mountpoint, &list.join(","))?;
+    // SAFETY: a NUL-terminated literal path.
+    config.clone_fd = unsafe { libc::access(c"/dev/fuse".as_ptr(), libc::R_OK | libc::W_OK) } == 0;
+    let acl = config.acl;
+    fuser::Session::from_fd(fs, fd, acl, config)
 }
 
 impl Mounted {
@@ -210,15 +252,29 @@ fn c_path(path: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
-/// `umount2(path, MNT_DETACH)`: EINVAL (not a mount point) counts as done.
+/// `umount2(path, MNT_DETACH)`, or `fusermount3 -u -z` where that is not allowed (EPERM:
+/// an ordinary user's own mount): EINVAL (not a mount point) counts as done.
 pub fn detach(path: &Path) -> Result<(), MountError> {
-    umount2(path, libc::MNT_DETACH).or_else(|error| match error.raw_os_error() {
+    unmount_with(path, true).or_else(|error| match error.raw_os_error() {
         Some(libc::EINVAL) => Ok(()),
         _ => Err(MountError::Unmount {
             path: path.to_owned(),
             source: error,
         }),
     })
+}
+
+/// Unmounts `path` (with `lazy`, detached: done at once, finished when nothing uses it): by
+/// umount2(2), or through `fusermount3 -u` when umount2 answers EPERM (an ordinary user).
+/// Errors as umount2's: EBUSY when in use (not lazy), EINVAL when nothing is mounted there.
+pub fn unmount_with(path: &Path, lazy: bool) -> io::Result<()> {
+    let flags = if lazy { libc::MNT_DETACH } else { 0 };
+    match umount2(path, flags) {
+        Err(error) if error.raw_os_error() == Some(libc::EPERM) => {
+            crate::fusermount::unmount(path, lazy)
+        }
+        done => done,
+    }
 }
 
 /// `umount2(2)` of `path` with `flags`.
