@@ -13,8 +13,8 @@ use bytes::Bytes;
 use fuser::{
     AccessFlags, FileHandle, FileType as FuseType, Filesystem, FopenFlags, Generation, INodeNo,
     InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use tokio::runtime::Handle;
 
@@ -125,6 +125,8 @@ fn empty(reply: ReplyEmpty, _core: &Core, (): ()) {
 }
 
 impl Filesystem for NfsFs {
+    // FUSE_POSIX_LOCKS and FUSE_FLOCK_LOCKS are not claimed: the kernel then keeps fcntl
+    // and flock locks itself, local to this mount (NFSv3's NLM is not spoken).
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         for (flag, what) in [
             (InitFlags::FUSE_PARALLEL_DIROPS, "PARALLEL_DIROPS"),
@@ -389,8 +391,15 @@ impl Filesystem for NfsFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let open = self.core.handles.file(fh.0);
         self.core.release(fh.0);
         reply.ok();
+        if let Some(open) = open
+            && self.core.handles.silly.len_of(open.ino) > 0
+        {
+            let core = Arc::clone(&self.core);
+            self.runtime.spawn(core.remove_hidden(open));
+        }
     }
 
     fn fsync(
@@ -406,6 +415,50 @@ impl Filesystem for NfsFs {
             move |core| async move { core.sync(fh.0).await },
             empty,
         );
+    }
+
+    // Directory operations are synchronous on an NFSv3 server: nothing of a directory is
+    // ever pending here.
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        match self.core.allocate(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(errno) => reply.fail(errno),
+        }
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        match self.core.seek(fh.0, offset, whence) {
+            Ok(offset) => reply.offset(offset),
+            Err(errno) => reply.error(errno.fuse()),
+        }
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

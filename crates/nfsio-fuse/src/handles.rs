@@ -2,13 +2,16 @@
 //!
 //! An open file is an nfsio [`File`] (the client's write-back cache, shared by every open of
 //! the same NFS handle); a listing is the directory's READDIRPLUS stream with a window of
-//! the entries the kernel is reading (see `listing.rs`).
+//! the entries the kernel is reading (see `listing.rs`). The files renamed away while open
+//! (silly rename, see `silly.rs`) are kept here too, next to the open counts they hang on.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nfsio_client::{DirEntry, File, ReadDir};
+
+use crate::silly::SillyTable;
 
 /// An open regular file of node `ino`.
 pub struct OpenFile {
@@ -35,6 +38,8 @@ pub struct Handles {
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     listings: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Listing>>>>,
     next: AtomicU64,
+    /// Open files that were unlinked: their hidden names.
+    pub silly: SillyTable,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -66,6 +71,14 @@ impl Handles {
             .values()
             .find(|open| open.ino == ino)
             .cloned()
+    }
+
+    /// How many open files node `ino` has.
+    pub fn opens_of(&self, ino: u64) -> usize {
+        locked(&self.files)
+            .values()
+            .filter(|open| open.ino == ino)
+            .count()
     }
 
     /// Drops the open file `fh` from the table; returns it.

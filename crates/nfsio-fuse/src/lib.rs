@@ -31,7 +31,9 @@ mod io;
 mod listing;
 mod meta;
 mod names;
+mod seek;
 mod session;
+mod silly;
 
 pub use crate::core::Settings;
 pub use crate::error::MountError;

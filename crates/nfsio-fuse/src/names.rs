@@ -10,6 +10,7 @@ use nfsio_client::proto::nfs3::{DeviceData, MknodData, Nfs3Status, Sattr};
 use crate::attr::decode_dev;
 use crate::core::Core;
 use crate::error::{Errno, OpResult};
+use crate::silly::Unlink;
 
 /// What a lookup found: an entry, or none (a negative entry the kernel may cache).
 pub enum Found {
@@ -116,6 +117,9 @@ impl Core {
     /// REMOVE of `name` in `parent`.
     pub async fn unlink(&self, parent: u64, name: &str) -> OpResult<()> {
         let dir = self.handle(parent)?;
+        if let Unlink::Hidden = self.hide_if_open(&dir, name, None).await? {
+            return Ok(());
+        }
         self.client.remove(&dir, name).await?;
         Ok(())
     }
@@ -149,6 +153,8 @@ impl Core {
                 Err(error) => return Err(error.into()),
             }
         }
+        self.hide_if_open(&to_dir, to.1, Some((&from_dir, from.1)))
+            .await?;
         self.client.rename(&from_dir, from.1, &to_dir, to.1).await?;
         Ok(())
     }
