@@ -135,8 +135,8 @@ fn mount_returns_once_the_mount_answers_and_umount_ends_it() {
     );
     let mounts = std::fs::read_to_string("/proc/mounts").expect("/proc/mounts");
     assert!(
-        mounts.contains(&format!("{url} {}", mnt.display())),
-        "FSName is the URL"
+        mounts.contains(&format!("{url} {} fuse.nfsio ", mnt.display())),
+        "FSName is the URL, type fuse.nfsio: {mounts}"
     );
 
     let output = Run::nfsio(&["umount", mnt.to_str().expect("utf-8 path")]).output();

@@ -88,7 +88,9 @@ pub fn mount(
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(options.fsname.clone()),
-        MountOption::Subtype("nfsio".to_owned()),
+        // fuser's direct mount (root) passes no Subtype, but the kernel takes `subtype=`
+        // in mount(2)'s data: type `fuse.nfsio` either way.
+        MountOption::CUSTOM("subtype=nfsio".to_owned()),
         MountOption::NoDev,
         MountOption::NoSuid,
         if options.read_only {
