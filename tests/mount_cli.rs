@@ -2,11 +2,12 @@
 //! process on a loopback port): the ready line is true when printed, `umount` ends the
 //! mount process, SIGTERM of a foreground mount makes what is still open durable and
 //! unmounts, a stale mount left by a killed mount process is cleared at start, and fsx
-//! finishes A-OK on a mount whose server is killed with SIGKILL and restarted twice.
+//! finishes A-OK on a mount whose server is killed with SIGKILL and restarted twice; and the
+//! same life as an ordinary user (uid 65534 through `setpriv`, fusermount3 underneath).
 //!
 //! Every mount is detached by a guard's drop (and its processes killed by PID), also when a
-//! test fails. Needs root and /dev/fuse: skipped with one line otherwise, a failure under
-//! CI=true.
+//! test fails. Needs root and /dev/fuse (the ordinary user's tests also setpriv, fusermount3
+//! and /dev/fuse at 0666): skipped with one line otherwise, a failure under CI=true.
 
 mod common;
 
