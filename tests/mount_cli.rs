@@ -565,7 +565,7 @@ fn allow_other_as_an_ordinary_user_needs_user_allow_other() {
     if !can_mount_as_user() {
         return;
     }
-    if nfsio_fuse_allows_other() {
+    if nfsio_fuse::user_allow_other() {
         eprintln!("skipped: /etc/fuse.conf has user_allow_other");
         return;
     }
@@ -595,15 +595,4 @@ fn allow_other_as_an_ordinary_user_needs_user_allow_other() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(!mounted(&mnt));
-}
-
-/// Whether /etc/fuse.conf has a `user_allow_other` line.
-fn nfsio_fuse_allows_other() -> bool {
-    std::fs::read_to_string("/etc/fuse.conf").is_ok_and(|text| {
-        text.lines().any(|line| {
-            line.split('#')
-                .next()
-                .is_some_and(|l| l.trim() == "user_allow_other")
-        })
-    })
 }

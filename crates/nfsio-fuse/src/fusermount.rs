@@ -202,11 +202,47 @@ pub fn unmount(mountpoint: &Path, lazy: bool) -> io::Result<()> {
 /// Whether /etc/fuse.conf lets ordinary users mount with `allow_other` (a line
 /// `user_allow_other` of its own).
 pub fn user_allow_other() -> bool {
-    std::fs::read_to_string("/etc/fuse.conf").is_ok_and(|text| {
-        text.lines().any(|line| {
-            line.split('#')
-                .next()
-                .is_some_and(|l| l.trim() == "user_allow_other")
-        })
+    std::fs::read_to_string("/etc/fuse.conf").is_ok_and(|text| allows_other(&text))
+}
+
+/// Whether fuse.conf's `text` has a `user_allow_other` line (comments after `#` ignored).
+fn allows_other(text: &str) -> bool {
+    text.lines().any(|line| {
+        line.split('#')
+            .next()
+            .is_some_and(|l| l.trim() == "user_allow_other")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_escaped_and_messages_trimmed() {
+        assert_eq!(escape_option(r"nfs://h/a,b\c"), r"nfs://h/a\,b\\c");
+        assert_eq!(
+            escape_option("nfs://127.0.0.1:9/export"),
+            "nfs://127.0.0.1:9/export"
+        );
+        assert_eq!(
+            said(b"/usr/bin/fusermount3: failed to open /dev/fuse: Permission denied\n"),
+            "failed to open /dev/fuse: Permission denied"
+        );
+        assert_eq!(
+            said(b"\nfusermount3: bad mount point x: No such file\n"),
+            "bad mount point x: No such file"
+        );
+        assert_eq!(
+            said(b"other program: fusermount3: x"),
+            "other program: fusermount3: x"
+        );
+    }
+
+    #[test]
+    fn user_allow_other_needs_its_own_uncommented_line() {
+        assert!(!allows_other("#user_allow_other\n# mount_max = 1000\n"));
+        assert!(allows_other("# comment\n  user_allow_other  # yes\n"));
+        assert!(!allows_other("user_allow_other_not\n"));
+    }
 }

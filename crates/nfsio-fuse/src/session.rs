@@ -156,7 +156,12 @@ fn user_session(
     // SAFETY: a NUL-terminated literal path.
     config.clone_fd = unsafe { libc::access(c"/dev/fuse".as_ptr(), libc::R_OK | libc::W_OK) } == 0;
     let acl = config.acl;
-    fuser::Session::from_fd(fs, fd, acl, config)
+    fuser::Session::from_fd(fs, fd, acl, config).inspect_err(|_| {
+        // The mount exists but will never be served: take it away again.
+        if let Err(error) = crate::fusermount::unmount(mountpoint, true) {
+            tracing::warn!(%error, "unmount after a failed FUSE handshake");
+        }
+    })
 }
 
 impl Mounted {
