@@ -113,6 +113,11 @@ impl Core {
             .entry(ino)
             .or_default()
             .push(hidden);
+        // The last release may have run between the count above and now, seeing nothing
+        // hidden: then nobody else would remove the name.
+        if self.handles.opens_of(ino) == 0 {
+            self.remove_names_of(ino).await;
+        }
         Ok(Unlink::Hidden)
     }
 
@@ -124,12 +129,20 @@ impl Core {
         if self.handles.opens_of(ino) > 0 {
             return;
         }
-        let Some(names) = self.handles.silly.locked().remove(&ino) else {
-            return;
-        };
         if let Err(error) = open.file.sync_all().await {
             tracing::debug!(ino, %error, "write-back of an unlinked file");
         }
+        if self.handles.opens_of(ino) == 0 {
+            self.remove_names_of(ino).await;
+        }
+    }
+
+    /// REMOVEs the hidden names of node `ino` (nothing of it open any more) and forgets
+    /// them.
+    async fn remove_names_of(&self, ino: u64) {
+        let Some(names) = self.handles.silly.locked().remove(&ino) else {
+            return;
+        };
         for hidden in names {
             match self.client.remove(&hidden.dir, &hidden.name).await {
                 Ok(_) => {}
