@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// another file system).
     #[arg(long)]
     cross_mounts: bool,
+    /// Let clients make character and block devices with MKNOD (as the caller, so only root
+    /// that is not squashed may); default: refused with NFS3ERR_NOTSUPP.
+    #[arg(long)]
+    devices: bool,
 }
 
 impl ServeArgs {
@@ -115,6 +119,7 @@ impl ServeArgs {
         config.service.limits.max_connections = self.max_connections;
         config.service.limits.idle_timeout_ms = self.idle_timeout.saturating_mul(1000);
         config.cross_mounts = self.cross_mounts;
+        config.devices = self.devices;
         config
     }
 }

@@ -258,6 +258,9 @@ pub struct ServerConfig {
     /// export's own file system (never another file system); default false, as knfsd
     /// without `crossmnt`.
     pub cross_mounts: bool,
+    /// Let MKNOD make character and block devices (as the caller: the kernel allows it to
+    /// root only, and only when root is not squashed). Off: NFS3ERR_NOTSUPP.
+    pub devices: bool,
 }
 
 impl ServerConfig {
@@ -276,6 +279,7 @@ impl ServerConfig {
             service: ServiceConfig::default(),
             misbehavior: None,
             cross_mounts: false,
+            devices: false,
         }
     }
 }

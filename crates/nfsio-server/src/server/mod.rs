@@ -182,6 +182,7 @@ impl Server<TcpListener> {
             open_files: limits.open_files,
             pipe_bytes: limits.max_io_bytes as usize,
             cross_mounts: config.cross_mounts,
+            devices: config.devices,
             ..LocalOptions::default()
         };
         // Descriptors for the store first; connections and calls share the rest.

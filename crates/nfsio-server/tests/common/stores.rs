@@ -52,6 +52,14 @@ pub struct Local {
     server: Option<TestServer>,
 }
 
+impl Local {
+    /// The exported directory on disk.
+    #[allow(dead_code)] // not every test binary that includes this module uses it
+    pub fn export_dir(&self) -> &std::path::Path {
+        &self.export
+    }
+}
+
 impl Store for Local {
     const TIME_DELTA_NS: u32 = 1;
     const MAX_FILE_BYTES_AT_LEAST: u64 = 1 << 40;

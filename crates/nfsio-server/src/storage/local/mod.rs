@@ -90,6 +90,9 @@ pub struct LocalOptions {
     /// Serve directories of another mount inside the export when it is a bind mount of the
     /// export's own file system (never another file system).
     pub cross_mounts: bool,
+    /// Let MKNOD make character and block devices. Each is made as its caller, so the kernel
+    /// allows it only to a caller with CAP_MKNOD: root, and only when not squashed.
+    pub devices: bool,
 }
 
 impl Default for LocalOptions {
@@ -105,6 +108,7 @@ impl Default for LocalOptions {
             splice_pipes: 64,
             pipe_bytes: 1 << 20,
             cross_mounts: false,
+            devices: false,
         }
     }
 }

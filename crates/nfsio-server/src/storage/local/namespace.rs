@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use nfsio_proto::nfs3::{Fattr, MknodData, Nfs3Status, Sattr};
+use nfsio_proto::nfs3::{Fattr, MknodData, Nfs3Status, Sattr, SpecData};
 
 use super::super::sys::{self, TimeSet, Timestamp};
 use super::locator::{Mode, Object};
@@ -285,17 +285,23 @@ impl LocalStore {
         name: &[u8],
         what: &MknodData,
     ) -> StoreResult<Created> {
-        let (type_bits, attrs) = match what {
-            MknodData::Fifo(attrs) => (libc::S_IFIFO, attrs),
-            MknodData::Socket(attrs) => (libc::S_IFSOCK, attrs),
+        let no_device = SpecData::default();
+        let (type_bits, attrs, spec) = match what {
+            MknodData::Fifo(attrs) => (libc::S_IFIFO, attrs, &no_device),
+            MknodData::Socket(attrs) => (libc::S_IFSOCK, attrs, &no_device),
             // Device nodes on an export are a way around the host's device permissions for
-            // anyone with local access; this server does not make them.
-            MknodData::Char(_) | MknodData::Block(_) => return denied(Nfs3Status::NotSupp),
+            // anyone with local access: only made when the export allows them, and then as
+            // the caller, so that the kernel's CAP_MKNOD check decides.
+            MknodData::Char(_) | MknodData::Block(_) if !self.options.devices => {
+                return denied(Nfs3Status::NotSupp);
+            }
+            MknodData::Char(dev) => (libc::S_IFCHR, &dev.dev_attributes, &dev.spec),
+            MknodData::Block(dev) => (libc::S_IFBLK, &dev.dev_attributes, &dev.spec),
             MknodData::Other(_) => return denied(Nfs3Status::BadType),
         };
         let mode = type_bits | (attrs.mode.unwrap_or(0o644) & 0o7777);
         self.make_then_set(caller, dir, name, attrs, false, |base, cname| {
-            sys::mknod_at(base, cname, mode, 0, 0)
+            sys::mknod_at(base, cname, mode, spec.major, spec.minor)
         })
     }
 
