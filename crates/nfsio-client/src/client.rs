@@ -6,6 +6,9 @@
 //! policy (`crate::jukebox`); the path-level conveniences that open [`File`]s live in
 //! `paths.rs`. The client is cheap to clone and safe to use from many tasks at once.
 //!
+//! A client acts as one [`Caller`]; [`Client::as_caller`] is a handle over the same
+//! transport, cache and mount acting as another, for programs that serve many users.
+//!
 //! [`File`]: crate::File
 
 use std::net::SocketAddr;
@@ -19,6 +22,7 @@ use nfsio_proto::nfs3::{
 };
 use nfsio_rpc::{RpcClient, TransportStats};
 
+use crate::caller::Caller;
 use crate::dir::ReadDir;
 use crate::error::{NfsError, NfsResult};
 use crate::jukebox::Jukebox;
@@ -56,13 +60,19 @@ pub struct Created {
 /// client.shutdown().await?; // durable on the server, or the first error
 /// # Ok(()) }
 /// ```
+///
+/// Every call acts as the client's [`Caller`] (see [`Client::caller`]); a handle acting as
+/// someone else comes from [`Client::as_caller`].
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// The procedures acting as this handle's caller.
+    nfs: Arc<Procedures>,
 }
 
 struct Inner {
-    nfs: Arc<Procedures>,
+    /// The procedures acting as the identity the client connected with.
+    base: Arc<Procedures>,
     root: FileHandle,
     export: String,
     url: NfsUrl,
@@ -128,7 +138,7 @@ impl Client {
         let cache = Cache::new(engine);
         cache.spawn_driver(Arc::clone(&nfs));
         let inner = Inner {
-            nfs,
+            base: Arc::clone(&nfs),
             root,
             export,
             url: url.clone(),
@@ -142,7 +152,31 @@ impl Client {
         };
         Ok(Self {
             inner: Arc::new(inner),
+            nfs,
         })
+    }
+
+    /// A handle to this client that acts as `caller`: it shares the connection, the
+    /// write-back cache and the mount with this one (it is as cheap as a clone), and every
+    /// call made through it, through the [`File`](crate::File)s it opens and through the
+    /// listings it starts carries `caller`'s AUTH_SYS credentials (this client's stamp and
+    /// machine name; at most 16 supplementary groups). The bytes written through such a file
+    /// are sent and COMMITted as `caller` too, also by the background write-back; a write
+    /// by another caller to a file holding `caller`'s bytes not yet durable first makes those
+    /// durable (as `caller`), so that nobody's bytes are ever sent as someone else.
+    ///
+    /// The server decides what `caller` may do; whether a program may act as `caller` is
+    /// its own decision (a FUSE mount acts as the kernel's caller of each request).
+    pub fn as_caller(&self, caller: &Caller) -> Client {
+        Client {
+            inner: Arc::clone(&self.inner),
+            nfs: Arc::new(self.inner.base.as_caller(caller)),
+        }
+    }
+
+    /// Who this handle's calls act as.
+    pub fn caller(&self) -> Caller {
+        self.nfs.caller()
     }
 
     /// The root handle of the export.
@@ -190,7 +224,7 @@ impl Client {
 
     /// Per-procedure call statistics of the NFS connection.
     pub fn stats(&self) -> TransportStats {
-        self.inner.nfs.rpc().stats()
+        self.inner.base.rpc().stats()
     }
 
     /// Counters of the write-back cache (bytes dirty, in flight, awaiting COMMIT and clean;
@@ -218,12 +252,17 @@ impl Client {
 
     /// The transport, for callers that send their own calls.
     pub fn transport(&self) -> &RpcClient {
-        self.inner.nfs.rpc()
+        self.inner.base.rpc()
     }
 
-    /// The procedure layer.
+    /// The procedure layer, acting as this handle's caller.
     fn nfs(&self) -> &Procedures {
-        &self.inner.nfs
+        &self.nfs
+    }
+
+    /// The procedure layer acting as this handle's caller, for the write-back of its files.
+    pub(crate) fn procedures(&self) -> &Arc<Procedures> {
+        &self.nfs
     }
 
     /// NULL: a round trip that does nothing.
@@ -451,7 +490,7 @@ impl Client {
     pub fn readdirplus(&self, dir: &FileHandle) -> ReadDir {
         let fsinfo = &self.inner.fsinfo;
         ReadDir::new(
-            Arc::clone(&self.inner.nfs),
+            Arc::clone(&self.nfs),
             self.inner.jukebox,
             dir.clone(),
             fsinfo.dtpref,

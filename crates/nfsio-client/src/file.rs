@@ -8,6 +8,10 @@
 //! every byte written before them is durable on the server, or with the first write-back error
 //! since the last report (each error is reported once). Opening a file revalidates the cache
 //! against the server's attributes (close-to-open consistency).
+//!
+//! A file acts as the caller of the [`Client`] handle that opened it: its reads, and the
+//! WRITEs and COMMITs of its bytes, carry that caller's credentials (see
+//! [`Client::as_caller`]).
 
 use std::io::{self, SeekFrom};
 use std::pin::Pin;
@@ -72,7 +76,8 @@ impl File {
         path: &str,
     ) -> NfsResult<Self> {
         let cache = Arc::clone(client.cache());
-        let id = cache.open(handle.clone(), &attributes, Arc::from(path))?;
+        let nfs = Arc::clone(client.procedures());
+        let id = cache.open(handle.clone(), &attributes, Arc::from(path), nfs)?;
         Ok(Self {
             client,
             cache,
@@ -152,12 +157,7 @@ impl File {
     /// Truncates or extends the file to `len_bytes` (SETATTR, once no WRITE in flight reaches
     /// past the new size).
     pub async fn set_len(&self, len_bytes: u64) -> NfsResult<()> {
-        let id = self.id;
-        self.cache
-            .sync("SETATTR", |engine, now_ms| {
-                engine.truncate(id, len_bytes, now_ms)
-            })
-            .await
+        self.cache.truncate(self.id, len_bytes).await
     }
 
     /// Makes every byte written so far durable on the server (the file's dirty bytes are sent,

@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod caller;
 mod client;
 mod dir;
 pub mod error;
@@ -41,6 +42,7 @@ mod procedures;
 pub mod url;
 mod writeback;
 
+pub use caller::{Caller, MAX_AUTH_SYS_GROUPS};
 pub use client::{Client, Created};
 pub use dir::{DirEntry, ReadDir};
 pub use error::{NfsError, NfsResult, ProtocolViolation};

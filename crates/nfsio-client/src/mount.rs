@@ -81,7 +81,8 @@ pub(crate) async fn mount<N: Network>(
     jukebox: Jukebox,
 ) -> NfsResult<Mount> {
     let ip = resolve(&url.host).await?;
-    let cred = credentials(url, options);
+    let params = credentials(url, options);
+    let cred = OpaqueAuth::sys(&params);
     let control = control_config(options.mount_timeout_ms, options.rpc.xid_seed);
     let getport = |prog, vers| portmap_getport(net, &url.host, ip, prog, vers, control.clone());
     let mount_at = |port| mount_export(net, ip, port, &cred, &url.path, control.clone());
@@ -109,7 +110,7 @@ pub(crate) async fn mount<N: Network>(
     let rpc = nfsio_rpc::connect(net.connector(server), nfs_rpc_config(url, options))
         .await
         .map_err(|e| NfsError::service("NFS", server, e))?;
-    let nfs = Procedures::new(rpc, cred);
+    let nfs = Procedures::new(rpc, params);
     let fsinfo = jukebox.retry(|| nfs.fsinfo(&root)).await?;
     debug!(
         rtmax = fsinfo.rtmax,
@@ -128,17 +129,18 @@ pub(crate) async fn mount<N: Network>(
     })
 }
 
-/// The AUTH_SYS credentials of every call: the URL's uid and gid, else the options', else
-/// this process's.
-fn credentials(url: &NfsUrl, options: &ClientOptions) -> OpaqueAuth {
+/// The AUTH_SYS credentials of MOUNT and of every NFS call a client makes as itself (see
+/// `Client::as_caller` for calls made as others): the URL's uid and gid, else the options',
+/// else this process's.
+fn credentials(url: &NfsUrl, options: &ClientOptions) -> AuthSysParams {
     let (process_uid, process_gid) = process_ids();
-    OpaqueAuth::sys(&AuthSysParams {
+    AuthSysParams {
         stamp: std::process::id(),
         machine_name: Bytes::from(options.machine_name.clone().unwrap_or_else(host_name)),
         uid: url.uid.or(options.uid).unwrap_or(process_uid),
         gid: url.gid.or(options.gid).unwrap_or(process_gid),
         gids: options.gids.clone(),
-    })
+    }
 }
 
 /// The effective uid and gid of this process, read from the owner of `/proc/self` (no libc

@@ -11,6 +11,10 @@
 //! handle is the application's: dropping it stops the write-back at once, with the loss
 //! reported, instead of whenever the calls in flight happen to end.
 //!
+//! Each `Procedures` acts as one caller (its AUTH_SYS credential); [`Procedures::as_caller`]
+//! makes another over the same transport, for the facade's `Client::as_caller` and for the
+//! write-back, which sends a file's WRITEs and COMMITs as the caller whose bytes they are.
+//!
 //! [`Client`]: crate::Client
 //! [`ReadDir`]: crate::ReadDir
 
@@ -24,23 +28,44 @@ use nfsio_proto::nfs3::{
     RenameArgs, RenameResOk, RmdirArgs, RmdirResOk, Sattr, SetattrArgs, SetattrResOk, StableHow,
     SymlinkArgs, SymlinkData, SymlinkResOk, WccData, WriteArgs, WriteResOk, procs,
 };
-use nfsio_proto::rpc::OpaqueAuth;
+use nfsio_proto::rpc::{AuthSysParams, OpaqueAuth};
 use nfsio_proto::{XdrDecode, XdrEncode};
 use nfsio_rpc::RpcClient;
 
+use crate::caller::Caller;
 use crate::error::{NfsError, NfsResult, ProtocolViolation};
 
 /// The NFS transport and the credentials every call carries.
 #[derive(Debug)]
 pub(crate) struct Procedures {
     rpc: RpcClient,
+    /// The AUTH_SYS parameters of the calls (the stamp and machine name are the client's).
+    params: AuthSysParams,
     cred: OpaqueAuth,
 }
 
 impl Procedures {
-    /// Calls over `rpc` with `cred`.
-    pub(crate) fn new(rpc: RpcClient, cred: OpaqueAuth) -> Self {
-        Self { rpc, cred }
+    /// Calls over `rpc` acting as `params`.
+    pub(crate) fn new(rpc: RpcClient, params: AuthSysParams) -> Self {
+        let cred = OpaqueAuth::sys(&params);
+        Self { rpc, params, cred }
+    }
+
+    /// Calls over the same transport acting as `caller` (with this client's stamp and
+    /// machine name).
+    pub(crate) fn as_caller(&self, caller: &Caller) -> Self {
+        let params = caller.auth_sys(self.params.stamp, self.params.machine_name.clone());
+        Self::new(self.rpc.clone(), params)
+    }
+
+    /// Who the calls act as.
+    pub(crate) fn caller(&self) -> Caller {
+        Caller::of(&self.params)
+    }
+
+    /// The credential every call carries.
+    pub(crate) fn cred(&self) -> &OpaqueAuth {
+        &self.cred
     }
 
     /// The transport.

@@ -10,6 +10,15 @@
 //!
 //! Waiters are registered under the same lock as the engine call that told them to wait, and
 //! events are dispatched only after that, so no wake-up can be lost between the two.
+//!
+//! Whose credentials: the engine does not know callers. The shell remembers, per file handle,
+//! the one caller whose bytes are not yet durable (its *owner*) and sends that file's WRITEs,
+//! COMMITs and truncating SETATTRs as the owner, also the resends after a verifier change and
+//! the background write-back of files already closed. A write (or truncation) by another
+//! caller to a file with the owner's work pending first makes that work durable (an `fsync`
+//! the writer waits for, as Linux's `nfs_flush_incompatible` does), and only then becomes the
+//! owner: nobody's bytes are ever sent with someone else's credentials. READs go as the caller
+//! that last read the file.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,10 +50,28 @@ pub(crate) enum Attempt<T, W> {
 /// The result of an `fsync`, `close` or truncation, as the engine reports it.
 pub(crate) type SyncResult = Result<(), FileError>;
 
+/// An open file's handle and the procedures acting as whoever opened it.
+struct Opener {
+    handle: FileHandle,
+    nfs: Arc<Procedures>,
+}
+
 /// The engine, the callers waiting on it, and what the background work owes nobody in
 /// particular (the closes of dropped files and their errors).
 struct State {
     engine: Engine,
+    /// Who opened each open file.
+    opens: HashMap<FileId, Opener>,
+    /// Per handle, the caller whose writes (or truncation) are pending: the write-back acts
+    /// as them.
+    owners: HashMap<FileHandle, Arc<Procedures>>,
+    /// Per handle, the caller that read it last: READs act as them.
+    readers: HashMap<FileHandle, Arc<Procedures>>,
+    /// `fsync`s started to make another caller's pending writes durable before a write,
+    /// with the writer to wake and its open file.
+    flushes: HashMap<SyncTicket, (FileId, oneshot::Sender<()>)>,
+    /// Errors of those `fsync`s, for the writer's next attempt to report.
+    flush_errors: HashMap<FileId, FileError>,
     wakes: HashMap<WaitToken, oneshot::Sender<()>>,
     syncs: HashMap<SyncTicket, oneshot::Sender<SyncResult>>,
     /// The name each open file was opened by (its path), for messages about it.
@@ -77,6 +104,13 @@ impl State {
                         // Already taken by the caller that started it.
                         continue;
                     };
+                    if let Some((file, tx)) = self.flushes.remove(&ticket) {
+                        if let Err(error) = result {
+                            self.flush_errors.insert(file, error);
+                        }
+                        let _ = tx.send(());
+                        continue;
+                    }
                     if let Some(label) = self.detached.remove(&ticket) {
                         detached_done = true;
                         if let Err(error) = result {
@@ -110,8 +144,65 @@ impl State {
             let engine = &self.engine;
             self.handle_labels.retain(|handle, _| engine.holds(handle));
         }
+        if self.owners.len() + self.readers.len() >= PRUNE_AT_LABELS {
+            let engine = &self.engine;
+            self.owners.retain(|handle, _| engine.holds(handle));
+            self.readers.retain(|handle, _| engine.holds(handle));
+        }
         self.handle_labels.insert(handle, Arc::clone(&label));
         self.labels.insert(file, label);
+    }
+
+    /// Makes the caller that opened `file` the owner of its handle's pending writes, unless
+    /// another caller's are pending: then starts an `fsync` of them and returns the receiver
+    /// woken when it is done (try again then). An error of an earlier such `fsync` is
+    /// returned now.
+    fn claim(
+        &mut self,
+        file: FileId,
+        now_ms: u64,
+    ) -> Result<Option<oneshot::Receiver<()>>, FileError> {
+        if let Some(error) = self.flush_errors.remove(&file) {
+            return Err(error);
+        }
+        let Some(opener) = self.opens.get(&file) else {
+            // Not open: the engine says so.
+            return Ok(None);
+        };
+        let other_pending = self.owners.get(&opener.handle).is_some_and(|owner| {
+            owner.cred() != opener.nfs.cred() && self.engine.has_pending_writes(&opener.handle)
+        });
+        if !other_pending {
+            let (handle, nfs) = (opener.handle.clone(), Arc::clone(&opener.nfs));
+            self.owners.insert(handle, nfs);
+            return Ok(None);
+        }
+        debug!("another caller's writes are pending: making them durable first");
+        let ticket = self.engine.fsync(file, now_ms)?;
+        if let Some(result) = self.engine.poll_sync(ticket) {
+            // Nothing written before now was left to wait for after all.
+            result?;
+            if let Some(opener) = self.opens.get(&file) {
+                let (handle, nfs) = (opener.handle.clone(), Arc::clone(&opener.nfs));
+                self.owners.insert(handle, nfs);
+            }
+            return Ok(None);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.flushes.insert(ticket, (file, tx));
+        Ok(Some(rx))
+    }
+
+    /// The procedures `transmit` is sent through: the handle's owner for the write-back, its
+    /// last reader for READs, else the client's own.
+    fn sender(&self, transmit: &Transmit, default: &Arc<Procedures>) -> Arc<Procedures> {
+        let by = match transmit.op {
+            Op::Read { .. } => self.readers.get(&transmit.handle),
+            _ => self.owners.get(&transmit.handle),
+        };
+        by.or_else(|| self.owners.get(&transmit.handle))
+            .unwrap_or(default)
+            .clone()
     }
 
     /// One line naming every file with bytes not known durable, or None when there is none.
@@ -193,6 +284,11 @@ impl Cache {
         Arc::new(Self {
             state: Mutex::new(State {
                 engine,
+                opens: HashMap::new(),
+                owners: HashMap::new(),
+                readers: HashMap::new(),
+                flushes: HashMap::new(),
+                flush_errors: HashMap::new(),
                 wakes: HashMap::new(),
                 syncs: HashMap::new(),
                 labels: HashMap::new(),
@@ -282,7 +378,7 @@ impl Cache {
                 }
                 while let Some(transmit) = state.engine.poll_transmit(now) {
                     let cache = Arc::clone(&self);
-                    let nfs = Arc::clone(&nfs);
+                    let nfs = state.sender(&transmit, &nfs);
                     tokio::spawn(async move {
                         let id = transmit.id;
                         let reply = send(&nfs, transmit).await;
@@ -318,17 +414,19 @@ impl Cache {
         state.syncs.clear();
     }
 
-    /// Opens `handle` in the engine with the attributes just fetched (close-to-open);
-    /// `label` names it in messages (its path).
+    /// Opens `handle` in the engine with the attributes just fetched (close-to-open) for
+    /// the caller `nfs` acts as; `label` names it in messages (its path).
     pub(crate) fn open(
         &self,
         handle: FileHandle,
         attrs: &Fattr,
         label: Arc<str>,
+        nfs: Arc<Procedures>,
     ) -> NfsResult<FileId> {
         let mut state = self.lock()?;
         let file = state.engine.open(handle.clone(), attrs, self.now_ms());
-        state.name(file, handle, label);
+        state.name(file, handle.clone(), label);
+        state.opens.insert(file, Opener { handle, nfs });
         self.dispatch(&mut state);
         Ok(file)
     }
@@ -343,6 +441,15 @@ impl Cache {
     ) -> NfsResult<Attempt<usize, ()>> {
         let len = data.len().min(self.piece_bytes);
         let mut state = self.lock()?;
+        let claimed = state
+            .claim(file, self.now_ms())
+            .map_err(|e| file_error(WRITE_BACK, e))?;
+        if let Some(rx) = claimed {
+            self.dispatch(&mut state);
+            drop(state);
+            self.kick.notify_one();
+            return Ok(Attempt::Wait(rx));
+        }
         let outcome = state
             .engine
             .write(file, offset_bytes, &data[..len], self.now_ms());
@@ -389,6 +496,10 @@ impl Cache {
         len_bytes: usize,
     ) -> NfsResult<Attempt<Bytes, ()>> {
         let mut state = self.lock()?;
+        if let Some(opener) = state.opens.get(&file) {
+            let (handle, nfs) = (opener.handle.clone(), Arc::clone(&opener.nfs));
+            state.readers.insert(handle, nfs);
+        }
         let outcome = state
             .engine
             .read(file, offset_bytes, len_bytes, self.now_ms());
@@ -471,6 +582,33 @@ impl Cache {
         result.map_err(|e| file_error(proc_name, e))
     }
 
+    /// Truncates (or extends) `file` to `size_bytes` as the caller that opened it: once no
+    /// other caller's writes are pending (see `State::claim`), through the engine, which
+    /// orders the SETATTR after the WRITEs in flight.
+    pub(crate) async fn truncate(&self, file: FileId, size_bytes: u64) -> NfsResult<()> {
+        loop {
+            let claimed = {
+                let mut state = self.lock()?;
+                let claimed = state
+                    .claim(file, self.now_ms())
+                    .map_err(|e| file_error("SETATTR", e));
+                self.dispatch(&mut state);
+                claimed?
+            };
+            match claimed {
+                Some(rx) => {
+                    self.kick.notify_one();
+                    rx.await.map_err(|_| stopped())?;
+                }
+                None => break,
+            }
+        }
+        self.sync("SETATTR", |engine, now_ms| {
+            engine.truncate(file, size_bytes, now_ms)
+        })
+        .await
+    }
+
     /// Closes `file` without waiting (a `File` dropped without `close`): its bytes are still
     /// written and committed while the client lives; an error is logged with the file's name,
     /// as nobody is left to report it to, and returned by the next [`Cache::shutdown`].
@@ -479,6 +617,8 @@ impl Cache {
             return;
         };
         let label = state.labels.remove(&file).unwrap_or_else(|| Arc::from("?"));
+        state.opens.remove(&file);
+        state.flush_errors.remove(&file);
         match state.engine.close(file, self.now_ms()) {
             Ok(ticket) => match state.engine.poll_sync(ticket) {
                 Some(Err(error)) => state.orphan(&label, error, "a file dropped without close"),
@@ -499,6 +639,8 @@ impl Cache {
     pub(crate) fn forget(&self, file: FileId) {
         if let Ok(mut state) = self.lock() {
             state.labels.remove(&file);
+            state.opens.remove(&file);
+            state.flush_errors.remove(&file);
         }
     }
 

@@ -96,6 +96,18 @@ impl Engine {
             .collect()
     }
 
+    /// True when `handle` has bytes not known durable on the server (dirty, in flight or
+    /// awaiting COMMIT) or a truncation not yet done: work the shell sends on behalf of
+    /// whoever wrote it (it sends another's writes only after this is false).
+    pub fn has_pending_writes(&self, handle: &FileHandle) -> bool {
+        self.store
+            .lookup(handle)
+            .and_then(|ino| self.store.get(ino))
+            .is_some_and(|inode| {
+                inode.extents.bytes().nonclean() > 0 || !inode.truncates.is_empty()
+            })
+    }
+
     /// True when the engine holds this handle (open, cached or with work pending).
     pub fn holds(&self, handle: &FileHandle) -> bool {
         self.store.lookup(handle).is_some()
