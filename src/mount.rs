@@ -71,15 +71,10 @@ fn mount_options(args: &MountArgs) -> Result<MountOptions, Failure> {
     for option in args.options.iter().flat_map(|list| list.split(',')) {
         match option.trim() {
             "" => {}
-            // Every call carries the mounting user's identity until calls carry their
-            // callers': letting other users in would let them act as that user.
+            // Each request carries its caller's credentials: other users act as themselves.
             "allow_other" => {
                 user_may_allow_other()?;
-                return Err(Failure::message(
-                    "allow_other is not offered yet: every call carries the mounting user's \
-                     identity, so other users would act as that user on the server"
-                        .to_owned(),
-                ));
+                options.allow_other = true;
             }
             "ro" => options.read_only = true,
             "rw" => options.read_only = false,
@@ -89,8 +84,8 @@ fn mount_options(args: &MountArgs) -> Result<MountOptions, Failure> {
                 Some(value) => actimeo = Some(actimeo_seconds(value)?),
                 None => {
                     return Err(Failure::message(format!(
-                        "unknown mount option {other:?} (known: ro, rw, actimeo=SECONDS, \
-                         lookupcache=all|positive)"
+                        "unknown mount option {other:?} (known: ro, rw, allow_other, \
+                         actimeo=SECONDS, lookupcache=all|positive)"
                     )));
                 }
             },

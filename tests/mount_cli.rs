@@ -1,9 +1,10 @@
 //! `nfsio mount` and `nfsio umount` as a user runs them, against `nfsio serve` (a child
 //! process on a loopback port): the ready line is true when printed, `umount` ends the
 //! mount process, SIGTERM of a foreground mount makes what is still open durable and
-//! unmounts, a stale mount left by a killed mount process is cleared at start, and fsx
-//! finishes A-OK on a mount whose server is killed with SIGKILL and restarted twice; and the
-//! same life as an ordinary user (uid 65534 through `setpriv`, fusermount3 underneath).
+//! unmounts, a stale mount left by a killed mount process is cleared at start, `-o
+//! allow_other` lets other users in as themselves, and fsx finishes A-OK on a mount whose
+//! server is killed with SIGKILL and restarted twice; and the same life as an ordinary user
+//! (uid 65534 through `setpriv`, fusermount3 underneath).
 //!
 //! Every mount is detached by a guard's drop (and its processes killed by PID), also when a
 //! test fails. Needs root and /dev/fuse (the ordinary user's tests also setpriv, fusermount3
@@ -238,27 +239,69 @@ fn a_stale_mount_is_cleared_at_start_with_one_line() {
     wait_for("the mount process to end", || !alive(child.id()));
 }
 
-/// `allow_other` would let every local user act on the server as the mounting user (every
-/// call carries that user's credentials), so it is refused before anything is mounted.
-#[test]
-fn allow_other_is_refused_while_calls_carry_the_mounting_users_identity() {
-    let dir = Scratch::new("allow-other");
-    let mnt = dir.join("mnt");
-    std::fs::create_dir(&mnt).expect("mountpoint");
-    let output = Command::new(NFSIO)
-        .args(["mount", "nfs://127.0.0.1:9/export"])
-        .arg(&mnt)
-        .args(["-f", "-o", "rw,allow_other"])
+/// Runs `sh -c SCRIPT` as uid and gid `id` with no supplementary groups.
+fn shell_as(id: u32, script: &str) -> std::process::Output {
+    let id = id.to_string();
+    Command::new("setpriv")
+        .args([format!("--reuid={id}"), format!("--regid={id}")])
+        .args(["--clear-groups", "sh", "-c", script])
         .output()
-        .expect("run nfsio mount");
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .expect("run setpriv")
+}
+
+/// `-o allow_other` lets other users into a root mount, each acting as themselves on the
+/// server: a file made by uid 1001 is 1001's on the server's disk, and its 0600 is kept
+/// from uid 1002.
+#[test]
+fn allow_other_lets_each_user_in_as_themselves() {
+    if !can_mount() || !nfsio_testkit::require_tool("setpriv") {
+        return;
+    }
+    let serve = Serve::start("mount-allow-other");
+    let shared = serve.export.join("shared");
+    std::fs::create_dir(&shared).expect("shared dir");
+    std::fs::set_permissions(
+        &shared,
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .expect("chmod");
+    let scratch = Scratch::new("mount-allow-other-mnt");
+    let mnt = scratch.join("mnt");
+    std::fs::create_dir(&mnt).expect("mountpoint");
+    let mut guard = MountGuard {
+        mnt: mnt.clone(),
+        pids: Vec::new(),
+    };
+    let url = serve.short_url_of("");
+    let mnt_text = mnt.to_str().expect("utf-8 path");
+    let output = Run::nfsio(&["mount", url.as_str(), mnt_text, "-o", "allow_other"]).output();
+    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stderr.contains("allow_other is not offered yet"),
-        "{stderr}"
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(!mounted(&mnt));
+    guard.pids.push(ready_pid(&stdout));
+    let file = format!("{mnt_text}/shared/mine");
+    let made = shell_as(1001, &format!("umask 077 && echo mine > {file}"));
+    assert!(made.status.success(), "{made:?}");
+    let meta = std::fs::metadata(shared.join("mine")).expect("on the server");
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::mode(&meta) & 0o777
+        ),
+        (1001, 0o600)
+    );
+    let read = shell_as(1002, &format!("cat {file}"));
+    assert!(!read.status.success(), "uid 1002 read a 0600 file of 1001");
+    let stderr = String::from_utf8_lossy(&read.stderr);
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    let own = shell_as(1001, &format!("cat {file}"));
+    assert_eq!(own.stdout, b"mine\n", "{own:?}");
+    let output = Run::nfsio(&["umount", mnt_text]).output();
+    assert!(output.status.success(), "{output:?}");
+    wait_for("the mount process to end", || !alive(guard.pids[0]));
 }
 
 /// fsx (fsx-rs 0.3.2, the op mix of `crates/nfsio-fuse/tests/fsx.toml`) on a foreground

@@ -2,11 +2,18 @@
 //! the mount's settings — and the small steps many operations take (a node's handle, a
 //! name as text, an entry reply's node and attributes).
 //!
+//! Each request gets its own `Core` ([`Core::for_caller`]): the mount's shared state and a
+//! client acting as the request's caller, so every NFS call an operation makes carries the
+//! caller's credentials (see `callers.rs`) without the operations knowing. Work without a
+//! caller (RELEASE, FORGET, the background write-back) uses the mount's own `Core`, and an
+//! open file's bytes go out as the caller that opened it.
+//!
 //! The operations themselves live in one file per kind (`names.rs`, `meta.rs`, `io.rs`,
 //! `listing.rs`); `fs.rs` only hands them to tokio.
 
 use std::ffi::OsStr;
-use std::sync::{Mutex, MutexGuard};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use fuser::FileAttr;
@@ -14,6 +21,7 @@ use nfsio_client::Client;
 use nfsio_client::proto::nfs3::{Fattr, FileHandle};
 
 use crate::attr::file_attr;
+use crate::callers::Callers;
 use crate::error::{Errno, OpResult};
 use crate::handles::Handles;
 use crate::inodes::InodeTable;
@@ -36,30 +44,62 @@ impl Default for Settings {
     }
 }
 
-/// The shared state of one mount.
-pub struct Core {
-    /// The NFS client (its write-back cache is beneath every open file).
-    pub client: Client,
+/// The state of one mount that every request shares.
+pub struct Shared {
     /// Node ids and their kernel references.
     pub inodes: Mutex<InodeTable>,
     /// Open files and directory listings.
     pub handles: Handles,
     /// The mount's settings.
     pub settings: Settings,
+    /// The client handles acting as the mount's callers.
+    callers: Callers,
+}
+
+/// The state of one mount as one request sees it: the shared state, and the client acting
+/// as the request's caller.
+pub struct Core {
+    /// The NFS client acting as this request's caller (the mount's own identity for the
+    /// mount's `Core`); its write-back cache is beneath every open file.
+    pub client: Client,
+    shared: Arc<Shared>,
+}
+
+impl Deref for Core {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 impl Core {
     /// The state of a mount of `client`'s export root.
     pub fn new(client: Client, settings: Settings) -> Self {
         let inodes = Mutex::new(InodeTable::new(client.root().clone()));
-        Self {
-            client,
+        let shared = Shared {
             inodes,
             handles: Handles::default(),
             settings,
+            callers: Callers::new(client.clone()),
+        };
+        Self {
+            client,
+            shared: Arc::new(shared),
         }
     }
 
+    /// This mount as a request from process `pid` with file-system ids `uid` and `gid`
+    /// sees it: its calls act as that caller (with the process's supplementary groups).
+    pub fn for_caller(&self, uid: u32, gid: u32, pid: u32) -> Core {
+        Core {
+            client: self.callers.client_for(uid, gid, pid),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Shared {
     /// The inode table (a poisoned lock is taken over: the table has no invariant a panic
     /// in between two of its own calls could break).
     pub fn inodes(&self) -> MutexGuard<'_, InodeTable> {
@@ -67,7 +107,9 @@ impl Core {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
 
+impl Core {
     /// The handle of node `ino`; ESTALE for a node the table does not hold.
     pub fn handle(&self, ino: u64) -> OpResult<FileHandle> {
         self.inodes().handle(ino).ok_or(Errno(libc::ESTALE))

@@ -1,7 +1,9 @@
 //! The `fuser::Filesystem` of a mount: every callback takes owned copies of its arguments
 //! and its reply, hands them to a task on the tokio runtime and returns, so that no FUSE
 //! thread ever waits on the network. The work is in `Core` (one file per kind of
-//! operation); this file only moves requests to it and answers.
+//! operation); this file only moves requests to it and answers. Each request's work runs
+//! on a `Core` acting as the request's caller (`Core::for_caller`); RELEASE and FORGET,
+//! which have no caller to speak of, use the mount's own.
 
 use std::ffi::OsStr;
 use std::future::Future;
@@ -72,9 +74,15 @@ impl NfsFs {
         }
     }
 
-    /// Runs `work` on the runtime; answers with `done` or the error.
+    /// The mount as `req`'s caller sees it.
+    fn core_for(&self, req: &Request) -> Arc<Core> {
+        Arc::new(self.core.for_caller(req.uid(), req.gid(), req.pid()))
+    }
+
+    /// Runs `work` for `req`'s caller on the runtime; answers with `done` or the error.
     fn run<R, T, Fut>(
         &self,
+        req: &Request,
         reply: R,
         work: impl FnOnce(Arc<Core>) -> Fut,
         done: impl FnOnce(R, &Core, T) + Send + 'static,
@@ -83,7 +91,7 @@ impl NfsFs {
         T: Send + 'static,
         Fut: Future<Output = OpResult<T>> + Send + 'static,
     {
-        let core = Arc::clone(&self.core);
+        let core = self.core_for(req);
         let future = work(Arc::clone(&core));
         self.runtime.spawn(async move {
             match future.await {
@@ -96,6 +104,7 @@ impl NfsFs {
     /// Like [`NfsFs::run`] for an operation on a name, which must be text.
     fn run_named<R, T, Fut>(
         &self,
+        req: &Request,
         name: &OsStr,
         reply: R,
         work: impl FnOnce(Arc<Core>, String) -> Fut,
@@ -108,7 +117,7 @@ impl NfsFs {
         match name_str(name) {
             Ok(name) => {
                 let name = name.to_owned();
-                self.run(reply, |core| work(core, name), done);
+                self.run(req, reply, |core| work(core, name), done);
             }
             Err(errno) => reply.fail(errno),
         }
@@ -151,10 +160,10 @@ impl Filesystem for NfsFs {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let work =
             move |core: Arc<Core>, name: String| async move { core.lookup(parent.0, &name).await };
-        self.run_named(name, reply, work, |reply, core, found| match found {
+        self.run_named(req, name, reply, work, |reply, core, found| match found {
             Found::Entry(attr) => entry(reply, core, attr),
             Found::Missing => {
                 let ttl = core.settings.negative_ttl;
@@ -170,8 +179,9 @@ impl Filesystem for NfsFs {
         self.core.inodes().forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         self.run(
+            req,
             reply,
             move |core| async move { core.getattr(ino.0).await },
             |reply, core, attr| reply.attr(&core.settings.ttl, &attr),
@@ -180,7 +190,7 @@ impl Filesystem for NfsFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -206,14 +216,16 @@ impl Filesystem for NfsFs {
             fh: fh.map(|fh| fh.0),
         };
         self.run(
+            req,
             reply,
             move |core| async move { core.setattr(ino.0, change).await },
             |reply, core, attr| reply.attr(&core.settings.ttl, &attr),
         );
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         self.run(
+            req,
             reply,
             move |core| async move { core.readlink(ino.0).await },
             |reply, _core, target| reply.data(&target),
@@ -222,7 +234,7 @@ impl Filesystem for NfsFs {
 
     fn mknod(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -234,12 +246,12 @@ impl Filesystem for NfsFs {
         let work = move |core: Arc<Core>, name: String| async move {
             core.mknod(parent.0, &name, mode, rdev).await
         };
-        self.run_named(name, reply, work, entry);
+        self.run_named(req, name, reply, work, entry);
     }
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -250,24 +262,24 @@ impl Filesystem for NfsFs {
         let work = move |core: Arc<Core>, name: String| async move {
             core.mkdir(parent.0, &name, mode).await
         };
-        self.run_named(name, reply, work, entry);
+        self.run_named(req, name, reply, work, entry);
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let work =
             move |core: Arc<Core>, name: String| async move { core.unlink(parent.0, &name).await };
-        self.run_named(name, reply, work, empty);
+        self.run_named(req, name, reply, work, empty);
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let work =
             move |core: Arc<Core>, name: String| async move { core.rmdir(parent.0, &name).await };
-        self.run_named(name, reply, work, empty);
+        self.run_named(req, name, reply, work, empty);
     }
 
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         link_name: &OsStr,
         target: &Path,
@@ -279,12 +291,12 @@ impl Filesystem for NfsFs {
         let work = move |core: Arc<Core>, name: String| async move {
             core.symlink(parent.0, &name, &target).await
         };
-        self.run_named(link_name, reply, work, entry);
+        self.run_named(req, link_name, reply, work, entry);
     }
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -302,12 +314,12 @@ impl Filesystem for NfsFs {
             );
             core.rename(from, to, flags).await
         };
-        self.run_named(name, reply, work, empty);
+        self.run_named(req, name, reply, work, empty);
     }
 
     fn link(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         newparent: INodeNo,
         newname: &OsStr,
@@ -316,20 +328,24 @@ impl Filesystem for NfsFs {
         let work = move |core: Arc<Core>, name: String| async move {
             core.link(ino.0, newparent.0, &name).await
         };
-        self.run_named(newname, reply, work, entry);
+        self.run_named(req, newname, reply, work, entry);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.run(
+            req,
             reply,
-            move |core| async move { core.open(ino.0).await },
+            move |core| async move {
+                core.may_open(ino.0, flags.0).await?;
+                core.open(ino.0).await
+            },
             |reply, _core, fh| reply.opened(FileHandle(fh), FopenFlags::empty()),
         );
     }
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -339,6 +355,7 @@ impl Filesystem for NfsFs {
         reply: ReplyData,
     ) {
         self.run(
+            req,
             reply,
             move |core| async move { core.read(fh.0, offset, size).await },
             |reply, _core, data| reply.data(&data),
@@ -347,7 +364,7 @@ impl Filesystem for NfsFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -360,6 +377,7 @@ impl Filesystem for NfsFs {
         // The kernel's buffer is reused once we return: the one copy of a WRITE.
         let data = Bytes::copy_from_slice(data);
         self.run(
+            req,
             reply,
             move |core| async move { core.write(fh.0, offset, data).await },
             |reply, _core, written| reply.written(written),
@@ -368,13 +386,14 @@ impl Filesystem for NfsFs {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
         self.run(
+            req,
             reply,
             move |core| async move { core.sync(fh.0).await },
             empty,
@@ -404,13 +423,14 @@ impl Filesystem for NfsFs {
 
     fn fsync(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
         self.run(
+            req,
             reply,
             move |core| async move { core.sync(fh.0).await },
             empty,
@@ -461,8 +481,8 @@ impl Filesystem for NfsFs {
         }
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.core.opendir(ino.0) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.core_for(req).opendir(ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(errno) => reply.fail(errno),
         }
@@ -470,26 +490,26 @@ impl Filesystem for NfsFs {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         reply: ReplyDirectory,
     ) {
-        let core = Arc::clone(&self.core);
+        let core = self.core_for(req);
         self.runtime
             .spawn(async move { core.readdir(ino.0, fh.0, offset, reply).await });
     }
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         reply: ReplyDirectoryPlus,
     ) {
-        let core = Arc::clone(&self.core);
+        let core = self.core_for(req);
         self.runtime
             .spawn(async move { core.readdirplus(ino.0, fh.0, offset, reply).await });
     }
@@ -506,8 +526,9 @@ impl Filesystem for NfsFs {
         reply.ok();
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         self.run(
+            req,
             reply,
             |core| async move { core.statfs().await },
             |reply, _core, s| {
@@ -518,9 +539,10 @@ impl Filesystem for NfsFs {
         );
     }
 
-    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         let mask = mask.bits();
         self.run(
+            req,
             reply,
             move |core| async move { core.access(ino.0, mask).await },
             empty,
@@ -546,7 +568,7 @@ impl Filesystem for NfsFs {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -558,7 +580,7 @@ impl Filesystem for NfsFs {
         let work = move |core: Arc<Core>, name: String| async move {
             core.create(parent.0, &name, mode, flags).await
         };
-        self.run_named(name, reply, work, |reply, core, created| {
+        self.run_named(req, name, reply, work, |reply, core, created| {
             let ttl = core.settings.ttl;
             let fh = FileHandle(created.fh);
             reply.created(&ttl, &created.attr, Generation(0), fh, FopenFlags::empty());

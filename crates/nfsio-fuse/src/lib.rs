@@ -8,6 +8,10 @@
 //!   with its own cloned /dev/fuse fd) only read requests.
 //! - **Inodes are keyed by NFS file handle** with the kernel's exact lookup counts (entry
 //!   replies add one, FORGET subtracts); node 1 is the export root.
+//! - **Each request acts as its caller**: its NFS calls carry the request's uid, gid and
+//!   the process's supplementary groups (`callers.rs`); the server decides every access
+//!   (opens ask NFSv3 ACCESS), and an open file's bytes are written back as whoever opened
+//!   it. A mount shared with `allow_other` gives each user their own rights.
 //! - **Errors are the client's**: every NFS failure reaches the kernel as
 //!   [`NfsError::errno`](nfsio_client::NfsError::errno).
 //! - **FUSE write-through over nfsio's write-back cache**: the kernel's writeback cache is
@@ -21,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod attr;
+mod callers;
 mod core;
 mod error;
 mod fs;

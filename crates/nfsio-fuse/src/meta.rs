@@ -5,7 +5,7 @@
 //! (`File::set_len`), which orders it after the WRITEs in flight.
 
 use fuser::{FileAttr, TimeOrNow};
-use nfsio_client::proto::nfs3::{Fattr, Sattr, access};
+use nfsio_client::proto::nfs3::{Fattr, FileHandle, Sattr, access};
 
 use crate::attr::set_time;
 use crate::core::Core;
@@ -68,13 +68,14 @@ impl Core {
         Ok(attributes)
     }
 
-    /// SETATTR of `ino`; the size of an open file through the cache.
+    /// SETATTR of `ino`; the size of an open file through the cache: through the open file
+    /// the change came by (ftruncate, O_TRUNC), else, when the file is open, through a
+    /// file opened for this request's caller (truncate(2) acts as its caller, not as
+    /// whoever opened the file).
     pub async fn setattr(&self, ino: u64, change: SetAttr) -> OpResult<FileAttr> {
         let handle = self.handle(ino)?;
-        let open = change
-            .fh
-            .and_then(|fh| self.handles.file(fh))
-            .or_else(|| self.handles.file_of(ino));
+        let by_fh = change.fh.and_then(|fh| self.handles.file(fh));
+        let open_elsewhere = by_fh.is_none() && self.handles.file_of(ino).is_some();
         let mut sattr = Sattr {
             mode: change.mode.map(|mode| mode & 0o7777),
             uid: change.uid,
@@ -83,8 +84,9 @@ impl Core {
             atime: set_time(change.atime)?,
             mtime: set_time(change.mtime)?,
         };
-        match (change.size, &open) {
+        match (change.size, &by_fh) {
             (Some(size), Some(open)) => open.file.set_len(size).await?,
+            (Some(size), None) if open_elsewhere => self.truncate_open(ino, &handle, size).await?,
             (size, _) => sattr.size = size,
         }
         let mut after = None;
@@ -96,6 +98,20 @@ impl Core {
             Some(attributes) => Ok(self.attr(ino, &self.local_view(ino, attributes)?)),
             None => self.getattr(ino).await,
         }
+    }
+
+    /// Truncates a file that is open (its cached bytes must see the new size) as this
+    /// request's caller: a file of its own in the cache for the length of the change.
+    async fn truncate_open(&self, ino: u64, handle: &FileHandle, size: u64) -> OpResult<()> {
+        let attributes = self.client.getattr(handle).await?;
+        let label = format!("inode {ino} (truncate)");
+        let file = self
+            .client
+            .open_handle(handle.clone(), attributes, &label)?;
+        let truncated = file.set_len(size).await;
+        let closed = file.close().await;
+        truncated?;
+        Ok(closed?)
     }
 
     /// ACCESS: Ok when the server grants every kind of access in `mask` (R_OK, W_OK, X_OK;
@@ -125,6 +141,21 @@ impl Core {
             return Err(Errno(libc::EACCES));
         }
         Ok(())
+    }
+
+    /// The permission check of an open (FUSE checks none without `default_permissions`):
+    /// ACCESS for reading, writing or both as `flags` ask (O_TRUNC writes), as the Linux
+    /// client checks each open against the server; EACCES when the server denies any.
+    pub async fn may_open(&self, ino: u64, flags: i32) -> OpResult<()> {
+        let mut mask = match flags & libc::O_ACCMODE {
+            libc::O_WRONLY => libc::W_OK,
+            libc::O_RDWR => libc::R_OK | libc::W_OK,
+            _ => libc::R_OK,
+        };
+        if flags & libc::O_TRUNC != 0 {
+            mask |= libc::W_OK;
+        }
+        self.access(ino, mask).await
     }
 
     /// FSSTAT of the export root.

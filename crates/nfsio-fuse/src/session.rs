@@ -32,9 +32,8 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct MountOptions {
     /// The file system's name in /proc/mounts and df (the URL).
     pub fsname: String,
-    /// Let every user reach the mount (`allow_other`), not only its owner. Every call carries
-    /// the client's one identity (the mounting user's) for now, so every user who reaches
-    /// the mount acts as that user on the server: `nfsio mount` refuses the option.
+    /// Let every user reach the mount (`allow_other`), not only its owner. Each request's
+    /// calls carry its caller's credentials, so every user acts as themselves on the server.
     pub allow_other: bool,
     /// Mount read-only.
     pub read_only: bool,
