@@ -173,3 +173,27 @@ async fn the_resend_after_a_verifier_change_carries_the_owners_credentials() {
     assert_eq!(on_disk, data);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_callers_truncation_goes_out_as_them_after_the_owners_bytes() {
+    if !nfsio_testkit::require_root() {
+        return;
+    }
+    let scratch = Scratch::new("callers-truncate");
+    let server = serve(&scratch, "127.0.0.1:0", 1).await;
+    let client = client(&server).await;
+    let a = client.as_caller(&Caller::new(1001, 1001));
+    let b = client.as_caller(&Caller::new(1002, 1002));
+    let file_a = a.create_file("kept.txt", 0o600).await.expect("create");
+    file_a.write_at(b"AAAA", 0).await.expect("write");
+    let file_b = b.open("kept.txt").await.expect("open as 1002");
+    // 1002 may not truncate 1001's file: its SETATTR is refused, sent as 1002, once
+    // 1001's bytes are durable (as 1001).
+    let error = file_b.set_len(0).await.expect_err("1002 may not truncate");
+    assert_eq!(error.status(), Some(Nfs3Status::Acces), "{error}");
+    let on_disk = std::fs::read(scratch.join("export").join("kept.txt")).expect("read");
+    assert_eq!(on_disk, b"AAAA");
+    drop(file_b);
+    let _ = file_a.close().await;
+    server.stop().await;
+}

@@ -553,20 +553,29 @@ impl Cache {
         start: impl FnOnce(&mut Engine, u64) -> Result<SyncTicket, FileError>,
     ) -> NfsResult<Attempt<SyncResult, SyncResult>> {
         let mut state = self.lock()?;
-        let ticket =
-            start(&mut state.engine, self.now_ms()).map_err(|e| file_error(proc_name, e))?;
-        let attempt = match state.engine.poll_sync(ticket) {
+        let attempt = Self::start_sync_in(&mut state, self.now_ms(), proc_name, start);
+        self.dispatch(&mut state);
+        drop(state);
+        self.kick.notify_one();
+        attempt
+    }
+
+    /// Starts a sync with `start` under the lock already held (see [`Cache::start_sync`]).
+    fn start_sync_in(
+        state: &mut State,
+        now_ms: u64,
+        proc_name: &'static str,
+        start: impl FnOnce(&mut Engine, u64) -> Result<SyncTicket, FileError>,
+    ) -> NfsResult<Attempt<SyncResult, SyncResult>> {
+        let ticket = start(&mut state.engine, now_ms).map_err(|e| file_error(proc_name, e))?;
+        Ok(match state.engine.poll_sync(ticket) {
             Some(result) => Attempt::Ready(result),
             None => {
                 let (tx, rx) = oneshot::channel();
                 state.syncs.insert(ticket, tx);
                 Attempt::Wait(rx)
             }
-        };
-        self.dispatch(&mut state);
-        drop(state);
-        self.kick.notify_one();
-        Ok(attempt)
+        })
     }
 
     /// Runs an `fsync`, `close` or truncation to its end.
@@ -584,29 +593,39 @@ impl Cache {
 
     /// Truncates (or extends) `file` to `size_bytes` as the caller that opened it: once no
     /// other caller's writes are pending (see `State::claim`), through the engine, which
-    /// orders the SETATTR after the WRITEs in flight.
+    /// orders the SETATTR after the WRITEs in flight. The claim and the truncation are made
+    /// under one lock, so no other caller's write can come between them.
     pub(crate) async fn truncate(&self, file: FileId, size_bytes: u64) -> NfsResult<()> {
-        loop {
-            let claimed = {
+        const PROC: &str = "SETATTR";
+        let started = loop {
+            let rx = {
                 let mut state = self.lock()?;
-                let claimed = state
-                    .claim(file, self.now_ms())
-                    .map_err(|e| file_error("SETATTR", e));
+                let now_ms = self.now_ms();
+                let claimed = state.claim(file, now_ms);
+                let rx = match claimed {
+                    Ok(Some(rx)) => Ok(rx),
+                    Ok(None) => Err(Self::start_sync_in(
+                        &mut state,
+                        now_ms,
+                        PROC,
+                        |engine, now| engine.truncate(file, size_bytes, now),
+                    )),
+                    Err(error) => Err(Err(file_error(PROC, error))),
+                };
                 self.dispatch(&mut state);
-                claimed?
+                rx
             };
-            match claimed {
-                Some(rx) => {
-                    self.kick.notify_one();
-                    rx.await.map_err(|_| stopped())?;
-                }
-                None => break,
+            self.kick.notify_one();
+            match rx {
+                Ok(rx) => rx.await.map_err(|_| stopped())?,
+                Err(started) => break started?,
             }
-        }
-        self.sync("SETATTR", |engine, now_ms| {
-            engine.truncate(file, size_bytes, now_ms)
-        })
-        .await
+        };
+        let result = match started {
+            Attempt::Ready(result) => result,
+            Attempt::Wait(rx) => rx.await.map_err(|_| stopped())?,
+        };
+        result.map_err(|e| file_error(PROC, e))
     }
 
     /// Closes `file` without waiting (a `File` dropped without `close`): its bytes are still

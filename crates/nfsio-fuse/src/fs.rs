@@ -335,9 +335,19 @@ impl Filesystem for NfsFs {
         self.run(
             req,
             reply,
+            // The permission check and the open's GETATTR go out together; an open the
+            // server refuses is released at once.
             move |core| async move {
-                core.may_open(ino.0, flags.0).await?;
-                core.open(ino.0).await
+                let (allowed, opened) =
+                    tokio::join!(core.may_open(ino.0, flags.0), core.open(ino.0));
+                match (allowed, opened) {
+                    (Ok(()), opened) => opened,
+                    (Err(errno), Ok(fh)) => {
+                        core.release(fh);
+                        Err(errno)
+                    }
+                    (Err(errno), Err(_)) => Err(errno),
+                }
             },
             |reply, _core, fh| reply.opened(FileHandle(fh), FopenFlags::empty()),
         );
