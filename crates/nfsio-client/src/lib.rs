@@ -37,6 +37,7 @@ mod file;
 mod jukebox;
 mod mount;
 mod options;
+mod owners;
 mod paths;
 mod procedures;
 pub mod url;

@@ -11,14 +11,9 @@
 //! Waiters are registered under the same lock as the engine call that told them to wait, and
 //! events are dispatched only after that, so no wake-up can be lost between the two.
 //!
-//! Whose credentials: the engine does not know callers. The shell remembers, per file handle,
-//! the one caller whose bytes are not yet durable (its *owner*) and sends that file's WRITEs,
-//! COMMITs and truncating SETATTRs as the owner, also the resends after a verifier change and
-//! the background write-back of files already closed. A write (or truncation) by another
-//! caller to a file with the owner's work pending first makes that work durable (an `fsync`
-//! the writer waits for, as Linux's `nfs_flush_incompatible` does), and only then becomes the
-//! owner: nobody's bytes are ever sent with someone else's credentials. READs go as the caller
-//! that last read the file.
+//! Each call goes out with the credentials of the caller whose bytes (or read) it carries:
+//! `owners.rs` keeps who that is, and makes a writer wait for another caller's pending
+//! writes first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,6 +31,7 @@ use tracing::{debug, error, warn};
 
 use crate::error::{NfsError, NfsResult};
 use crate::options::ClientOptions;
+use crate::owners::Owners;
 use crate::procedures::Procedures;
 
 /// Something a caller waits for: `Ready` now, or a receiver that fires when it may try again
@@ -50,28 +46,12 @@ pub(crate) enum Attempt<T, W> {
 /// The result of an `fsync`, `close` or truncation, as the engine reports it.
 pub(crate) type SyncResult = Result<(), FileError>;
 
-/// An open file's handle and the procedures acting as whoever opened it.
-struct Opener {
-    handle: FileHandle,
-    nfs: Arc<Procedures>,
-}
-
 /// The engine, the callers waiting on it, and what the background work owes nobody in
 /// particular (the closes of dropped files and their errors).
 struct State {
     engine: Engine,
-    /// Who opened each open file.
-    opens: HashMap<FileId, Opener>,
-    /// Per handle, the caller whose writes (or truncation) are pending: the write-back acts
-    /// as them.
-    owners: HashMap<FileHandle, Arc<Procedures>>,
-    /// Per handle, the caller that read it last: READs act as them.
-    readers: HashMap<FileHandle, Arc<Procedures>>,
-    /// `fsync`s started to make another caller's pending writes durable before a write,
-    /// with the writer to wake and its open file.
-    flushes: HashMap<SyncTicket, (FileId, oneshot::Sender<()>)>,
-    /// Errors of those `fsync`s, for the writer's next attempt to report.
-    flush_errors: HashMap<FileId, FileError>,
+    /// Whose credentials each call goes out with.
+    owners: Owners,
     wakes: HashMap<WaitToken, oneshot::Sender<()>>,
     syncs: HashMap<SyncTicket, oneshot::Sender<SyncResult>>,
     /// The name each open file was opened by (its path), for messages about it.
@@ -104,11 +84,8 @@ impl State {
                         // Already taken by the caller that started it.
                         continue;
                     };
-                    if let Some((file, tx)) = self.flushes.remove(&ticket) {
-                        if let Err(error) = result {
-                            self.flush_errors.insert(file, error);
-                        }
-                        let _ = tx.send(());
+                    if self.owners.is_flush(ticket) {
+                        self.owners.flush_done(ticket, result);
                         continue;
                     }
                     if let Some(label) = self.detached.remove(&ticket) {
@@ -144,65 +121,18 @@ impl State {
             let engine = &self.engine;
             self.handle_labels.retain(|handle, _| engine.holds(handle));
         }
-        if self.owners.len() + self.readers.len() >= PRUNE_AT_LABELS {
-            let engine = &self.engine;
-            self.owners.retain(|handle, _| engine.holds(handle));
-            self.readers.retain(|handle, _| engine.holds(handle));
-        }
+        self.owners.prune(&self.engine);
         self.handle_labels.insert(handle, Arc::clone(&label));
         self.labels.insert(file, label);
     }
 
-    /// Makes the caller that opened `file` the owner of its handle's pending writes, unless
-    /// another caller's are pending: then starts an `fsync` of them and returns the receiver
-    /// woken when it is done (try again then). An error of an earlier such `fsync` is
-    /// returned now.
+    /// See [`Owners::claim`].
     fn claim(
         &mut self,
         file: FileId,
         now_ms: u64,
     ) -> Result<Option<oneshot::Receiver<()>>, FileError> {
-        if let Some(error) = self.flush_errors.remove(&file) {
-            return Err(error);
-        }
-        let Some(opener) = self.opens.get(&file) else {
-            // Not open: the engine says so.
-            return Ok(None);
-        };
-        let other_pending = self.owners.get(&opener.handle).is_some_and(|owner| {
-            owner.cred() != opener.nfs.cred() && self.engine.has_pending_writes(&opener.handle)
-        });
-        if !other_pending {
-            let (handle, nfs) = (opener.handle.clone(), Arc::clone(&opener.nfs));
-            self.owners.insert(handle, nfs);
-            return Ok(None);
-        }
-        debug!("another caller's writes are pending: making them durable first");
-        let ticket = self.engine.fsync(file, now_ms)?;
-        if let Some(result) = self.engine.poll_sync(ticket) {
-            // Nothing written before now was left to wait for after all.
-            result?;
-            if let Some(opener) = self.opens.get(&file) {
-                let (handle, nfs) = (opener.handle.clone(), Arc::clone(&opener.nfs));
-                self.owners.insert(handle, nfs);
-            }
-            return Ok(None);
-        }
-        let (tx, rx) = oneshot::channel();
-        self.flushes.insert(ticket, (file, tx));
-        Ok(Some(rx))
-    }
-
-    /// The procedures `transmit` is sent through: the handle's owner for the write-back, its
-    /// last reader for READs, else the client's own.
-    fn sender(&self, transmit: &Transmit, default: &Arc<Procedures>) -> Arc<Procedures> {
-        let by = match transmit.op {
-            Op::Read { .. } => self.readers.get(&transmit.handle),
-            _ => self.owners.get(&transmit.handle),
-        };
-        by.or_else(|| self.owners.get(&transmit.handle))
-            .unwrap_or(default)
-            .clone()
+        self.owners.claim(&mut self.engine, file, now_ms)
     }
 
     /// One line naming every file with bytes not known durable, or None when there is none.
@@ -284,11 +214,7 @@ impl Cache {
         Arc::new(Self {
             state: Mutex::new(State {
                 engine,
-                opens: HashMap::new(),
-                owners: HashMap::new(),
-                readers: HashMap::new(),
-                flushes: HashMap::new(),
-                flush_errors: HashMap::new(),
+                owners: Owners::default(),
                 wakes: HashMap::new(),
                 syncs: HashMap::new(),
                 labels: HashMap::new(),
@@ -378,7 +304,7 @@ impl Cache {
                 }
                 while let Some(transmit) = state.engine.poll_transmit(now) {
                     let cache = Arc::clone(&self);
-                    let nfs = state.sender(&transmit, &nfs);
+                    let nfs = state.owners.sender(&transmit, &nfs);
                     tokio::spawn(async move {
                         let id = transmit.id;
                         let reply = send(&nfs, transmit).await;
@@ -426,7 +352,7 @@ impl Cache {
         let mut state = self.lock()?;
         let file = state.engine.open(handle.clone(), attrs, self.now_ms());
         state.name(file, handle.clone(), label);
-        state.opens.insert(file, Opener { handle, nfs });
+        state.owners.opened(file, handle, nfs);
         self.dispatch(&mut state);
         Ok(file)
     }
@@ -496,10 +422,7 @@ impl Cache {
         len_bytes: usize,
     ) -> NfsResult<Attempt<Bytes, ()>> {
         let mut state = self.lock()?;
-        if let Some(opener) = state.opens.get(&file) {
-            let (handle, nfs) = (opener.handle.clone(), Arc::clone(&opener.nfs));
-            state.readers.insert(handle, nfs);
-        }
+        state.owners.read_by(file);
         let outcome = state
             .engine
             .read(file, offset_bytes, len_bytes, self.now_ms());
@@ -636,8 +559,7 @@ impl Cache {
             return;
         };
         let label = state.labels.remove(&file).unwrap_or_else(|| Arc::from("?"));
-        state.opens.remove(&file);
-        state.flush_errors.remove(&file);
+        state.owners.closed(file);
         match state.engine.close(file, self.now_ms()) {
             Ok(ticket) => match state.engine.poll_sync(ticket) {
                 Some(Err(error)) => state.orphan(&label, error, "a file dropped without close"),
@@ -658,8 +580,7 @@ impl Cache {
     pub(crate) fn forget(&self, file: FileId) {
         if let Ok(mut state) = self.lock() {
             state.labels.remove(&file);
-            state.opens.remove(&file);
-            state.flush_errors.remove(&file);
+            state.owners.closed(file);
         }
     }
 
