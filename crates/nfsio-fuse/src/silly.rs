@@ -13,17 +13,20 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use nfsio_client::Client;
 use nfsio_client::proto::nfs3::{FileHandle, Nfs3Status};
 
 use crate::core::Core;
 use crate::error::{Errno, OpResult};
 use crate::handles::OpenFile;
 
-/// A hidden name a file was renamed to: its directory and the name.
-#[derive(Clone, PartialEq, Eq)]
+/// A hidden name a file was renamed to: its directory and the name, and the client acting
+/// as the caller whose unlink hid it (its REMOVE acts as them, as Linux's does).
+#[derive(Clone)]
 struct Hidden {
     dir: FileHandle,
     name: String,
+    by: Client,
 }
 
 /// The files renamed away while open, by node id.
@@ -104,6 +107,7 @@ impl Core {
         let hidden = Hidden {
             dir: dir.clone(),
             name: self.handles.silly.name_for(fileid),
+            by: self.client.clone(),
         };
         self.client.rename(dir, name, dir, &hidden.name).await?;
         tracing::debug!(ino, name, hidden = %hidden.name, "open file renamed away");
@@ -144,7 +148,7 @@ impl Core {
             return;
         };
         for hidden in names {
-            match self.client.remove(&hidden.dir, &hidden.name).await {
+            match hidden.by.remove(&hidden.dir, &hidden.name).await {
                 Ok(_) => {}
                 Err(error) if error.status() == Some(Nfs3Status::NoEnt) => {}
                 Err(error) => {

@@ -236,3 +236,43 @@ fn two_users_on_one_mount_each_have_exactly_their_own_rights() {
     std::fs::write(fx.mnt.join("shared").join("root.txt"), b"root\n").expect("root writes");
     assert_eq!(owner_and_mode(&fx.on_server("root.txt")).0, ANON);
 }
+
+/// Names in the shared directory on the server's disk that a silly rename left.
+fn hidden_names(fx: &Shared) -> Vec<String> {
+    std::fs::read_dir(fx.export.join("shared"))
+        .expect("list")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.starts_with(".nfs"))
+        .collect()
+}
+
+#[test]
+fn an_unlinked_open_file_is_removed_as_the_user_who_unlinked_it() {
+    let Some(fx) = Shared::start() else {
+        return;
+    };
+    // 1001 unlinks its own file while it holds it open, reads it through the open
+    // descriptor, and closes it: the hidden name's REMOVE acts as 1001 (squashed root may
+    // not remove 1001's file from the sticky directory).
+    let file = fx.path("held.txt");
+    let script = format!("echo held > {file} && exec 3< {file} && rm {file} && cat <&3");
+    let held = as_user(1001, &[], &script);
+    assert_ok(&held, "1001 unlinks an open file");
+    assert_eq!(held.stdout, b"held\n");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !hidden_names(&fx).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hidden names left: {:?}",
+            hidden_names(&fx)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!fx.on_server("held.txt").exists());
+}
