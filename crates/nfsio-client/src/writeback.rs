@@ -520,28 +520,34 @@ impl Cache {
     /// under one lock, so no other caller's write can come between them.
     pub(crate) async fn truncate(&self, file: FileId, size_bytes: u64) -> NfsResult<()> {
         const PROC: &str = "SETATTR";
+        /// What one attempt at the lock came to.
+        enum Step {
+            /// Another caller's writes are being made durable: try again when this fires.
+            Wait(oneshot::Receiver<()>),
+            /// The truncation started (or failed to).
+            Started(NfsResult<Attempt<SyncResult, SyncResult>>),
+        }
         let started = loop {
-            let rx = {
+            let step = {
                 let mut state = self.lock()?;
                 let now_ms = self.now_ms();
-                let claimed = state.claim(file, now_ms);
-                let rx = match claimed {
-                    Ok(Some(rx)) => Ok(rx),
-                    Ok(None) => Err(Self::start_sync_in(
+                let step = match state.claim(file, now_ms) {
+                    Ok(Some(rx)) => Step::Wait(rx),
+                    Ok(None) => Step::Started(Self::start_sync_in(
                         &mut state,
                         now_ms,
                         PROC,
                         |engine, now| engine.truncate(file, size_bytes, now),
                     )),
-                    Err(error) => Err(Err(file_error(PROC, error))),
+                    Err(error) => Step::Started(Err(file_error(PROC, error))),
                 };
                 self.dispatch(&mut state);
-                rx
+                step
             };
             self.kick.notify_one();
-            match rx {
-                Ok(rx) => rx.await.map_err(|_| stopped())?,
-                Err(started) => break started?,
+            match step {
+                Step::Wait(rx) => rx.await.map_err(|_| stopped())?,
+                Step::Started(started) => break started?,
             }
         };
         let result = match started {
