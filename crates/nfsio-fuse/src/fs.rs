@@ -116,8 +116,8 @@ impl NfsFs {
 }
 
 fn entry(reply: ReplyEntry, core: &Core, attr: fuser::FileAttr) {
-    let ttl = core.settings.ttl;
-    reply.entry_with_ttls(&ttl, &ttl, &attr, Generation(0));
+    let attr_ttl = core.attr_ttl(attr.ino.0);
+    reply.entry_with_ttls(&core.settings.entry_ttl(), &attr_ttl, &attr, Generation(0));
 }
 
 fn empty(reply: ReplyEmpty, _core: &Core, (): ()) {
@@ -133,6 +133,13 @@ impl Filesystem for NfsFs {
             if config.add_capabilities(flag).is_err() {
                 tracing::warn!("the kernel does not offer FUSE {what}");
             }
+        }
+        if self.core.settings.writeback_cache
+            && config
+                .add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE)
+                .is_err()
+        {
+            tracing::warn!("the kernel does not offer FUSE WRITEBACK_CACHE");
         }
         if let Err(nearest) = config.set_max_write(MAX_WRITE_BYTES) {
             let _ = config.set_max_write(nearest);
@@ -155,7 +162,7 @@ impl Filesystem for NfsFs {
         self.run_named(name, reply, work, |reply, core, found| match found {
             Found::Entry(attr) => entry(reply, core, attr),
             Found::Missing => {
-                let ttl = core.settings.negative_ttl;
+                let ttl = core.settings.negative_ttl();
                 let attr = placeholder(0, FuseType::RegularFile);
                 reply.entry_with_ttls(&ttl, &ttl, &attr, Generation(0));
             }
@@ -165,14 +172,14 @@ impl Filesystem for NfsFs {
     // BATCH_FORGET: fuser 0.18.0's default calls `forget` for each node (its `ForgetOne`
     // cannot be named outside the crate, so it cannot be overridden).
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.core.inodes().forget(ino.0, nlookup);
+        self.core.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         self.run(
             reply,
             move |core| async move { core.getattr(ino.0).await },
-            |reply, core, attr| reply.attr(&core.settings.ttl, &attr),
+            move |reply, core, attr| reply.attr(&core.attr_ttl(ino.0), &attr),
         );
     }
 
@@ -206,7 +213,7 @@ impl Filesystem for NfsFs {
         self.run(
             reply,
             move |core| async move { core.setattr(ino.0, change).await },
-            |reply, core, attr| reply.attr(&core.settings.ttl, &attr),
+            move |reply, core, attr| reply.attr(&core.attr_ttl(ino.0), &attr),
         );
     }
 
@@ -317,11 +324,18 @@ impl Filesystem for NfsFs {
         self.run_named(newname, reply, work, entry);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.run(
             reply,
-            move |core| async move { core.open(ino.0).await },
-            |reply, _core, fh| reply.opened(FileHandle(fh), FopenFlags::empty()),
+            move |core| async move { core.open(ino.0, flags.0).await },
+            |reply, _core, opened| {
+                let keep = if opened.keep_cache {
+                    FopenFlags::FOPEN_KEEP_CACHE
+                } else {
+                    FopenFlags::empty()
+                };
+                reply.opened(FileHandle(opened.fh), keep);
+            },
         );
     }
 
@@ -506,7 +520,7 @@ impl Filesystem for NfsFs {
             core.create(parent.0, &name, mode, flags).await
         };
         self.run_named(name, reply, work, |reply, core, created| {
-            let ttl = core.settings.ttl;
+            let ttl = core.attr_ttl(created.attr.ino.0);
             let fh = FileHandle(created.fh);
             reply.created(&ttl, &created.attr, Generation(0), fh, FopenFlags::empty());
         });

@@ -89,7 +89,9 @@ impl Core {
         }
         let mut after = None;
         if sattr != Sattr::default() {
-            after = self.client.setattr(&handle, sattr, None).await?.after;
+            let wcc = self.client.setattr(&handle, sattr, None).await?;
+            self.wcc(ino, &wcc);
+            after = wcc.after;
         }
         // The attributes SETATTR's reply carried, else a GETATTR.
         match after {

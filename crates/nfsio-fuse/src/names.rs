@@ -116,14 +116,16 @@ impl Core {
     /// REMOVE of `name` in `parent`.
     pub async fn unlink(&self, parent: u64, name: &str) -> OpResult<()> {
         let dir = self.handle(parent)?;
-        self.client.remove(&dir, name).await?;
+        let wcc = self.client.remove(&dir, name).await?;
+        self.wcc(parent, &wcc);
         Ok(())
     }
 
     /// RMDIR of `name` in `parent`.
     pub async fn rmdir(&self, parent: u64, name: &str) -> OpResult<()> {
         let dir = self.handle(parent)?;
-        self.client.rmdir(&dir, name).await?;
+        let wcc = self.client.rmdir(&dir, name).await?;
+        self.wcc(parent, &wcc);
         Ok(())
     }
 
@@ -149,7 +151,11 @@ impl Core {
                 Err(error) => return Err(error.into()),
             }
         }
-        self.client.rename(&from_dir, from.1, &to_dir, to.1).await?;
+        let renamed = self.client.rename(&from_dir, from.1, &to_dir, to.1).await?;
+        self.wcc(from.0, &renamed.fromdir_wcc);
+        if to.0 != from.0 {
+            self.wcc(to.0, &renamed.todir_wcc);
+        }
         Ok(())
     }
 

@@ -1,0 +1,88 @@
+//! Invalidations sent to the kernel from one thread of their own.
+//!
+//! A FUSE notification is a write(2) on /dev/fuse that the kernel handles on the spot: an
+//! inode invalidation takes the locks of the file's cached pages, and one of those pages
+//! may be locked by a request waiting for our reply. Sent from inside a request, or from
+//! a tokio worker that answers requests, it can deadlock the mount. So the operations only
+//! queue what to invalidate (never blocking), and this thread, which answers nothing,
+//! sends it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+
+use fuser::{INodeNo, Notifier};
+
+/// What to drop from the kernel's caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// A node's attributes and all its cached pages (a directory's: its cached listing).
+    Node(u64),
+}
+
+/// The queue to the notification thread; see the module documentation.
+pub struct Invalidator {
+    queue: Sender<Invalidation>,
+    /// Taken by [`Invalidator::start`].
+    pending: Mutex<Option<Receiver<Invalidation>>>,
+    sent: Arc<AtomicU64>,
+}
+
+impl Default for Invalidator {
+    fn default() -> Self {
+        let (queue, pending) = channel();
+        Self {
+            queue,
+            pending: Mutex::new(Some(pending)),
+            sent: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Invalidator {
+    /// Starts the thread that sends what is queued through `notifier` (once the session
+    /// exists; what was queued before is sent then). It ends when the queue's sender, held
+    /// by the mount's state, is dropped.
+    pub fn start(&self, notifier: Notifier) -> std::io::Result<()> {
+        let Some(pending) = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        else {
+            return Ok(());
+        };
+        let sent = Arc::clone(&self.sent);
+        std::thread::Builder::new()
+            .name("nfsio-notify".to_owned())
+            .spawn(move || {
+                for invalidation in pending {
+                    send(&notifier, invalidation);
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Queues `invalidation` (never blocks).
+    pub fn queue(&self, invalidation: Invalidation) {
+        // Fails only once the thread has ended: the mount is going away.
+        let _ = self.queue.send(invalidation);
+    }
+
+    /// Invalidations sent so far (for tests).
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+}
+
+fn send(notifier: &Notifier, invalidation: Invalidation) {
+    let result = match invalidation {
+        Invalidation::Node(ino) => notifier.inval_inode(INodeNo(ino), 0, 0),
+    };
+    match result {
+        Ok(()) => tracing::debug!(?invalidation, "kernel cache invalidated"),
+        // The kernel may have dropped the node already, or the mount is ending.
+        Err(error) => tracing::debug!(?invalidation, %error, "invalidation not taken"),
+    }
+}
