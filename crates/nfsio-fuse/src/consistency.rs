@@ -196,9 +196,10 @@ impl AttrCache {
         let elsewhere = {
             let mut nodes = self.nodes();
             match (nodes.get_mut(&ino), before) {
+                // Before the operation: only writes of ours still landing explain it.
                 (Some(cached), Some(before))
                     if Stamp::of(&cached.attributes) != Stamp::of_wcc(before)
-                        && cached.own == Own::None =>
+                        && cached.own != Own::Writing =>
                 {
                     cached.pages_stale = true;
                     true
@@ -214,11 +215,7 @@ impl AttrCache {
             };
         };
         // The operation itself is ours: the post-op attributes are no news.
-        self.mark(ino, |cached| {
-            if cached.own == Own::None {
-                cached.own = Own::Flushed;
-            }
-        });
+        self.changing(ino);
         let observed = self.observe(ino, after, now);
         if elsewhere {
             Observed::ChangedElsewhere
@@ -231,6 +228,16 @@ impl AttrCache {
         if let Some(cached) = self.nodes().get_mut(&ino) {
             change(cached);
         }
+    }
+
+    /// An operation of ours that changes the node and is done before its attributes are
+    /// seen again (a SETATTR, a CREATE in a directory): the next change seen is ours.
+    pub fn changing(&self, ino: u64) {
+        self.mark(ino, |cached| {
+            if cached.own == Own::None {
+                cached.own = Own::Flushed;
+            }
+        });
     }
 
     /// A write through the mount: changes seen until it is flushed are ours.

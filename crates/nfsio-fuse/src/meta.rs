@@ -83,6 +83,7 @@ impl Core {
             atime: set_time(change.atime)?,
             mtime: set_time(change.mtime)?,
         };
+        self.attrs.changing(ino);
         match (change.size, &open) {
             (Some(size), Some(open)) => open.file.set_len(size).await?,
             (size, _) => sattr.size = size,

@@ -7,9 +7,9 @@
 //! queue what to invalidate (never blocking), and this thread, which answers nothing,
 //! sends it.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
 
 use fuser::{INodeNo, Notifier};
 
@@ -25,7 +25,7 @@ pub struct Invalidator {
     queue: Sender<Invalidation>,
     /// Taken by [`Invalidator::start`].
     pending: Mutex<Option<Receiver<Invalidation>>>,
-    sent: Arc<AtomicU64>,
+    queued: AtomicU64,
 }
 
 impl Default for Invalidator {
@@ -34,7 +34,7 @@ impl Default for Invalidator {
         Self {
             queue,
             pending: Mutex::new(Some(pending)),
-            sent: Arc::new(AtomicU64::new(0)),
+            queued: AtomicU64::new(0),
         }
     }
 }
@@ -52,13 +52,11 @@ impl Invalidator {
         else {
             return Ok(());
         };
-        let sent = Arc::clone(&self.sent);
         std::thread::Builder::new()
             .name("nfsio-notify".to_owned())
             .spawn(move || {
                 for invalidation in pending {
                     send(&notifier, invalidation);
-                    sent.fetch_add(1, Ordering::Relaxed);
                 }
             })?;
         Ok(())
@@ -66,13 +64,14 @@ impl Invalidator {
 
     /// Queues `invalidation` (never blocks).
     pub fn queue(&self, invalidation: Invalidation) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
         // Fails only once the thread has ended: the mount is going away.
         let _ = self.queue.send(invalidation);
     }
 
-    /// Invalidations sent so far (for tests).
-    pub fn sent(&self) -> u64 {
-        self.sent.load(Ordering::Relaxed)
+    /// Invalidations queued so far (for tests).
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
     }
 }
 

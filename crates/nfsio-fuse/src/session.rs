@@ -162,9 +162,10 @@ impl Mounted {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Kernel cache invalidations sent (changes by other clients, moved appends).
-    pub fn invalidations_sent(&self) -> u64 {
-        self.core.invalidator.sent()
+    /// Kernel cache invalidations queued for the notification thread (changes by other
+    /// clients, moved appends).
+    pub fn invalidations(&self) -> u64 {
+        self.core.invalidator.queued()
     }
 
     /// The client the mount runs over.

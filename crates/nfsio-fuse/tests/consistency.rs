@@ -78,29 +78,41 @@ fn nocto_opens_trust_fresh_attributes() {
     );
 }
 
-/// Another client's change seen in the pre-op attributes of a SETATTR's WCC data: the
-/// kernel's pages of the open file are invalidated (from the notification thread), so the
-/// same descriptor reads the new bytes without a reopen.
+/// WCC data tells our changes from another client's: a SETATTR of ours on an unchanged
+/// file invalidates nothing (its pre-op attributes are the cached ones), while one whose
+/// pre-op attributes show another client's change drops the kernel's pages of the open
+/// file (from the notification thread), so the same descriptor reads the new bytes
+/// without a reopen.
 #[test]
-fn a_change_seen_in_wcc_data_drops_the_pages_of_an_open_file() {
+fn wcc_data_tells_our_changes_from_another_clients() {
     let Some(fx) = Fixture::local() else { return };
     fs::write(fx.on_server("wcc.bin"), filled(b'a', 4096)).expect("seed");
     let file = File::open(fx.path("wcc.bin")).expect("open");
     let mut buf = vec![0; 4096];
     file.read_exact_at(&mut buf, 0).expect("read");
+    let before = fx.mounted().invalidations();
+    fs::set_permissions(fx.path("wcc.bin"), fs::Permissions::from_mode(0o640)).expect("chmod");
+    assert_eq!(
+        fx.mounted().invalidations(),
+        before,
+        "our own change invalidates nothing"
+    );
+
     fs::write(fx.on_server("wcc.bin"), filled(b'b', 4096)).expect("behind the back");
     file.read_exact_at(&mut buf, 0).expect("read cached");
     assert!(
         buf == filled(b'a', 4096),
         "the kernel's pages still hold the old bytes"
     );
-    let sent = fx.mounted().invalidations_sent();
-    fs::set_permissions(fx.path("wcc.bin"), fs::Permissions::from_mode(0o640)).expect("chmod");
+    fs::set_permissions(fx.path("wcc.bin"), fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(
+        fx.mounted().invalidations() > before,
+        "another client's change"
+    );
     fx.wait_for("the new bytes through the open descriptor", || {
         file.read_exact_at(&mut buf, 0).expect("read");
         buf == filled(b'b', 4096)
     });
-    assert!(fx.mounted().invalidations_sent() > sent);
 }
 
 /// Another client's change seen in a GETATTR (here at every stat: lifetimes zero) is
