@@ -98,6 +98,11 @@ impl Core {
         let file = self.client.open_handle(handle, attributes, &label)?;
         let mode = OpenMode::of(flags, &self.settings);
         let fh = self.handles.insert_file(OpenFile { ino, file, mode });
+        if !keep_cache {
+            // The kernel's size and times may be stale too; the open reply cannot carry
+            // the fresh ones.
+            self.invalidator.attributes_now(ino);
+        }
         Ok(Opened { fh, keep_cache })
     }
 

@@ -6,10 +6,16 @@
 //! a tokio worker that answers requests, it can deadlock the mount. So the operations only
 //! queue what to invalidate (never blocking), and this thread, which answers nothing,
 //! sends it.
+//!
+//! The one exception is [`Invalidator::attributes_now`]: an invalidation of attributes
+//! only (offset -1), which the kernel handles without touching pages (it bumps the node's
+//! attribute version and marks its attributes stale under a spin lock), so it cannot wait
+//! on anything a request holds; an open sends it before replying, because the open reply
+//! carries no attributes and the kernel must not read past a stale size afterwards.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Mutex, OnceLock};
 
 use fuser::{INodeNo, Notifier};
 
@@ -26,6 +32,8 @@ pub struct Invalidator {
     /// Taken by [`Invalidator::start`].
     pending: Mutex<Option<Receiver<Invalidation>>>,
     queued: AtomicU64,
+    /// For [`Invalidator::attributes_now`].
+    notifier: OnceLock<Notifier>,
 }
 
 impl Default for Invalidator {
@@ -35,6 +43,7 @@ impl Default for Invalidator {
             queue,
             pending: Mutex::new(Some(pending)),
             queued: AtomicU64::new(0),
+            notifier: OnceLock::new(),
         }
     }
 }
@@ -44,6 +53,7 @@ impl Invalidator {
     /// exists; what was queued before is sent then). It ends when the queue's sender, held
     /// by the mount's state, is dropped.
     pub fn start(&self, notifier: Notifier) -> std::io::Result<()> {
+        let _ = self.notifier.set(notifier.clone());
         let Some(pending) = self
             .pending
             .lock()
@@ -67,6 +77,16 @@ impl Invalidator {
         self.queued.fetch_add(1, Ordering::Relaxed);
         // Fails only once the thread has ended: the mount is going away.
         let _ = self.queue.send(invalidation);
+    }
+
+    /// Drops the kernel's cached attributes of node `ino` at once (see the module
+    /// documentation for why this one is safe from a request).
+    pub fn attributes_now(&self, ino: u64) {
+        if let Some(notifier) = self.notifier.get()
+            && let Err(error) = notifier.inval_inode(INodeNo(ino), -1, 0)
+        {
+            tracing::debug!(ino, %error, "attribute invalidation not taken");
+        }
     }
 
     /// Invalidations queued so far (for tests).

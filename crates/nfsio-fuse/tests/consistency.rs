@@ -303,3 +303,19 @@ fn the_kernels_writeback_cache_gathers_small_writes() {
         assert!(fs::read(fx.on_server("small.bin")).expect("server") == expected);
     }
 }
+
+/// Close-to-open includes the size: a file that grew behind the mount's back while the
+/// kernel held its attributes (acregmin) reads whole after the next open, although an open
+/// reply carries no attributes (the open drops the kernel's cached ones).
+#[test]
+fn a_file_grown_elsewhere_reads_whole_after_open() {
+    let Some(fx) = Fixture::local() else { return };
+    fs::write(fx.on_server("grows.txt"), b"short").expect("seed");
+    assert_eq!(fs::metadata(fx.path("grows.txt")).expect("stat").len(), 5);
+    fs::write(fx.on_server("grows.txt"), b"much longer on the server").expect("behind the back");
+    assert_eq!(
+        fs::read(fx.path("grows.txt")).expect("read"),
+        b"much longer on the server"
+    );
+    assert_eq!(fs::metadata(fx.path("grows.txt")).expect("stat").len(), 25);
+}
