@@ -18,7 +18,7 @@
 //! (directories), doubles each time the attributes are fetched again and found unchanged
 //! after it ran out, goes back to the minimum on any change, and never exceeds the maximum.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -127,10 +127,18 @@ pub enum Observed {
     ChangedElsewhere,
 }
 
+/// The most names remembered per directory for invalidation; past it, names live out
+/// their lifetime in the kernel.
+const MAX_NAMES_PER_DIR: usize = 1024;
+
 /// The attribute cache of one mount; see the module documentation.
 pub struct AttrCache {
     timeouts: AttrTimeouts,
     nodes: Mutex<HashMap<u64, Cached>>,
+    /// Names the kernel was told about (looked up, found or not) per directory: what to
+    /// drop when another client changes the directory, as Linux drops a directory's
+    /// cached lookups when its mtime changes.
+    names: Mutex<HashMap<u64, HashSet<String>>>,
 }
 
 impl AttrCache {
@@ -139,6 +147,7 @@ impl AttrCache {
         Self {
             timeouts,
             nodes: Mutex::new(HashMap::new()),
+            names: Mutex::new(HashMap::new()),
         }
     }
 
@@ -291,9 +300,34 @@ impl AttrCache {
         keep
     }
 
+    fn names(&self) -> MutexGuard<'_, HashMap<u64, HashSet<String>>> {
+        self.names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A lookup of `name` in directory `parent` was answered (the kernel may cache it).
+    pub fn looked_up(&self, parent: u64, name: &str) {
+        let mut names = self.names();
+        let known = names.entry(parent).or_default();
+        if known.len() < MAX_NAMES_PER_DIR {
+            known.insert(name.to_owned());
+        }
+    }
+
+    /// The names of directory `parent` the kernel may hold, forgotten here (for their
+    /// invalidation).
+    pub fn take_names(&self, parent: u64) -> Vec<String> {
+        self.names()
+            .remove(&parent)
+            .map(|names| names.into_iter().collect())
+            .unwrap_or_default()
+    }
+
     /// Drops what is cached of a node the kernel forgot.
     pub fn forget(&self, ino: u64) {
         self.nodes().remove(&ino);
+        self.names().remove(&ino);
     }
 }
 

@@ -159,10 +159,14 @@ impl Core {
     }
 
     /// Another client changed node `ino` (now `attributes`): the clean bytes nfsio's cache
-    /// holds of it and the kernel's pages and attributes are dropped (the kernel's off the
-    /// request path).
+    /// holds of it, the kernel's pages and attributes and, for a directory, the names the
+    /// kernel holds in it are dropped (the kernel's off the request path).
     pub fn changed_elsewhere(&self, ino: u64, attributes: &Fattr) {
         tracing::debug!(ino, "changed by another client: invalidating");
+        for name in self.attrs.take_names(ino) {
+            self.invalidator
+                .queue(Invalidation::Entry { parent: ino, name });
+        }
         if let Some(open) = self.handles.file_of(ino)
             && let Err(error) = open.file.revalidate(attributes)
         {

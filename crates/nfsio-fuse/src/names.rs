@@ -23,6 +23,7 @@ impl Core {
     /// LOOKUP of `name` in node `parent`.
     pub async fn lookup(&self, parent: u64, name: &str) -> OpResult<Found> {
         let dir = self.handle(parent)?;
+        self.attrs.looked_up(parent, name);
         let found = match self.client.lookup(&dir, name).await {
             Ok(found) => found,
             Err(error) if error.status() == Some(Nfs3Status::NoEnt) => return Ok(Found::Missing),

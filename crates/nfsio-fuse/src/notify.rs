@@ -20,10 +20,17 @@ use std::sync::{Mutex, OnceLock};
 use fuser::{INodeNo, Notifier};
 
 /// What to drop from the kernel's caches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalidation {
     /// A node's attributes and all its cached pages (a directory's: its cached listing).
     Node(u64),
+    /// A name in a directory (positive or negative).
+    Entry {
+        /// The directory's node.
+        parent: u64,
+        /// The name.
+        name: String,
+    },
 }
 
 /// The queue to the notification thread; see the module documentation.
@@ -96,8 +103,11 @@ impl Invalidator {
 }
 
 fn send(notifier: &Notifier, invalidation: Invalidation) {
-    let result = match invalidation {
-        Invalidation::Node(ino) => notifier.inval_inode(INodeNo(ino), 0, 0),
+    let result = match &invalidation {
+        Invalidation::Node(ino) => notifier.inval_inode(INodeNo(*ino), 0, 0),
+        Invalidation::Entry { parent, name } => {
+            notifier.inval_entry(INodeNo(*parent), std::ffi::OsStr::new(name))
+        }
     };
     match result {
         Ok(()) => tracing::debug!(?invalidation, "kernel cache invalidated"),

@@ -319,3 +319,28 @@ fn a_file_grown_elsewhere_reads_whole_after_open() {
     );
     assert_eq!(fs::metadata(fx.path("grows.txt")).expect("stat").len(), 25);
 }
+
+/// A directory changed by another client, seen in the pre-op attributes of a REMOVE of
+/// ours, drops the names the kernel holds in it (as Linux drops a directory's cached
+/// lookups): a name created behind the mount's back shows at once, not after the negative
+/// entry's lifetime (acdirmin, 30 s). Our own REMOVE in an unchanged directory
+/// invalidates nothing.
+#[test]
+fn another_clients_change_to_a_directory_drops_its_cached_names() {
+    let Some(fx) = Fixture::local() else { return };
+    fs::create_dir(fx.on_server("d")).expect("dir");
+    for name in ["y", "z"] {
+        fs::write(fx.on_server(&format!("d/{name}")), b"").expect("seed");
+    }
+    assert!(!fx.path("d/x").exists(), "not there yet (a negative entry)");
+    let before = fx.mounted().invalidations();
+    fs::remove_file(fx.path("d/z")).expect("remove ours");
+    assert_eq!(fx.mounted().invalidations(), before, "our own change");
+
+    fs::write(fx.on_server("d/x"), b"new").expect("behind the back");
+    assert!(!fx.path("d/x").exists(), "the negative entry hides it");
+    fs::remove_file(fx.path("d/y")).expect("remove");
+    fx.wait_for("the name made behind the mount's back", || {
+        fx.path("d/x").exists()
+    });
+}
