@@ -12,7 +12,9 @@
 //! handle opened O_APPEND writes at the end of the file as this client sees it (the size
 //! revalidated with the server before each append), not at the kernel's offset, which
 //! comes from its cached size; O_SYNC and O_DSYNC (and `noac`) writes return once durable:
-//! into the cache, then WRITE and COMMIT of the file (`File::sync_all`) before the reply.
+//! into the cache, then the file synced (`File::sync_all`) before the reply, which the
+//! cache sends as FILE_SYNC WRITEs when those bytes are all the file has pending (else
+//! UNSTABLE WRITEs and a COMMIT).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

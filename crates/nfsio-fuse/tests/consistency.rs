@@ -252,15 +252,28 @@ fn synchronous_writes_are_durable_when_write_returns() {
             .custom_flags(flags)
             .open(fx.path("sync.bin"))
             .expect("create");
-        let data = filled(b's', 100_000);
-        file.write_all(&data).expect("write");
-        let id = store.lookup_path("sync.bin").expect("on the server");
-        let durable = store.durable_content(id).expect("a file");
+        let before = fx.client.cache_stats();
+        let mut data = Vec::new();
+        for piece in [b's', b't'] {
+            file.write_all(&filled(piece, 50_000)).expect("write");
+            data.extend(filled(piece, 50_000));
+            let id = store.lookup_path("sync.bin").expect("on the server");
+            let durable = store.durable_content(id).expect("a file");
+            assert!(
+                durable == data,
+                "{what}: {} of {} bytes durable when write(2) returned",
+                durable.len(),
+                data.len()
+            );
+        }
+        let after = fx.client.cache_stats();
+        // Each write is the file's only unfinished business: FILE_SYNC WRITEs, no COMMIT.
+        let writes = after.writes_sent - before.writes_sent;
+        let commits = after.commits_sent - before.commits_sent;
+        eprintln!("measure: {what}: 2 writes of 50,000 bytes: {writes} WRITEs, {commits} COMMITs");
         assert!(
-            durable == data,
-            "{what}: {} of {} bytes durable when write(2) returned",
-            durable.len(),
-            data.len()
+            writes >= 2 && commits == 0,
+            "{what}: {writes} WRITEs, {commits} COMMITs"
         );
         drop(file);
     }
