@@ -28,7 +28,9 @@ fn filled(byte: u8, len: usize) -> Vec<u8> {
 
 /// Close-to-open: a file read twice without a change is read from the kernel's pages the
 /// second time (FOPEN_KEEP_CACHE: no READ reaches the mount); changed behind the mount's
-/// back, the next open reads the new bytes.
+/// back, the next open reads the new bytes. (Counted are the kernel's READ requests to the
+/// mount, not READs on the wire: nfsio's own cache would answer a re-read from memory
+/// either way.)
 #[test]
 fn an_unchanged_file_keeps_its_pages_and_a_changed_one_reads_new_at_open() {
     let Some(fx) = Fixture::local() else { return };
