@@ -205,10 +205,10 @@ impl AttrCache {
         let elsewhere = {
             let mut nodes = self.nodes();
             match (nodes.get_mut(&ino), before) {
-                // Before the operation: only writes of ours still landing explain it.
+                // Before the operation: only changes of ours not yet seen explain it.
                 (Some(cached), Some(before))
                     if Stamp::of(&cached.attributes) != Stamp::of_wcc(before)
-                        && cached.own != Own::Writing =>
+                        && cached.own == Own::None =>
                 {
                     cached.pages_stale = true;
                     true

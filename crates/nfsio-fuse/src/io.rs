@@ -130,6 +130,7 @@ impl Core {
                 ..Sattr::default()
             })
         };
+        self.attrs.changing(parent);
         let created = self.client.create(&dir, name, how).await?;
         let mut attributes = created.attributes;
         if exclusive {

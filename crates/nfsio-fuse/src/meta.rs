@@ -83,9 +83,12 @@ impl Core {
             atime: set_time(change.atime)?,
             mtime: set_time(change.mtime)?,
         };
-        self.attrs.changing(ino);
         match (change.size, &open) {
-            (Some(size), Some(open)) => open.file.set_len(size).await?,
+            // Through the cache: no WCC data reaches us, the next change seen is ours.
+            (Some(size), Some(open)) => {
+                self.attrs.changing(ino);
+                open.file.set_len(size).await?;
+            }
             (size, _) => sattr.size = size,
         }
         let mut after = None;

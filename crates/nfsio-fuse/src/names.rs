@@ -38,6 +38,7 @@ impl Core {
     /// MKDIR of `name` in `parent` with `mode` (the kernel applied the umask).
     pub async fn mkdir(&self, parent: u64, name: &str, mode: u32) -> OpResult<FileAttr> {
         let dir = self.handle(parent)?;
+        self.attrs.changing(parent);
         let attributes = Sattr {
             mode: Some(mode & 0o7777),
             ..Sattr::default()
@@ -54,6 +55,7 @@ impl Core {
     /// says); a regular file is a GUARDED CREATE. Other types are EINVAL.
     pub async fn mknod(&self, parent: u64, name: &str, mode: u32, rdev: u32) -> OpResult<FileAttr> {
         let dir = self.handle(parent)?;
+        self.attrs.changing(parent);
         let attributes = Sattr {
             mode: Some(mode & 0o7777),
             ..Sattr::default()
@@ -95,6 +97,7 @@ impl Core {
     /// SYMLINK `name` in `parent` pointing at `target`.
     pub async fn symlink(&self, parent: u64, name: &str, target: &str) -> OpResult<FileAttr> {
         let dir = self.handle(parent)?;
+        self.attrs.changing(parent);
         let created = self
             .client
             .symlink(&dir, name, target, Sattr::default())
@@ -109,7 +112,9 @@ impl Core {
     pub async fn link(&self, ino: u64, parent: u64, name: &str) -> OpResult<FileAttr> {
         let file = self.handle(ino)?;
         let dir = self.handle(parent)?;
+        self.attrs.changing(ino);
         let linked = self.client.link(&file, &dir, name).await?;
+        self.wcc(parent, &linked.linkdir_wcc);
         let attributes = self.attributes_of(&file, linked.file_attributes).await?;
         Ok(self.entry(&file, &attributes))
     }

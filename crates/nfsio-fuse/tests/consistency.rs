@@ -338,8 +338,8 @@ fn a_file_grown_elsewhere_reads_whole_after_open() {
 /// A directory changed by another client, seen in the pre-op attributes of a REMOVE of
 /// ours, drops the names the kernel holds in it (as Linux drops a directory's cached
 /// lookups): a name created behind the mount's back shows at once, not after the negative
-/// entry's lifetime (acdirmin, 30 s). Our own REMOVE in an unchanged directory
-/// invalidates nothing.
+/// entry's lifetime (acdirmin, 30 s). Our own changes to the directory (REMOVE, MKDIR,
+/// CREATE, SYMLINK, LINK) invalidate nothing.
 #[test]
 fn another_clients_change_to_a_directory_drops_its_cached_names() {
     let Some(fx) = Fixture::local() else { return };
@@ -349,8 +349,20 @@ fn another_clients_change_to_a_directory_drops_its_cached_names() {
     }
     assert!(!fx.path("d/x").exists(), "not there yet (a negative entry)");
     let before = fx.mounted().invalidations();
+    // Each change of ours, then a stat of the directory (its new attributes seen).
+    let stat_dir = || fs::metadata(fx.path("d")).expect("stat the directory");
     fs::remove_file(fx.path("d/z")).expect("remove ours");
-    assert_eq!(fx.mounted().invalidations(), before, "our own change");
+    stat_dir();
+    fs::create_dir(fx.path("d/sub")).expect("mkdir ours");
+    stat_dir();
+    fs::write(fx.path("d/new"), b"ours").expect("create ours");
+    stat_dir();
+    std::os::unix::fs::symlink("new", fx.path("d/link")).expect("symlink ours");
+    stat_dir();
+    fs::hard_link(fx.path("d/new"), fx.path("d/hard")).expect("link ours");
+    stat_dir();
+    fs::metadata(fx.path("d/new")).expect("stat: the linked file's new attributes");
+    assert_eq!(fx.mounted().invalidations(), before, "our own changes");
 
     fs::write(fx.on_server("d/x"), b"new").expect("behind the back");
     assert!(!fx.path("d/x").exists(), "the negative entry hides it");
