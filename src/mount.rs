@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use nfsio_fuse::{MountOptions, Mounted};
+use nfsio_client::{Client, ClientOptions, NfsUrl};
+use nfsio_fuse::{AttrTimeouts, LookupCache, MountOptions, Mounted};
 
 use crate::output::outln;
 use crate::report::Failure;
@@ -30,9 +31,12 @@ pub struct MountArgs {
     /// Stay in the foreground (logs on stderr) until SIGINT, SIGTERM or an unmount.
     #[arg(short, long)]
     foreground: bool,
-    /// Comma-separated options: ro, rw, actimeo=SECONDS (how long the kernel caches
-    /// attributes and names; default 1), lookupcache=all|positive (positive: names that do
-    /// not exist are not cached).
+    /// Comma-separated options: ro, rw; the attribute cache of nfs(5): acregmin=S,
+    /// acregmax=S, acdirmin=S, acdirmax=S (default 3, 60, 30, 60), actimeo=S (all four),
+    /// noac (no attribute caching, synchronous writes), ac; cto (default) or nocto;
+    /// lookupcache=all|positive|none; writeback_cache (the kernel's own write-back cache:
+    /// single-client only); hard (default) or soft, timeo=DECISECONDS (per try, default
+    /// 600), retrans=N (retransmissions before a soft call fails with EIO, default 2).
     #[arg(short = 'o', value_name = "OPTIONS")]
     options: Vec<String>,
 }
@@ -51,24 +55,51 @@ const DETACHED: &str = "NFSIO_MOUNT_DETACHED";
 /// How long the mount may take to answer its first stat.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The most seconds `actimeo=` accepts (the Linux client's attribute cache tops out at 600 s
-/// for acregmax and acdirmax by default; a day is far beyond any sensible value).
+/// The most seconds an attribute-cache option (`actimeo=`, `acregmin=` ...) accepts (the
+/// Linux client caps acregmax and acdirmax at 600 s by default; a day is far beyond any
+/// sensible value).
 const MAX_ACTIMEO_S: u64 = 86_400;
 
-/// Which lookups the kernel may cache (`lookupcache=`, as the Linux NFS client names it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LookupCache {
-    /// Names that exist and names that do not.
-    All,
-    /// Only names that exist: a name created elsewhere shows at the next lookup.
-    Positive,
+/// nfs(5)'s default for TCP: "tries each TCP request twice" before a soft mount fails it.
+const DEFAULT_RETRANS: u32 = 2;
+
+/// The transport options of a mount: `hard` (default) or `soft`, `timeo=`, `retrans=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Transport {
+    soft: bool,
+    /// Per try, in tenths of a second (nfs(5)'s unit).
+    timeo_ds: Option<u32>,
+    /// Retransmissions before a soft call fails.
+    retrans: Option<u32>,
 }
 
-fn mount_options(args: &MountArgs) -> Result<MountOptions, Failure> {
+impl Transport {
+    /// The URL with these options applied (the mount options win over the URL's): the
+    /// client's `timeo=` and `retrans=`, which make its transport soft.
+    fn apply(&self, url: &mut NfsUrl) {
+        if let Some(timeo_ds) = self.timeo_ds {
+            url.timeo_ds = Some(timeo_ds);
+        }
+        url.retrans = if self.soft {
+            Some(self.retrans.or(url.retrans).unwrap_or(DEFAULT_RETRANS))
+        } else {
+            None
+        };
+    }
+}
+
+/// What `-o` asks for.
+struct Parsed {
+    mount: MountOptions,
+    transport: Transport,
+}
+
+fn mount_options(args: &MountArgs) -> Result<Parsed, Failure> {
     let mut options = MountOptions::new(args.url.clone());
-    let mut actimeo: Option<Duration> = None;
-    let mut lookupcache = LookupCache::All;
+    let mut transport = Transport::default();
+    let mut noac = false;
     for option in args.options.iter().flat_map(|list| list.split(',')) {
+        let settings = &mut options.settings;
         match option.trim() {
             "" => {}
             // Each request carries its caller's credentials: other users act as themselves.
@@ -78,27 +109,29 @@ fn mount_options(args: &MountArgs) -> Result<MountOptions, Failure> {
             }
             "ro" => options.read_only = true,
             "rw" => options.read_only = false,
-            "lookupcache=all" => lookupcache = LookupCache::All,
-            "lookupcache=positive" => lookupcache = LookupCache::Positive,
-            other => match other.strip_prefix("actimeo=") {
-                Some(value) => actimeo = Some(actimeo_seconds(value)?),
-                None => {
-                    return Err(Failure::message(format!(
-                        "unknown mount option {other:?} (known: ro, rw, allow_other, \
-                         actimeo=SECONDS, lookupcache=all|positive)"
-                    )));
-                }
-            },
+            "lookupcache=all" => settings.lookup_cache = LookupCache::All,
+            "lookupcache=positive" | "lookupcache=pos" => {
+                settings.lookup_cache = LookupCache::Positive;
+            }
+            "lookupcache=none" => settings.lookup_cache = LookupCache::None,
+            "noac" => noac = true,
+            "ac" => noac = false,
+            "cto" => settings.cto = true,
+            "nocto" => settings.cto = false,
+            "writeback_cache" => settings.writeback_cache = true,
+            "hard" => transport.soft = false,
+            "soft" => transport.soft = true,
+            other => keyed_option(other, settings, &mut transport)?,
         }
     }
-    if let Some(ttl) = actimeo {
-        options.settings.ttl = ttl;
-        options.settings.negative_ttl = ttl;
+    if noac {
+        options.settings.attr_timeouts = AttrTimeouts::all(Duration::ZERO);
+        options.settings.sync_writes = true;
     }
-    if lookupcache == LookupCache::Positive {
-        options.settings.negative_ttl = Duration::ZERO;
-    }
-    Ok(options)
+    Ok(Parsed {
+        mount: options,
+        transport,
+    })
 }
 
 /// An ordinary user's `-o allow_other` needs `user_allow_other` in /etc/fuse.conf
@@ -116,19 +149,63 @@ fn user_may_allow_other() -> Result<(), Failure> {
     ))
 }
 
-/// The value of `actimeo=`: whole seconds, at most [`MAX_ACTIMEO_S`].
-fn actimeo_seconds(value: &str) -> Result<Duration, Failure> {
+/// An option with a value: the attribute-cache lifetimes, `timeo=`, `retrans=`.
+fn keyed_option(
+    option: &str,
+    settings: &mut nfsio_fuse::Settings,
+    transport: &mut Transport,
+) -> Result<(), Failure> {
+    let (key, value) = option.split_once('=').unwrap_or((option, ""));
+    let timeouts = &mut settings.attr_timeouts;
+    match key {
+        "acregmin" => timeouts.reg_min = lifetime_seconds(key, value)?,
+        "acregmax" => timeouts.reg_max = lifetime_seconds(key, value)?,
+        "acdirmin" => timeouts.dir_min = lifetime_seconds(key, value)?,
+        "acdirmax" => timeouts.dir_max = lifetime_seconds(key, value)?,
+        "actimeo" => *timeouts = AttrTimeouts::all(lifetime_seconds(key, value)?),
+        "timeo" => transport.timeo_ds = Some(count(key, value, 1)?),
+        "retrans" => transport.retrans = Some(count(key, value, 0)?),
+        _ => {
+            return Err(Failure::message(format!(
+                "unknown mount option {option:?} (known: ro, rw, allow_other, acregmin=S, acregmax=S, \
+                 acdirmin=S, acdirmax=S, actimeo=S, noac, ac, cto, nocto, \
+                 lookupcache=all|positive|none, writeback_cache, hard, soft, timeo=DS, \
+                 retrans=N)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The value of an attribute-cache option: whole seconds, at most [`MAX_ACTIMEO_S`].
+fn lifetime_seconds(key: &str, value: &str) -> Result<Duration, Failure> {
     match value.parse::<u64>() {
         Ok(seconds) if seconds <= MAX_ACTIMEO_S => Ok(Duration::from_secs(seconds)),
         _ => Err(Failure::message(format!(
-            "actimeo={value}: expected whole seconds from 0 to {MAX_ACTIMEO_S}"
+            "{key}={value}: expected whole seconds from 0 to {MAX_ACTIMEO_S}"
+        ))),
+    }
+}
+
+/// The most `timeo=` (tenths of a second) or `retrans=` accepts.
+const MAX_COUNT: u32 = 1_000_000;
+
+/// The value of `timeo=` or `retrans=`: a whole number from `min` to [`MAX_COUNT`].
+fn count(key: &str, value: &str, min: u32) -> Result<u32, Failure> {
+    match value.parse::<u32>() {
+        Ok(n) if (min..=MAX_COUNT).contains(&n) => Ok(n),
+        _ => Err(Failure::message(format!(
+            "{key}={value}: expected a whole number from {min} to {MAX_COUNT}"
         ))),
     }
 }
 
 /// `nfsio mount`.
 pub async fn run(args: MountArgs, verbose: u8) -> Result<(), Failure> {
-    let options = mount_options(&args)?;
+    let Parsed {
+        mount: options,
+        transport,
+    } = mount_options(&args)?;
     if !args.foreground {
         return tokio::task::block_in_place(|| run_background(&args, verbose));
     }
@@ -138,7 +215,11 @@ pub async fn run(args: MountArgs, verbose: u8) -> Result<(), Failure> {
     if nfsio_fuse::clear_stale(&args.mountpoint).map_err(|e| Failure::message(e.to_string()))? {
         eprintln!("nfsio mount: {mp}: cleared a stale mount (transport endpoint is not connected)");
     }
-    let client = crate::connect(&args.url).await?;
+    let mut url = NfsUrl::parse(&args.url).map_err(|e| Failure::nfs(&args.url, e.into()))?;
+    transport.apply(&mut url);
+    let client = Client::connect_with(&url, ClientOptions::default())
+        .await
+        .map_err(|e| Failure::nfs(&args.url, e))?;
     let runtime = tokio::runtime::Handle::current();
     let mounted = tokio::task::block_in_place(|| {
         nfsio_fuse::mount(client.clone(), runtime, &args.mountpoint, options)
@@ -280,7 +361,7 @@ pub fn umount(args: &UmountArgs) -> Result<(), Failure> {
 mod tests {
     use super::*;
 
-    fn parse(options: &[&str]) -> Result<MountOptions, Failure> {
+    fn parse(options: &[&str]) -> Result<Parsed, Failure> {
         mount_options(&MountArgs {
             url: "nfs://127.0.0.1:9/export".to_owned(),
             mountpoint: PathBuf::from("/mnt"),
@@ -289,32 +370,103 @@ mod tests {
         })
     }
 
+    fn settings(options: &[&str]) -> nfsio_fuse::Settings {
+        parse(options).expect("valid options").mount.settings
+    }
+
+    const S: Duration = Duration::from_secs(1);
+
     #[test]
-    fn cache_options_set_the_kernels_lifetimes() {
-        let default = parse(&[]).expect("no options");
+    fn attribute_cache_options_set_the_lifetimes() {
+        let default = settings(&[]);
+        assert_eq!(default.attr_timeouts, AttrTimeouts::LINUX);
         assert_eq!(
-            (default.settings.ttl, default.settings.negative_ttl),
-            (Duration::from_secs(1), Duration::from_secs(1))
+            (default.attr_timeouts.reg_min, default.attr_timeouts.dir_max),
+            (3 * S, 60 * S)
         );
-        let zero = parse(&["actimeo=0"]).expect("actimeo=0");
+        assert!(default.cto && !default.sync_writes && !default.writeback_cache);
+        let each = settings(&["acregmin=1,acregmax=2", "acdirmin=3,acdirmax=4"]);
         assert_eq!(
-            (zero.settings.ttl, zero.settings.negative_ttl),
-            (Duration::ZERO, Duration::ZERO)
+            each.attr_timeouts,
+            AttrTimeouts {
+                reg_min: S,
+                reg_max: 2 * S,
+                dir_min: 3 * S,
+                dir_max: 4 * S,
+            }
         );
-        let positive = parse(&["lookupcache=positive,actimeo=5", "ro"]).expect("two lists");
-        assert_eq!(
-            (positive.settings.ttl, positive.settings.negative_ttl),
-            (Duration::from_secs(5), Duration::ZERO)
-        );
-        assert!(positive.read_only);
+        let all = settings(&["acregmin=1,actimeo=7"]);
+        assert_eq!(all.attr_timeouts, AttrTimeouts::all(7 * S));
+        let noac = settings(&["noac"]);
+        assert_eq!(noac.attr_timeouts, AttrTimeouts::all(Duration::ZERO));
+        assert!(noac.sync_writes, "noac makes writes synchronous");
+        assert_eq!(noac.entry_ttl(), Duration::ZERO);
+        assert!(!settings(&["noac,ac"]).sync_writes);
         for bad in [
             "actimeo=",
             "actimeo=-1",
             "actimeo=1.5",
             "actimeo=86401",
-            "lookupcache=none",
+            "acregmin=x",
+            "acdirmax",
+            "lookupcache=some",
+            "noac=1",
         ] {
             assert!(parse(&[bad]).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn lookup_cache_cto_and_writeback_options() {
+        let all = settings(&["actimeo=5"]);
+        assert_eq!((all.entry_ttl(), all.negative_ttl()), (5 * S, 5 * S));
+        let positive = settings(&["lookupcache=positive,actimeo=5", "ro"]);
+        assert_eq!(
+            (positive.entry_ttl(), positive.negative_ttl()),
+            (5 * S, Duration::ZERO)
+        );
+        assert!(parse(&["ro"]).expect("ro").mount.read_only);
+        let none = settings(&["lookupcache=none"]);
+        assert_eq!(none.lookup_cache, LookupCache::None);
+        assert_eq!(
+            (none.entry_ttl(), none.negative_ttl()),
+            (Duration::ZERO, Duration::ZERO)
+        );
+        assert!(!settings(&["nocto"]).cto);
+        assert!(settings(&["nocto,cto"]).cto);
+        assert!(settings(&["writeback_cache"]).writeback_cache);
+    }
+
+    #[test]
+    fn hard_is_the_default_and_soft_sets_the_clients_retransmissions() {
+        let url = |options: &[&str]| {
+            let mut url = NfsUrl::parse("nfs://127.0.0.1:9/export").expect("url");
+            parse(options).expect("options").transport.apply(&mut url);
+            (url.timeo_ds, url.retrans)
+        };
+        assert_eq!(url(&[]), (None, None), "hard: retried forever");
+        assert_eq!(
+            url(&["timeo=5"]),
+            (Some(5), None),
+            "hard with a per-try timeout"
+        );
+        assert_eq!(url(&["soft"]), (None, Some(DEFAULT_RETRANS)));
+        assert_eq!(url(&["soft,timeo=10,retrans=1"]), (Some(10), Some(1)));
+        assert_eq!(url(&["soft,retrans=1,hard"]), (None, None));
+        let mut from_url =
+            NfsUrl::parse("nfs://127.0.0.1:9/export?retrans=4").expect("url with retrans");
+        parse(&["soft"])
+            .expect("soft")
+            .transport
+            .apply(&mut from_url);
+        assert_eq!(from_url.retrans, Some(4), "the URL's retrans= is kept");
+        for bad in ["timeo=0", "timeo=x", "retrans=-1", "retrans=99999999"] {
+            assert!(parse(&[bad]).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn allow_other_is_refused() {
+        assert!(parse(&["allow_other"]).is_err());
     }
 }

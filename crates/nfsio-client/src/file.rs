@@ -114,6 +114,14 @@ impl File {
         Ok(attributes)
     }
 
+    /// Revalidates the cache against `attributes` just fetched from the server, as an open
+    /// does: if the file changed since the cache last saw it, its clean cached bytes are
+    /// dropped and, with no write or truncation of this client pending, the server's size
+    /// is taken. No RPC.
+    pub fn revalidate(&self, attributes: &Fattr) -> NfsResult<()> {
+        self.cache.revalidate(self.id, attributes)
+    }
+
     /// The size of the file as this client sees it (no RPC).
     pub fn size_bytes(&self) -> NfsResult<u64> {
         self.cache.size_bytes(self.id)

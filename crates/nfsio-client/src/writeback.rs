@@ -643,6 +643,19 @@ impl Cache {
             .map_err(|e| file_error("GETATTR", e))
     }
 
+    /// Revalidates `file` against attributes just fetched (see
+    /// [`nfsio_cache::Engine::revalidate_open`]).
+    pub(crate) fn revalidate(&self, file: FileId, attrs: &Fattr) -> NfsResult<()> {
+        let mut state = self.lock()?;
+        let now_ms = self.now_ms();
+        state
+            .engine
+            .revalidate_open(file, attrs, now_ms)
+            .map_err(|e| file_error("GETATTR", e))?;
+        self.dispatch(&mut state);
+        Ok(())
+    }
+
     /// Takes `file`'s reader's advice on what it reads.
     pub(crate) fn advise(&self, file: FileId, advice: Advice) -> NfsResult<()> {
         self.lock()?

@@ -13,34 +13,96 @@
 
 use std::ffi::OsStr;
 use std::ops::Deref;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fuser::FileAttr;
 use nfsio_client::Client;
-use nfsio_client::proto::nfs3::{Fattr, FileHandle};
+use nfsio_client::proto::nfs3::{Fattr, FileHandle, WccData};
 
 use crate::attr::file_attr;
 use crate::callers::Callers;
+pub use crate::consistency::AttrTimeouts;
+use crate::consistency::{AttrCache, Observed};
 use crate::error::{Errno, OpResult};
 use crate::handles::Handles;
 use crate::inodes::InodeTable;
+use crate::notify::{Invalidation, Invalidator};
 
-/// The settings of one mount that the operations read.
+/// Which names the kernel may cache (`lookupcache=`, as the Linux NFS client names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LookupCache {
+    /// Names that exist and names that do not (the default).
+    #[default]
+    All,
+    /// Only names that exist: a name created elsewhere shows at the next lookup.
+    Positive,
+    /// None: every lookup asks the server.
+    None,
+}
+
+/// The settings of one mount that the operations read (the consistency options of
+/// nfs(5); see the README's "Consistency and caching").
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// How long the kernel may cache attributes and positive entries.
-    pub ttl: Duration,
-    /// How long the kernel may cache a negative entry (a name that does not exist).
-    pub negative_ttl: Duration,
+    /// The attribute-cache lifetimes (`acregmin=` .. `acdirmax=`, `actimeo=`). All zero
+    /// under `noac`.
+    pub attr_timeouts: AttrTimeouts,
+    /// Which names the kernel may cache; they live as long as a directory's attributes
+    /// (`acdirmin`).
+    pub lookup_cache: LookupCache,
+    /// Close-to-open (`cto`, the default): every open asks the server for the file's
+    /// attributes; `nocto` reuses them while their lifetime runs.
+    pub cto: bool,
+    /// Every write is durable before it returns (`noac`, as in Linux; or `sync`).
+    pub sync_writes: bool,
+    /// The kernel's own writeback cache (`writeback_cache`): single-client only.
+    pub writeback_cache: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            ttl: Duration::from_secs(1),
-            negative_ttl: Duration::from_secs(1),
+            attr_timeouts: AttrTimeouts::LINUX,
+            lookup_cache: LookupCache::All,
+            cto: true,
+            sync_writes: false,
+            writeback_cache: false,
         }
+    }
+}
+
+impl Settings {
+    /// Settings whose every lifetime is `lifetime` (as `-o actimeo=`).
+    pub fn with_lifetimes(lifetime: Duration) -> Self {
+        Self {
+            attr_timeouts: AttrTimeouts::all(lifetime),
+            ..Self::default()
+        }
+    }
+
+    /// How long the kernel may keep a name that exists.
+    pub fn entry_ttl(&self) -> Duration {
+        match self.lookup_cache {
+            LookupCache::All | LookupCache::Positive => self.attr_timeouts.dir_min,
+            LookupCache::None => Duration::ZERO,
+        }
+    }
+
+    /// How long the kernel may keep a name that does not exist.
+    pub fn negative_ttl(&self) -> Duration {
+        match self.lookup_cache {
+            LookupCache::All => self.attr_timeouts.dir_min,
+            LookupCache::Positive | LookupCache::None => Duration::ZERO,
+        }
+    }
+
+    /// The one lifetime of a listing's entries (names and attributes alike): the shorter
+    /// of the entry lifetime and the smallest attribute lifetime.
+    pub fn ttl(&self) -> Duration {
+        let timeouts = &self.attr_timeouts;
+        self.entry_ttl().min(timeouts.reg_min).min(timeouts.dir_min)
     }
 }
 
@@ -52,6 +114,12 @@ pub struct Shared {
     pub handles: Handles,
     /// The mount's settings.
     pub settings: Settings,
+    /// What nfsio last saw of each node's attributes (see `consistency.rs`).
+    pub attrs: AttrCache,
+    /// Kernel cache invalidations, sent from a thread of their own.
+    pub invalidator: Invalidator,
+    /// READ requests the kernel sent (its page cache missed), for tests.
+    pub read_requests: AtomicU64,
     /// The client handles acting as the mount's callers.
     callers: Callers,
 }
@@ -80,7 +148,10 @@ impl Core {
         let shared = Shared {
             inodes,
             handles: Handles::default(),
+            attrs: AttrCache::new(settings.attr_timeouts),
             settings,
+            invalidator: Invalidator::default(),
+            read_requests: AtomicU64::new(0),
             callers: Callers::new(client.clone()),
         };
         Self {
@@ -115,9 +186,59 @@ impl Core {
         self.inodes().handle(ino).ok_or(Errno(libc::ESTALE))
     }
 
-    /// The attributes of node `ino` as the kernel gets them.
+    /// The attributes of node `ino` as the kernel gets them, just from the server: recorded
+    /// in the attribute cache, and another client's change is invalidated.
     pub fn attr(&self, ino: u64, attributes: &Fattr) -> FileAttr {
+        if self.attrs.observe(ino, attributes, Instant::now()) == Observed::ChangedElsewhere {
+            self.changed_elsewhere(ino, attributes);
+        }
         file_attr(ino, attributes, self.client.wsize_bytes())
+    }
+
+    /// How long the kernel may keep node `ino`'s attributes (its attribute-cache lifetime).
+    pub fn attr_ttl(&self, ino: u64) -> Duration {
+        self.attrs.lifetime(ino)
+    }
+
+    /// Another client changed node `ino` (now `attributes`): the clean bytes nfsio's cache
+    /// holds of it, the kernel's pages and attributes and, for a directory, the names the
+    /// kernel holds in it are dropped (the kernel's off the request path).
+    pub fn changed_elsewhere(&self, ino: u64, attributes: &Fattr) {
+        tracing::debug!(ino, "changed by another client: invalidating");
+        for name in self.attrs.take_names(ino) {
+            self.invalidator
+                .queue(Invalidation::Entry { parent: ino, name });
+        }
+        if let Some(open) = self.handles.file_of(ino)
+            && let Err(error) = open.file.revalidate(attributes)
+        {
+            tracing::debug!(ino, %error, "revalidating the cache");
+        }
+        self.invalidator.queue(Invalidation::Node(ino));
+    }
+
+    /// The weak cache consistency data of an operation on node `ino`: a pre-op value that
+    /// differs from the cached attributes is another client's change.
+    pub fn wcc(&self, ino: u64, wcc: &WccData) {
+        let after = wcc.after.as_ref();
+        let observed = self
+            .attrs
+            .observe_wcc(ino, wcc.before.as_ref(), after, Instant::now());
+        if observed == Observed::ChangedElsewhere {
+            match after {
+                Some(after) => self.changed_elsewhere(ino, after),
+                None => self.invalidator.queue(Invalidation::Node(ino)),
+            }
+        }
+    }
+
+    /// The kernel dropped `count` references to `ino` (FORGET).
+    pub fn forget(&self, ino: u64, count: u64) {
+        let mut inodes = self.inodes();
+        inodes.forget(ino, count);
+        if inodes.handle(ino).is_none() {
+            self.attrs.forget(ino);
+        }
     }
 
     /// An entry reply's node and attributes for `handle`, counting one kernel reference.

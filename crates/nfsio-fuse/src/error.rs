@@ -62,9 +62,14 @@ impl Errno {
 }
 
 impl From<NfsError> for Errno {
+    /// The client's errno, except that a call that timed out (a soft mount's, after
+    /// `retrans` retransmissions) is EIO, as on a Linux soft mount.
     fn from(error: NfsError) -> Self {
         tracing::debug!(%error, "operation failed");
-        Errno(error.errno())
+        match error.errno() {
+            libc::ETIMEDOUT => Errno(libc::EIO),
+            errno => Errno(errno),
+        }
     }
 }
 

@@ -125,8 +125,8 @@ impl NfsFs {
 }
 
 fn entry(reply: ReplyEntry, core: &Core, attr: fuser::FileAttr) {
-    let ttl = core.settings.ttl;
-    reply.entry_with_ttls(&ttl, &ttl, &attr, Generation(0));
+    let attr_ttl = core.attr_ttl(attr.ino.0);
+    reply.entry_with_ttls(&core.settings.entry_ttl(), &attr_ttl, &attr, Generation(0));
 }
 
 fn empty(reply: ReplyEmpty, _core: &Core, (): ()) {
@@ -144,6 +144,13 @@ impl Filesystem for NfsFs {
             if config.add_capabilities(flag).is_err() {
                 tracing::warn!("the kernel does not offer FUSE {what}");
             }
+        }
+        if self.core.settings.writeback_cache
+            && config
+                .add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE)
+                .is_err()
+        {
+            tracing::warn!("the kernel does not offer FUSE WRITEBACK_CACHE");
         }
         if let Err(nearest) = config.set_max_write(MAX_WRITE_BYTES) {
             let _ = config.set_max_write(nearest);
@@ -166,7 +173,7 @@ impl Filesystem for NfsFs {
         self.run_named(req, name, reply, work, |reply, core, found| match found {
             Found::Entry(attr) => entry(reply, core, attr),
             Found::Missing => {
-                let ttl = core.settings.negative_ttl;
+                let ttl = core.settings.negative_ttl();
                 let attr = placeholder(0, FuseType::RegularFile);
                 reply.entry_with_ttls(&ttl, &ttl, &attr, Generation(0));
             }
@@ -176,7 +183,7 @@ impl Filesystem for NfsFs {
     // BATCH_FORGET: fuser 0.18.0's default calls `forget` for each node (its `ForgetOne`
     // cannot be named outside the crate, so it cannot be overridden).
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.core.inodes().forget(ino.0, nlookup);
+        self.core.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -184,7 +191,7 @@ impl Filesystem for NfsFs {
             req,
             reply,
             move |core| async move { core.getattr(ino.0).await },
-            |reply, core, attr| reply.attr(&core.settings.ttl, &attr),
+            move |reply, core, attr| reply.attr(&core.attr_ttl(ino.0), &attr),
         );
     }
 
@@ -219,7 +226,7 @@ impl Filesystem for NfsFs {
             req,
             reply,
             move |core| async move { core.setattr(ino.0, change).await },
-            |reply, core, attr| reply.attr(&core.settings.ttl, &attr),
+            move |reply, core, attr| reply.attr(&core.attr_ttl(ino.0), &attr),
         );
     }
 
@@ -339,17 +346,24 @@ impl Filesystem for NfsFs {
             // server refuses is released at once.
             move |core| async move {
                 let (allowed, opened) =
-                    tokio::join!(core.may_open(ino.0, flags.0), core.open(ino.0));
+                    tokio::join!(core.may_open(ino.0, flags.0), core.open(ino.0, flags.0));
                 match (allowed, opened) {
                     (Ok(()), opened) => opened,
-                    (Err(errno), Ok(fh)) => {
-                        core.release(fh);
+                    (Err(errno), Ok(opened)) => {
+                        core.release(opened.fh);
                         Err(errno)
                     }
                     (Err(errno), Err(_)) => Err(errno),
                 }
             },
-            |reply, _core, fh| reply.opened(FileHandle(fh), FopenFlags::empty()),
+            |reply, _core, opened| {
+                let keep = if opened.keep_cache {
+                    FopenFlags::FOPEN_KEEP_CACHE
+                } else {
+                    FopenFlags::empty()
+                };
+                reply.opened(FileHandle(opened.fh), keep);
+            },
         );
     }
 
@@ -591,7 +605,7 @@ impl Filesystem for NfsFs {
             core.create(parent.0, &name, mode, flags).await
         };
         self.run_named(req, name, reply, work, |reply, core, created| {
-            let ttl = core.settings.ttl;
+            let ttl = core.attr_ttl(created.attr.ino.0);
             let fh = FileHandle(created.fh);
             reply.created(&ttl, &created.attr, Generation(0), fh, FopenFlags::empty());
         });

@@ -19,6 +19,8 @@ pub struct OpenFile {
     pub ino: u64,
     /// The file in nfsio's cache.
     pub file: File,
+    /// How it was opened (O_APPEND, O_SYNC).
+    pub mode: crate::io::OpenMode,
 }
 
 /// A directory listing being read by the kernel: a window of the server's entries (without

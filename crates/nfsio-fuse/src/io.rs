@@ -6,10 +6,19 @@
 //! EDQUOT, EIO), where the program can see it; RELEASE only drops the open file (a file
 //! released with bytes still dirty, as after an mmap write, is written back in the
 //! background by the client, which logs a failure).
+//!
+//! Open is close-to-open (see `consistency.rs`): a GETATTR (unless `nocto` and the cached
+//! attributes are fresh), and FOPEN_KEEP_CACHE only for a file that did not change. A
+//! handle opened O_APPEND writes at the end of the file as this client sees it (the size
+//! revalidated with the server before each append), not at the kernel's offset, which
+//! comes from its cached size; O_SYNC and O_DSYNC (and `noac`) writes return once durable:
+//! into the cache, then the file synced (`File::sync_all`) before the reply, which the
+//! cache sends as FILE_SYNC WRITEs when those bytes are all the file has pending (else
+//! UNSTABLE WRITEs and a COMMIT).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use fuser::FileAttr;
@@ -18,6 +27,37 @@ use nfsio_client::proto::nfs3::{CreateHow, CreateVerifier, Sattr, SetTime};
 use crate::core::Core;
 use crate::error::{Errno, OpResult};
 use crate::handles::OpenFile;
+use crate::notify::Invalidation;
+
+/// How a file was opened, as far as its writes care.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenMode {
+    /// O_APPEND: every write lands at the end of the file.
+    pub append: bool,
+    /// O_SYNC or O_DSYNC: every write is durable before it returns.
+    pub sync: bool,
+}
+
+impl OpenMode {
+    /// The mode of open flags `flags` on a mount with `settings` (under the kernel's
+    /// writeback cache the kernel places appends and syncs O_SYNC writes itself).
+    fn of(flags: i32, settings: &crate::core::Settings) -> Self {
+        let kernel_does_it = settings.writeback_cache;
+        Self {
+            append: flags & libc::O_APPEND != 0 && !kernel_does_it,
+            sync: (flags & (libc::O_SYNC | libc::O_DSYNC) != 0 || settings.sync_writes)
+                && !kernel_does_it,
+        }
+    }
+}
+
+/// An opened file: its `fh`, and whether the kernel may keep its cached pages.
+pub struct Opened {
+    /// The open file's `fh`.
+    pub fh: u64,
+    /// FOPEN_KEEP_CACHE: the file did not change since its pages were cached.
+    pub keep_cache: bool,
+}
 
 /// A file made by create, opened.
 pub struct CreatedFile {
@@ -40,14 +80,32 @@ fn create_verifier() -> CreateVerifier {
 }
 
 impl Core {
-    /// Opens node `ino`: a fresh GETATTR (close-to-open: the client's cache drops clean
-    /// bytes if the file changed), then a `File` in the cache.
-    pub async fn open(&self, ino: u64) -> OpResult<u64> {
+    /// Opens node `ino` with open flags `flags` (close-to-open: see the module
+    /// documentation; the client's cache drops its clean bytes if the file changed).
+    pub async fn open(&self, ino: u64, flags: i32) -> OpResult<Opened> {
         let handle = self.handle(ino)?;
-        let attributes = self.client.getattr(&handle).await?;
+        let cached = (!self.settings.cto)
+            .then(|| self.attrs.fresh(ino, Instant::now()))
+            .flatten();
+        let attributes = match cached {
+            Some(attributes) => attributes,
+            None => self.client.getattr(&handle).await?,
+        };
+        // A change is dropped by this open itself (no KEEP_CACHE) and by the client's
+        // cache at `open_handle`.
+        let keep_cache = self
+            .attrs
+            .open_keeps_cache(ino, &attributes, Instant::now());
         let label = format!("inode {ino}");
         let file = self.client.open_handle(handle, attributes, &label)?;
-        Ok(self.handles.insert_file(OpenFile { ino, file }))
+        let mode = OpenMode::of(flags, &self.settings);
+        let fh = self.handles.insert_file(OpenFile { ino, file, mode });
+        if !keep_cache {
+            // The kernel's size and times may be stale too; the open reply cannot carry
+            // the fresh ones.
+            self.invalidator.attributes_now(ino);
+        }
+        Ok(Opened { fh, keep_cache })
     }
 
     /// CREATE of `name` in `parent` and opens it: EXCLUSIVE (by verifier, then SETATTR of
@@ -72,6 +130,7 @@ impl Core {
                 ..Sattr::default()
             })
         };
+        self.attrs.changing(parent);
         let created = self.client.create(&dir, name, how).await?;
         let mut attributes = created.attributes;
         if exclusive {
@@ -98,6 +157,7 @@ impl Core {
         let fh = self.handles.insert_file(OpenFile {
             ino: attr.ino.0,
             file,
+            mode: OpenMode::of(flags, &self.settings),
         });
         Ok(CreatedFile { attr, fh })
     }
@@ -108,22 +168,54 @@ impl Core {
 
     /// READ of up to `size` bytes at `offset` through the cache.
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> OpResult<Bytes> {
+        self.read_requests.fetch_add(1, Ordering::Relaxed);
         let open = self.open_file(fh)?;
         Ok(open.file.read_bytes_at(offset, size as usize).await?)
     }
 
-    /// WRITE of `data` at `offset` into the cache; returns the bytes taken (all of them).
+    /// WRITE of `data` at `offset` into the cache (at the end of the file for O_APPEND,
+    /// durable before the reply for O_SYNC); returns the bytes taken (all of them).
     pub async fn write(&self, fh: u64, offset: u64, data: Bytes) -> OpResult<u32> {
         let open = self.open_file(fh)?;
         let len = u32::try_from(data.len()).map_err(|_| Errno(libc::EINVAL))?;
-        open.file.write_bytes_at(data, offset).await?;
+        let at = if open.mode.append {
+            self.end_of_file(&open).await?
+        } else {
+            offset
+        };
+        self.attrs.wrote(open.ino);
+        open.file.write_bytes_at(data, at).await?;
+        if at != offset {
+            // The kernel put the bytes in its pages at its own offset: those pages are wrong.
+            tracing::debug!(
+                ino = open.ino,
+                offset,
+                at,
+                "O_APPEND write moved to the end"
+            );
+            self.invalidator.queue(Invalidation::Node(open.ino));
+        }
+        if open.mode.sync {
+            open.file.sync_all().await?;
+            self.attrs.flushed(open.ino);
+        }
         Ok(len)
+    }
+
+    /// The end of `open`'s file as its writer sees it: the server's size (a GETATTR, as
+    /// Linux revalidates the size before an append), grown by this client's cached writes.
+    async fn end_of_file(&self, open: &OpenFile) -> OpResult<u64> {
+        let attributes = self.client.getattr(open.file.handle()).await?;
+        open.file.revalidate(&attributes)?;
+        self.attr(open.ino, &attributes);
+        Ok(open.file.size_bytes()?)
     }
 
     /// FLUSH (a close) or FSYNC: the file's bytes durable, or the first write-back error.
     pub async fn sync(&self, fh: u64) -> OpResult<()> {
         let open = self.open_file(fh)?;
         open.file.sync_all().await?;
+        self.attrs.flushed(open.ino);
         Ok(())
     }
 

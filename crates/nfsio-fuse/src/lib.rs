@@ -17,7 +17,11 @@
 //! - **FUSE write-through over nfsio's write-back cache**: the kernel's writeback cache is
 //!   off, a WRITE is answered once its bytes are in nfsio's cache, FLUSH (close) and FSYNC
 //!   make them durable and answer the first write-back error, RELEASE only drops state.
-//! - **Short kernel TTLs** (1 s) for attributes and entries, negative entries included.
+//! - **The Linux NFS client's consistency rules** (`consistency.rs`): adaptive attribute
+//!   lifetimes (acregmin/acregmax, acdirmin/acdirmax) as the kernel's TTLs,
+//!   close-to-open (FOPEN_KEEP_CACHE only for a file that did not change), another
+//!   client's changes seen in attributes and WCC data and invalidated from a thread of
+//!   their own (`notify.rs`).
 //!
 //! What NFSv3 or this crate does not do yet is listed in the README's mount section and in
 //! issue 14. Names that are not UTF-8 are answered EINVAL (the client takes `&str`).
@@ -26,6 +30,7 @@
 
 mod attr;
 mod callers;
+mod consistency;
 mod core;
 mod error;
 mod fs;
@@ -36,11 +41,12 @@ mod io;
 mod listing;
 mod meta;
 mod names;
+mod notify;
 mod seek;
 mod session;
 mod silly;
 
-pub use crate::core::Settings;
+pub use crate::core::{AttrTimeouts, LookupCache, Settings};
 pub use crate::error::MountError;
 pub use crate::fusermount::user_allow_other;
 pub use crate::session::{

@@ -119,7 +119,7 @@ impl Core {
             return reply.error(Errno(libc::EBADF).fuse());
         };
         let mut listing = listing.lock().await;
-        let ttl = self.settings.ttl;
+        let ttl = self.settings.ttl();
         let mut position = offset;
         loop {
             if position < DOTS {

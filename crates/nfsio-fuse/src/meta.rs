@@ -85,13 +85,22 @@ impl Core {
             mtime: set_time(change.mtime)?,
         };
         match (change.size, &by_fh) {
-            (Some(size), Some(open)) => open.file.set_len(size).await?,
-            (Some(size), None) if open_elsewhere => self.truncate_open(ino, &handle, size).await?,
+            // Through the cache: no WCC data reaches us, the next change seen is ours.
+            (Some(size), Some(open)) => {
+                self.attrs.changing(ino);
+                open.file.set_len(size).await?;
+            }
+            (Some(size), None) if open_elsewhere => {
+                self.attrs.changing(ino);
+                self.truncate_open(ino, &handle, size).await?;
+            }
             (size, _) => sattr.size = size,
         }
         let mut after = None;
         if sattr != Sattr::default() {
-            after = self.client.setattr(&handle, sattr, None).await?.after;
+            let wcc = self.client.setattr(&handle, sattr, None).await?;
+            self.wcc(ino, &wcc);
+            after = wcc.after;
         }
         // The attributes SETATTR's reply carried, else a GETATTR.
         match after {

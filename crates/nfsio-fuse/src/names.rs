@@ -24,6 +24,7 @@ impl Core {
     /// LOOKUP of `name` in node `parent`.
     pub async fn lookup(&self, parent: u64, name: &str) -> OpResult<Found> {
         let dir = self.handle(parent)?;
+        self.attrs.looked_up(parent, name);
         let found = match self.client.lookup(&dir, name).await {
             Ok(found) => found,
             Err(error) if error.status() == Some(Nfs3Status::NoEnt) => return Ok(Found::Missing),
@@ -38,6 +39,7 @@ impl Core {
     /// MKDIR of `name` in `parent` with `mode` (the kernel applied the umask).
     pub async fn mkdir(&self, parent: u64, name: &str, mode: u32) -> OpResult<FileAttr> {
         let dir = self.handle(parent)?;
+        self.attrs.changing(parent);
         let attributes = Sattr {
             mode: Some(mode & 0o7777),
             ..Sattr::default()
@@ -54,6 +56,7 @@ impl Core {
     /// says); a regular file is a GUARDED CREATE. Other types are EINVAL.
     pub async fn mknod(&self, parent: u64, name: &str, mode: u32, rdev: u32) -> OpResult<FileAttr> {
         let dir = self.handle(parent)?;
+        self.attrs.changing(parent);
         let attributes = Sattr {
             mode: Some(mode & 0o7777),
             ..Sattr::default()
@@ -95,6 +98,7 @@ impl Core {
     /// SYMLINK `name` in `parent` pointing at `target`.
     pub async fn symlink(&self, parent: u64, name: &str, target: &str) -> OpResult<FileAttr> {
         let dir = self.handle(parent)?;
+        self.attrs.changing(parent);
         let created = self
             .client
             .symlink(&dir, name, target, Sattr::default())
@@ -109,7 +113,9 @@ impl Core {
     pub async fn link(&self, ino: u64, parent: u64, name: &str) -> OpResult<FileAttr> {
         let file = self.handle(ino)?;
         let dir = self.handle(parent)?;
+        self.attrs.changing(ino);
         let linked = self.client.link(&file, &dir, name).await?;
+        self.wcc(parent, &linked.linkdir_wcc);
         let attributes = self.attributes_of(&file, linked.file_attributes).await?;
         Ok(self.entry(&file, &attributes))
     }
@@ -120,14 +126,16 @@ impl Core {
         if let Unlink::Hidden = self.hide_if_open(&dir, name, None).await? {
             return Ok(());
         }
-        self.client.remove(&dir, name).await?;
+        let wcc = self.client.remove(&dir, name).await?;
+        self.wcc(parent, &wcc);
         Ok(())
     }
 
     /// RMDIR of `name` in `parent`.
     pub async fn rmdir(&self, parent: u64, name: &str) -> OpResult<()> {
         let dir = self.handle(parent)?;
-        self.client.rmdir(&dir, name).await?;
+        let wcc = self.client.rmdir(&dir, name).await?;
+        self.wcc(parent, &wcc);
         Ok(())
     }
 
@@ -155,7 +163,11 @@ impl Core {
         }
         self.hide_if_open(&to_dir, to.1, Some((&from_dir, from.1)))
             .await?;
-        self.client.rename(&from_dir, from.1, &to_dir, to.1).await?;
+        let renamed = self.client.rename(&from_dir, from.1, &to_dir, to.1).await?;
+        self.wcc(from.0, &renamed.fromdir_wcc);
+        if to.0 != from.0 {
+            self.wcc(to.0, &renamed.todir_wcc);
+        }
         Ok(())
     }
 

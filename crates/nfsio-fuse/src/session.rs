@@ -39,12 +39,13 @@ pub struct MountOptions {
     pub read_only: bool,
     /// FUSE threads reading requests (each with a cloned /dev/fuse fd).
     pub threads: usize,
-    /// Kernel cache lifetimes.
+    /// The consistency and caching settings.
     pub settings: Settings,
 }
 
 impl MountOptions {
-    /// Defaults for a mount named `fsname`: owner only, read-write, 2 threads, 1 s TTLs.
+    /// Defaults for a mount named `fsname`: owner only, read-write, 2 threads, the Linux
+    /// NFS client's attribute caching and close-to-open.
     pub fn new(fsname: impl Into<String>) -> Self {
         Self {
             fsname: fsname.into(),
@@ -114,7 +115,11 @@ pub fn mount(
     } else {
         user_session(fs, mountpoint, &options, config)
     };
-    let session = session.map_err(fuse_error)?.spawn().map_err(fuse_error)?;
+    let session = session.map_err(fuse_error)?;
+    core.invalidator
+        .start(session.notifier())
+        .map_err(fuse_error)?;
+    let session = session.spawn().map_err(fuse_error)?;
     tracing::info!(mountpoint = %mountpoint.display(), fsname = %options.fsname, "mounted");
     Ok(Mounted {
         session: Some(session),
@@ -197,6 +202,19 @@ impl Mounted {
     /// Files open through the mount.
     pub fn open_files(&self) -> usize {
         self.core.handles.files_open()
+    }
+
+    /// READ requests the kernel has sent (reads its page cache did not answer).
+    pub fn read_requests(&self) -> u64 {
+        self.core
+            .read_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Kernel cache invalidations queued for the notification thread (changes by other
+    /// clients, moved appends).
+    pub fn invalidations(&self) -> u64 {
+        self.core.invalidator.queued()
     }
 
     /// The client the mount runs over.

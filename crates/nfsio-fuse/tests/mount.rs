@@ -387,7 +387,9 @@ fn a_write_back_error_reaches_fsync_as_errno() {
 
 #[test]
 fn changes_behind_the_mounts_back_show_within_the_kernels_ttl() {
-    let Some(fx) = Fixture::local() else { return };
+    let Some(fx) = Fixture::local_with(Settings::with_lifetimes(Duration::from_secs(1))) else {
+        return;
+    };
     // A negative entry is cached, but only for its TTL.
     let missing = fs::metadata(fx.path("later.txt")).expect_err("not there yet");
     assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
@@ -414,11 +416,7 @@ fn changes_behind_the_mounts_back_show_within_the_kernels_ttl() {
 /// TTL.
 #[test]
 fn with_zero_lifetimes_the_next_stat_and_lookup_ask_the_server() {
-    let zero = Settings {
-        ttl: Duration::ZERO,
-        negative_ttl: Duration::ZERO,
-    };
-    let Some(fx) = Fixture::local_with(zero) else {
+    let Some(fx) = Fixture::local_with(Settings::with_lifetimes(Duration::ZERO)) else {
         return;
     };
     fs::write(fx.path("grows.txt"), b"short").expect("write");

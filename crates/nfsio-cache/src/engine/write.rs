@@ -35,6 +35,24 @@ impl Engine {
         file
     }
 
+    /// Revalidates an open file against attributes just fetched from the server, as an
+    /// open does (a change since the cache last saw the file drops its clean bytes and,
+    /// with nothing of ours pending, takes the server's size): for a caller that learnt of
+    /// a change without opening the file again (an O_APPEND write, another client's change
+    /// seen in a reply).
+    pub fn revalidate_open(
+        &mut self,
+        file: FileId,
+        attrs: &Fattr,
+        now_ms: u64,
+    ) -> Result<(), FileError> {
+        self.advance(now_ms);
+        let ino = self.open_file(file)?.ino;
+        self.revalidate(ino, attrs);
+        self.after_input();
+        Ok(())
+    }
+
     /// Drops clean bytes if the server's attributes changed behind the cache's back.
     fn revalidate(&mut self, ino: InodeId, attrs: &Fattr) {
         let stamp = AttrStamp::from(attrs);

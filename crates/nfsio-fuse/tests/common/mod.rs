@@ -97,18 +97,17 @@ impl Fixture {
 
     /// A memory-store server (faults to inject through `store`), mounted.
     pub fn memory(store: &Arc<MemStore>) -> Option<Fixture> {
+        Self::memory_with(store, Settings::default())
+    }
+
+    /// A memory-store server, mounted with `settings`.
+    pub fn memory_with(store: &Arc<MemStore>, settings: Settings) -> Option<Fixture> {
         if !can_mount() {
             return None;
         }
         let rt = runtime();
         let server = rt.block_on(TestServer::memory(Arc::clone(store), 14));
-        Some(Self::mount(
-            rt,
-            server,
-            None,
-            Vec::new(),
-            Settings::default(),
-        ))
+        Some(Self::mount(rt, server, None, Vec::new(), settings))
     }
 
     fn mount(
