@@ -2,10 +2,11 @@
 //!
 //! A file with writes still in nfsio's cache shows the size its writer sees (the cache's
 //! size over the server's), and a size change of an open file goes through the cache
-//! (`File::set_len`), which orders it after the WRITEs in flight.
+//! (`File::set_len`), which orders it after the WRITEs in flight. A change of times sends
+//! the open file's cached bytes first, so that their WRITEs cannot move the mtime after it.
 
 use fuser::{FileAttr, TimeOrNow};
-use nfsio_client::proto::nfs3::{Fattr, FileHandle, Sattr, access};
+use nfsio_client::proto::nfs3::{Fattr, FileHandle, Sattr, SetTime, access};
 
 use crate::attr::set_time;
 use crate::core::Core;
@@ -95,6 +96,13 @@ impl Core {
                 self.truncate_open(ino, &handle, size).await?;
             }
             (size, _) => sattr.size = size,
+        }
+        // Bytes still in the cache would reach the server after the new times, and each
+        // WRITE sets the mtime again (tar sets a file's times before it closes it): send
+        // them first, as the Linux client does before a SETATTR.
+        let sets_times = sattr.atime != SetTime::DontChange || sattr.mtime != SetTime::DontChange;
+        if sets_times && let Some(open) = by_fh.clone().or_else(|| self.handles.file_of(ino)) {
+            open.file.sync_all().await?;
         }
         let mut after = None;
         if sattr != Sattr::default() {
