@@ -5,9 +5,10 @@
 # portmapper while that server starts (rpcbind, rpcinfo), use a real NFSv3 client
 # (libnfs-utils: nfs-cp, nfs-cat, nfs-ls) and check our bytes on the wire with tshark; an
 # ordinary user's FUSE mount goes through fusermount3 (fuse3), and needs /dev/fuse at the
-# kernel's mode, 0666 (set here when it is not).
+# kernel's mode, 0666 (set here when it is not); the FUSE mount's fio suite runs fio
+# (crates/nfsio-fuse/tests/fio.rs).
 # When one of them is missing and we are root, this installs the Debian packages
-#   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark fuse3
+#   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark fuse3 fio
 # with apt-get (noninteractive; a temporary /usr/sbin/policy-rc.d keeps the packages'
 # services from being started by the install; tshark's "allow non-root capture"
 # question is preseeded to "no"). Running it again when all is present does nothing.
@@ -32,7 +33,7 @@ say() { echo "install-test-deps: $*" >&2; }
 # Prints the names of the missing tools, one per line.
 missing_tools() {
     local t
-    for t in ganesha.nfsd rpcbind rpcinfo nfs-cp nfs-cat nfs-ls tshark fusermount3; do
+    for t in ganesha.nfsd rpcbind rpcinfo nfs-cp nfs-cat nfs-ls tshark fusermount3 fio; do
         # rpcbind and rpcinfo live in /usr/sbin, which a non-root PATH may lack.
         command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || echo "$t"
     done
@@ -95,7 +96,7 @@ echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-
 apt_get() { apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT" "$@"; }
 apt_get update -qq
 apt_get install -y -qq --no-install-recommends \
-    nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark fuse3 >&2
+    nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark fuse3 fio >&2
 
 missing=$(missing_tools)
 if [ -n "$missing" ]; then
