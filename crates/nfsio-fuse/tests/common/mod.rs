@@ -5,6 +5,10 @@
 //! Each mount is always unmounted, also when the test fails: [`Fixture`]'s drop detaches the
 //! mount and joins its session. [`Fixture::local`] and [`Fixture::memory`] return None after
 //! one skip line without /dev/fuse or root (and fail under CI=true).
+//!
+//! [`Fixture::ganesha`] mounts a private nfs-ganesha's export instead (for the heavier
+//! suites), and [`Fixture::second_mount`] mounts the same export a second time, through a
+//! client of its own (the two-mount consistency tests).
 
 // Each test binary that includes this module uses a part of it.
 #![allow(dead_code)]
@@ -28,6 +32,10 @@ pub struct Fixture {
     mounted: Option<Mounted>,
     pub client: Client,
     server: Option<TestServer>,
+    /// The nfs-ganesha serving the export (None over `nfsio serve`'s server); stopped on drop.
+    ganesha: Option<nfsio_testkit::Ganesha>,
+    /// The URL the client connected to.
+    pub url: String,
     /// The local store's export directory (None over the memory store).
     pub export: Option<PathBuf>,
     pub mnt: PathBuf,
@@ -114,27 +122,53 @@ impl Fixture {
         rt: Runtime,
         server: TestServer,
         export: Option<PathBuf>,
+        dirs: Vec<tempfile::TempDir>,
+        settings: Settings,
+    ) -> Fixture {
+        let url = server.url.clone();
+        Self::mount_url(rt, Some(server), None, url, export, dirs, settings)
+    }
+
+    /// An nfs-ganesha (`nfsio_testkit::Ganesha`, exporting a temporary directory), mounted.
+    /// None after one skip line without root, /dev/fuse or ganesha (a failure under CI=true).
+    pub fn ganesha() -> Option<Fixture> {
+        if !can_mount() {
+            return None;
+        }
+        let ganesha = nfsio_testkit::Ganesha::start()?;
+        let url = ganesha.url("");
+        let export = Some(ganesha.export_dir.clone());
+        Some(Self::mount_url(
+            runtime(),
+            None,
+            Some(ganesha),
+            url,
+            export,
+            Vec::new(),
+            Settings::default(),
+        ))
+    }
+
+    fn mount_url(
+        rt: Runtime,
+        server: Option<TestServer>,
+        ganesha: Option<nfsio_testkit::Ganesha>,
+        url: String,
+        export: Option<PathBuf>,
         mut dirs: Vec<tempfile::TempDir>,
         settings: Settings,
     ) -> Fixture {
-        let client = rt.block_on(Client::connect(&server.url)).expect("connect");
+        let client = rt.block_on(Client::connect(&url)).expect("connect");
         let mnt_dir = tempfile::tempdir().expect("tempdir");
         let mnt = mnt_dir.path().to_path_buf();
         dirs.push(mnt_dir);
-        let mounted = nfsio_fuse::mount(
-            client.clone(),
-            rt.handle().clone(),
-            &mnt,
-            MountOptions {
-                settings,
-                ..MountOptions::new(server.url.clone())
-            },
-        )
-        .expect("mount");
+        let mounted = mount_client(&rt, client.clone(), &url, &mnt, settings);
         let fixture = Fixture {
             mounted: Some(mounted),
             client,
-            server: Some(server),
+            server,
+            ganesha,
+            url,
             export,
             mnt,
             _dirs: dirs,
@@ -145,6 +179,27 @@ impl Fixture {
             .wait_ready(TIMEOUT)
             .expect("the mount answers");
         fixture
+    }
+
+    /// The same export mounted a second time on a fresh directory, through a client (and
+    /// so a cache) of its own, with `settings`; unmounted when dropped (drop it before the
+    /// fixture).
+    pub fn second_mount(&self, settings: Settings) -> SecondMount {
+        let client = self
+            .rt
+            .block_on(Client::connect(&self.url))
+            .expect("connect");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mnt = dir.path().to_path_buf();
+        let mounted = mount_client(&self.rt, client, &self.url, &mnt, settings);
+        mounted
+            .wait_ready(TIMEOUT)
+            .expect("the second mount answers");
+        SecondMount {
+            mounted: Some(mounted),
+            mnt,
+            _dir: dir,
+        }
     }
 
     pub fn mounted(&self) -> &Mounted {
@@ -165,6 +220,49 @@ impl Fixture {
         while !condition() {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Mounts `client` (connected to `url`) on `mnt` with the fixture's options.
+fn mount_client(
+    rt: &Runtime,
+    client: Client,
+    url: &str,
+    mnt: &Path,
+    settings: Settings,
+) -> Mounted {
+    nfsio_fuse::mount(
+        client,
+        rt.handle().clone(),
+        mnt,
+        MountOptions {
+            settings,
+            ..MountOptions::new(url.to_owned())
+        },
+    )
+    .expect("mount")
+}
+
+/// A second mount of a fixture's export ([`Fixture::second_mount`]); unmounted on drop.
+pub struct SecondMount {
+    mounted: Option<Mounted>,
+    pub mnt: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SecondMount {
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.mnt.join(name)
+    }
+}
+
+impl Drop for SecondMount {
+    fn drop(&mut self) {
+        if let Some(mounted) = self.mounted.take()
+            && let Err(error) = mounted.unmount(TIMEOUT)
+        {
+            eprintln!("unmount of the second mount: {error}");
         }
     }
 }
