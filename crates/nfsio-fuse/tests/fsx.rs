@@ -12,6 +12,11 @@
 //!
 //! Without fsx the test skips with one line (fails under CI=true). A failure shows fsx's
 //! last output lines and the tail of its operation log (`FILE.fsxlog`).
+//!
+//! Heavier variants run only with `NFSIO_HEAVY=1` (else one skip line each): 1,000,000
+//! operations (four seeds of 250,000, one test each, so that each stays under nextest's
+//! 10-minute limit), and the four seeds of 25,000 against nfs-ganesha's export
+//! (`Fixture::ganesha`) instead of `nfsio serve`'s.
 
 mod common;
 
@@ -28,6 +33,11 @@ const SEEDS: [u64; 4] = [1, 14, 2026, 31337];
 const OPS: u64 = 25_000;
 /// How long one seed's run may take before it counts as hung.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// The heavy variant's seeds and operations per seed (1,000,000 in all).
+const HEAVY_SEEDS: [u64; 4] = [2, 15, 2027, 31338];
+const HEAVY_OPS: u64 = 250_000;
+/// How long one heavy seed may take (about 25,000 operations took 19 s here).
+const HEAVY_RUN_TIMEOUT: Duration = Duration::from_secs(540);
 
 /// The last `n` lines of `text`.
 fn tail(text: &str, n: usize) -> String {
@@ -35,20 +45,45 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Runs `fsx -N OPS -S seed` on `file`, killing it after [`RUN_TIMEOUT`]; returns its exit
-/// status (None when it was killed) and its output (stdout and stderr, interleaved).
-fn run_fsx(fsx: &Path, seed: u64, file: &Path, artifacts: &Path) -> (Option<ExitStatus>, String) {
+/// How one fsx run goes.
+struct Run {
+    seed: u64,
+    ops: u64,
+    timeout: Duration,
+    /// `-v`: every operation logged (the output's tail says where fsx stopped); off for
+    /// the heavy runs, whose operation log (`FILE.fsxlog`) still has the tail.
+    verbose: bool,
+}
+
+impl Run {
+    fn standard(seed: u64) -> Run {
+        Run {
+            seed,
+            ops: OPS,
+            timeout: RUN_TIMEOUT,
+            verbose: true,
+        }
+    }
+}
+
+/// Runs `fsx -N ops -S seed` on `file`, killing it after the run's timeout; returns its
+/// exit status (None when it was killed) and its output (stdout and stderr, interleaved).
+fn run_fsx(fsx: &Path, run: &Run, file: &Path, artifacts: &Path) -> (Option<ExitStatus>, String) {
+    let seed = run.seed;
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fsx.toml");
     let log_path = artifacts.join(format!("fsx-{seed}.out"));
     let log = File::create(&log_path).expect("fsx output file");
-    let mut child = Command::new(fsx)
+    let mut command = Command::new(fsx);
+    command
         .arg("-f")
         .arg(&config)
-        .args(["-N", &OPS.to_string(), "-S", &seed.to_string()])
+        .args(["-N", &run.ops.to_string(), "-S", &seed.to_string()])
         .arg("-P")
-        .arg(artifacts)
-        // -v logs every operation, so that the output's tail says where fsx stopped.
-        .arg("-v")
+        .arg(artifacts);
+    if run.verbose {
+        command.arg("-v");
+    }
+    let mut child = command
         .arg(file)
         .env("NO_COLOR", "1")
         .env("RUST_BACKTRACE", "0")
@@ -57,7 +92,7 @@ fn run_fsx(fsx: &Path, seed: u64, file: &Path, artifacts: &Path) -> (Option<Exit
         .stderr(log)
         .spawn()
         .expect("spawn fsx");
-    let deadline = Instant::now() + RUN_TIMEOUT;
+    let deadline = Instant::now() + run.timeout;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for fsx") {
             break Some(status);
@@ -73,18 +108,16 @@ fn run_fsx(fsx: &Path, seed: u64, file: &Path, artifacts: &Path) -> (Option<Exit
     (status, output)
 }
 
-#[test]
-fn fsx_seeds_complete_a_ok_on_the_mount() {
-    let Some(fsx) = nfsio_testkit::require_cargo_tool("fsx") else {
-        return;
-    };
-    let Some(fx) = Fixture::local() else { return };
+/// Runs each of `runs` on a file of its own in `fx`'s mount; panics with fsx's output at
+/// the first that is not A-OK. `what` names the setup in the printed figures.
+fn run_seeds(fsx: &Path, fx: &Fixture, runs: &[Run], what: &str) {
     let artifacts = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
-    for seed in SEEDS {
+    for run in runs {
+        let (seed, ops) = (run.seed, run.ops);
         let file = fx.path(&format!("fsx-{seed}.bin"));
         let seed_started = Instant::now();
-        let (status, output) = run_fsx(&fsx, seed, &file, artifacts.path());
+        let (status, output) = run_fsx(fsx, run, &file, artifacts.path());
         let oplog =
             std::fs::read_to_string(artifacts.path().join(format!("fsx-{seed}.bin.fsxlog")))
                 .unwrap_or_default();
@@ -92,23 +125,86 @@ fn fsx_seeds_complete_a_ok_on_the_mount() {
             status.is_some_and(|s| s.success()) && output.contains("All operations completed A-OK");
         assert!(
             ok,
-            "fsx -N {OPS} -S {seed} on the mount: {}\n--- fsx's last output ---\n{}\n--- its \
+            "fsx -N {ops} -S {seed} on {what}: {}\n--- fsx's last output ---\n{}\n--- its \
              operation log's tail ---\n{}",
             match status {
                 Some(status) => format!("exited with {status}"),
-                None => format!("killed after {RUN_TIMEOUT:?}"),
+                None => format!("killed after {:?}", run.timeout),
             },
             tail(&output, 30),
             tail(&oplog, 40),
         );
         eprintln!(
-            "fsx seed {seed}: {OPS} ops A-OK in {:.1} s",
+            "fsx seed {seed}: {ops} ops A-OK in {:.1} s",
             seed_started.elapsed().as_secs_f64()
         );
     }
+    let seeds: Vec<u64> = runs.iter().map(|r| r.seed).collect();
     eprintln!(
-        "measure: fsx on the mount: seeds {SEEDS:?}, {} ops, {:.1} s, A-OK",
-        OPS * SEEDS.len() as u64,
+        "measure: fsx on {what}: seeds {seeds:?}, {} ops, {:.1} s, A-OK",
+        runs.iter().map(|r| r.ops).sum::<u64>(),
         started.elapsed().as_secs_f64()
     );
+}
+
+#[test]
+fn fsx_seeds_complete_a_ok_on_the_mount() {
+    let Some(fsx) = nfsio_testkit::require_cargo_tool("fsx") else {
+        return;
+    };
+    let Some(fx) = Fixture::local() else { return };
+    let runs: Vec<Run> = SEEDS.into_iter().map(Run::standard).collect();
+    run_seeds(&fsx, &fx, &runs, "the mount");
+}
+
+/// One of the heavy variant's four seeds of 250,000 operations on `nfsio serve`'s export.
+fn heavy_seed(index: usize) {
+    if !common::heavy() {
+        return;
+    }
+    let Some(fsx) = nfsio_testkit::require_cargo_tool("fsx") else {
+        return;
+    };
+    let Some(fx) = Fixture::local() else { return };
+    let run = Run {
+        seed: HEAVY_SEEDS[index],
+        ops: HEAVY_OPS,
+        timeout: HEAVY_RUN_TIMEOUT,
+        verbose: false,
+    };
+    run_seeds(&fsx, &fx, &[run], "the mount (heavy)");
+}
+
+#[test]
+fn heavy_fsx_1m_ops_part_1_of_4_on_the_mount() {
+    heavy_seed(0);
+}
+
+#[test]
+fn heavy_fsx_1m_ops_part_2_of_4_on_the_mount() {
+    heavy_seed(1);
+}
+
+#[test]
+fn heavy_fsx_1m_ops_part_3_of_4_on_the_mount() {
+    heavy_seed(2);
+}
+
+#[test]
+fn heavy_fsx_1m_ops_part_4_of_4_on_the_mount() {
+    heavy_seed(3);
+}
+
+/// The standard seeds on a mount of nfs-ganesha's export (not `nfsio serve`'s).
+#[test]
+fn heavy_fsx_seeds_complete_a_ok_on_a_mount_of_ganesha() {
+    if !common::heavy() {
+        return;
+    }
+    let Some(fsx) = nfsio_testkit::require_cargo_tool("fsx") else {
+        return;
+    };
+    let Some(fx) = Fixture::ganesha() else { return };
+    let runs: Vec<Run> = SEEDS.into_iter().map(Run::standard).collect();
+    run_seeds(&fsx, &fx, &runs, "a mount of nfs-ganesha");
 }

@@ -13,7 +13,7 @@
 //!    mode the same), and `git status` shows nothing changed.
 //!
 //! The server is `nfsio serve`'s, in-process, on a local store (`common::Fixture`, always
-//! unmounted). Without tar, git or a cached `.crate` the test skips with one line (fails
+//! unmounted); with `NFSIO_HEAVY=1` the same runs on a mount of nfs-ganesha's export too. Without tar, git or a cached `.crate` the test skips with one line (fails
 //! under CI=true).
 
 mod common;
@@ -154,21 +154,45 @@ fn stdout_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
+/// The two `.crate` files (name-version and path: the tree's, the build's), or None after
+/// one skip line (a failure under CI=true) when a tool or a `.crate` is missing.
+fn inputs() -> Option<[(String, PathBuf); 2]> {
+    if !nfsio_testkit::require_tool("tar") || !nfsio_testkit::require_tool("git") {
+        return None;
+    }
+    match (cached_crate(TREE_CRATE), cached_crate(BUILD_CRATE)) {
+        (Some(tree), Some(build)) => Some([tree, build]),
+        _ => {
+            nfsio_testkit::skip_or_fail(&format!(
+                "{TREE_CRATE} or {BUILD_CRATE} of Cargo.lock is not in cargo's download \
+                 cache (a `cargo build` of the workspace puts it there)"
+            ));
+            None
+        }
+    }
+}
+
 #[test]
 fn a_source_tree_unpacks_builds_and_commits_on_the_mount() {
-    if !nfsio_testkit::require_tool("tar") || !nfsio_testkit::require_tool("git") {
+    let Some(inputs) = inputs() else { return };
+    let Some(fx) = Fixture::local() else { return };
+    run_workload(&fx, inputs, "the mount");
+}
+
+/// The same workload on a mount of nfs-ganesha's export (not `nfsio serve`'s).
+#[test]
+fn heavy_a_source_tree_unpacks_builds_and_commits_on_a_mount_of_ganesha() {
+    if !common::heavy() {
         return;
     }
-    let (Some((tree_name, tree_crate)), Some((build_name, build_crate))) =
-        (cached_crate(TREE_CRATE), cached_crate(BUILD_CRATE))
-    else {
-        nfsio_testkit::skip_or_fail(&format!(
-            "{TREE_CRATE} or {BUILD_CRATE} of Cargo.lock is not in cargo's download cache \
-             (a `cargo build` of the workspace puts it there)"
-        ));
-        return;
-    };
-    let Some(fx) = Fixture::local() else { return };
+    let Some(inputs) = inputs() else { return };
+    let Some(fx) = Fixture::ganesha() else { return };
+    run_workload(&fx, inputs, "a mount of nfs-ganesha");
+}
+
+/// Unpacks, compares, builds and commits on `fx`'s mount (`what` in the printed figures).
+fn run_workload(fx: &Fixture, inputs: [(String, PathBuf); 2], what: &str) {
+    let [(tree_name, tree_crate), (build_name, build_crate)] = inputs;
     let local = tempfile::tempdir().expect("tempdir");
     let mounted = fx.path("src");
     fs::create_dir(&mounted).expect("mkdir on the mount");
@@ -186,7 +210,7 @@ fn a_source_tree_unpacks_builds_and_commits_on_the_mount() {
         .filter(|rel| mounted.join(&tree_name).join(rel).is_file())
         .count();
     eprintln!(
-        "measure: tar xzf {tree_name}.crate onto the mount: {files} files in {:.2} s, {:.0} \
+        "measure: tar xzf {tree_name}.crate onto {what}: {files} files in {:.2} s, {:.0} \
          files/s; {entries} entries compared byte for byte with local disk",
         unpack.as_secs_f64(),
         files as f64 / unpack.as_secs_f64()
@@ -214,7 +238,7 @@ fn a_source_tree_unpacks_builds_and_commits_on_the_mount() {
         "cargo test printed no passing result:\n{test_output}"
     );
     eprintln!(
-        "measure: cargo test --offline of {build_name} on the mount: {:.1} s",
+        "measure: cargo test --offline of {build_name} on {what}: {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
@@ -248,7 +272,7 @@ fn a_source_tree_unpacks_builds_and_commits_on_the_mount() {
         "the commit's tree is the local copy's"
     );
     eprintln!(
-        "measure: git init/add/commit/fsck --full/status of {tree_name} on the mount: {:.1} s \
+        "measure: git init/add/commit/fsck --full/status of {tree_name} on {what}: {:.1} s \
          ({})",
         git_time.as_secs_f64(),
         steps.join(", ")

@@ -266,3 +266,16 @@ impl Drop for SecondMount {
         }
     }
 }
+
+/// Whether the heavy variants were asked for (`NFSIO_HEAVY=1`); prints one skip line if not
+/// (also under CI=true: they are for a run that asks for them).
+pub fn heavy() -> bool {
+    if std::env::var("NFSIO_HEAVY").is_ok_and(|v| v == "1") {
+        return true;
+    }
+    eprintln!(
+        "skipped: {}: a heavy variant (set NFSIO_HEAVY=1 to run it)",
+        nfsio_testkit::test_name()
+    );
+    false
+}
