@@ -6,9 +6,9 @@
 # (libnfs-utils: nfs-cp, nfs-cat, nfs-ls) and check our bytes on the wire with tshark; an
 # ordinary user's FUSE mount goes through fusermount3 (fuse3), and needs /dev/fuse at the
 # kernel's mode, 0666 (set here when it is not); the FUSE mount's fio suite runs fio
-# (crates/nfsio-fuse/tests/fio.rs).
+# (crates/nfsio-fuse/tests/fio.rs), and pjdfstest needs libacl (to build) and acl.
 # When one of them is missing and we are root, this installs the Debian packages
-#   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark fuse3 fio
+#   nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark fuse3 fio libacl1-dev acl
 # with apt-get (noninteractive; a temporary /usr/sbin/policy-rc.d keeps the packages'
 # services from being started by the install; tshark's "allow non-root capture"
 # question is preseeded to "no"). Running it again when all is present does nothing.
@@ -16,6 +16,7 @@
 # The FUSE suites' tools are Rust programs: fsx (fsx-rs, pinned) is installed with
 # `cargo install --locked` into cargo's default bin directory when missing, as any user
 # (a few minutes to build). When that fails, fsx's test skips (fails under CI=true).
+# pjdfstest (pinned) likewise, once libacl1-dev is there (after the apt-get step).
 #
 # Not root and something missing: prints one "missing: TOOL" line per missing tool
 # on stderr and exits 0 -- the tests then skip (or fail, under CI=true).
@@ -39,6 +40,9 @@ missing_tools() {
     done
     # ganesha loads its VFS backend from a plugin directory (separate package).
     compgen -G '/usr/lib/*/ganesha/libfsalvfs.so' >/dev/null || echo "libfsalvfs.so (nfs-ganesha-vfs)"
+    # pjdfstest links libacl; its build needs the header.
+    [ -e /usr/include/sys/acl.h ] || echo "sys/acl.h (libacl1-dev)"
+    command -v setfacl >/dev/null 2>&1 || echo "setfacl (acl)"
     # libnfs-utils 4.0 (Debian 12) ships no nfs-stat; newer ones do. Not required.
 }
 
@@ -64,8 +68,24 @@ if [ -c /dev/fuse ] && [ "$(stat -c %a /dev/fuse)" != 666 ]; then
     fi
 fi
 
+# pjdfstest: built once libacl1-dev is installed (it links libacl).
+PJDFSTEST_VERSION=0.2.2
+install_pjdfstest() {
+    if command -v pjdfstest >/dev/null 2>&1 || [ -x "$cargo_bin/pjdfstest" ]; then
+        return 0
+    fi
+    if [ ! -e /usr/include/sys/acl.h ]; then
+        say "missing: pjdfstest, and libacl1-dev to build it; the pjdfstest test will skip"
+        return 0
+    fi
+    say "missing: pjdfstest -- installing pjdfstest $PJDFSTEST_VERSION with cargo install into $cargo_bin (a few minutes)"
+    cargo install pjdfstest --version "$PJDFSTEST_VERSION" --locked --quiet >&2 ||
+        say "cargo install pjdfstest $PJDFSTEST_VERSION failed; the pjdfstest test will skip (fail under CI=true)"
+}
+
 missing=$(missing_tools)
 if [ -z "$missing" ]; then
+    install_pjdfstest
     exit 0
 fi
 
@@ -73,6 +93,7 @@ if [ "$(id -u)" != 0 ]; then
     while IFS= read -r t; do
         echo "missing: $t (not root, cannot install; tests needing it will skip)" >&2
     done <<<"$missing"
+    install_pjdfstest
     exit 0
 fi
 
@@ -96,11 +117,12 @@ echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-
 apt_get() { apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT" "$@"; }
 apt_get update -qq
 apt_get install -y -qq --no-install-recommends \
-    nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark fuse3 fio >&2
+    nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark fuse3 fio libacl1-dev acl >&2
 
 missing=$(missing_tools)
 if [ -n "$missing" ]; then
     say "still missing after install: $(echo "$missing" | tr '\n' ' ')"
     exit 1
 fi
+install_pjdfstest
 say "done"

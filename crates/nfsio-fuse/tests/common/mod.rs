@@ -81,6 +81,24 @@ impl Fixture {
 
     /// A local-store server on a temporary export, mounted with `settings`.
     pub fn local_with(settings: Settings) -> Option<Fixture> {
+        Self::local_mounted(MountOptions {
+            settings,
+            ..MountOptions::new("")
+        })
+    }
+
+    /// A local-store server on a temporary export, mounted with `allow_other` (every local
+    /// user may use the mount), as pjdfstest's user switching needs.
+    pub fn local_allow_other() -> Option<Fixture> {
+        Self::local_mounted(MountOptions {
+            allow_other: true,
+            ..MountOptions::new("")
+        })
+    }
+
+    /// A local-store server on a temporary export, mounted with `options` (its `fsname`
+    /// becomes the server's URL).
+    fn local_mounted(options: MountOptions) -> Option<Fixture> {
         if !can_mount() {
             return None;
         }
@@ -99,7 +117,7 @@ impl Fixture {
             server,
             Some(export_path),
             vec![export, state],
-            settings,
+            options,
         ))
     }
 
@@ -115,7 +133,16 @@ impl Fixture {
         }
         let rt = runtime();
         let server = rt.block_on(TestServer::memory(Arc::clone(store), 14));
-        Some(Self::mount(rt, server, None, Vec::new(), settings))
+        Some(Self::mount(
+            rt,
+            server,
+            None,
+            Vec::new(),
+            MountOptions {
+                settings,
+                ..MountOptions::new("")
+            },
+        ))
     }
 
     fn mount(
@@ -123,10 +150,10 @@ impl Fixture {
         server: TestServer,
         export: Option<PathBuf>,
         dirs: Vec<tempfile::TempDir>,
-        settings: Settings,
+        options: MountOptions,
     ) -> Fixture {
         let url = server.url.clone();
-        Self::mount_url(rt, Some(server), None, url, export, dirs, settings)
+        Self::mount_url(rt, Some(server), None, url, export, dirs, options)
     }
 
     /// An nfs-ganesha (`nfsio_testkit::Ganesha`, exporting a temporary directory), mounted.
@@ -145,7 +172,7 @@ impl Fixture {
             url,
             export,
             Vec::new(),
-            Settings::default(),
+            MountOptions::new(""),
         ))
     }
 
@@ -156,13 +183,17 @@ impl Fixture {
         url: String,
         export: Option<PathBuf>,
         mut dirs: Vec<tempfile::TempDir>,
-        settings: Settings,
+        options: MountOptions,
     ) -> Fixture {
         let client = rt.block_on(Client::connect(&url)).expect("connect");
         let mnt_dir = tempfile::tempdir().expect("tempdir");
         let mnt = mnt_dir.path().to_path_buf();
         dirs.push(mnt_dir);
-        let mounted = mount_client(&rt, client.clone(), &url, &mnt, settings);
+        let options = MountOptions {
+            fsname: url.clone(),
+            ..options
+        };
+        let mounted = mount_client(&rt, client.clone(), &mnt, options);
         let fixture = Fixture {
             mounted: Some(mounted),
             client,
@@ -191,7 +222,11 @@ impl Fixture {
             .expect("connect");
         let dir = tempfile::tempdir().expect("tempdir");
         let mnt = dir.path().to_path_buf();
-        let mounted = mount_client(&self.rt, client, &self.url, &mnt, settings);
+        let options = MountOptions {
+            settings,
+            ..MountOptions::new(self.url.clone())
+        };
+        let mounted = mount_client(&self.rt, client, &mnt, options);
         mounted
             .wait_ready(TIMEOUT)
             .expect("the second mount answers");
@@ -224,24 +259,9 @@ impl Fixture {
     }
 }
 
-/// Mounts `client` (connected to `url`) on `mnt` with the fixture's options.
-fn mount_client(
-    rt: &Runtime,
-    client: Client,
-    url: &str,
-    mnt: &Path,
-    settings: Settings,
-) -> Mounted {
-    nfsio_fuse::mount(
-        client,
-        rt.handle().clone(),
-        mnt,
-        MountOptions {
-            settings,
-            ..MountOptions::new(url.to_owned())
-        },
-    )
-    .expect("mount")
+/// Mounts `client` on `mnt` with `options` (whose `fsname` is the client's URL).
+fn mount_client(rt: &Runtime, client: Client, mnt: &Path, options: MountOptions) -> Mounted {
+    nfsio_fuse::mount(client, rt.handle().clone(), mnt, options).expect("mount")
 }
 
 /// A second mount of a fixture's export ([`Fixture::second_mount`]); unmounted on drop.
