@@ -14,9 +14,10 @@
 //! last output lines and the tail of its operation log (`FILE.fsxlog`).
 //!
 //! Heavier variants run only with `NFSIO_HEAVY=1` (else one skip line each): 1,000,000
-//! operations (four seeds of 250,000, one test each, so that each stays under nextest's
-//! 10-minute limit), and the four seeds of 25,000 against nfs-ganesha's export
-//! (`Fixture::ganesha`) instead of `nfsio serve`'s.
+//! operations (ten seeds of 100,000, one test each, so that each stays under nextest's
+//! 10-minute limit on a busy machine), and the four seeds of 25,000 against nfs-ganesha's
+//! export (`Fixture::ganesha`) instead of `nfsio serve`'s. A failed run keeps its fsx output
+//! and operation log in a directory the failure names.
 
 mod common;
 
@@ -34,10 +35,17 @@ const OPS: u64 = 25_000;
 /// How long one seed's run may take before it counts as hung.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 /// The heavy variant's seeds and operations per seed (1,000,000 in all).
-const HEAVY_SEEDS: [u64; 4] = [2, 15, 2027, 31338];
-const HEAVY_OPS: u64 = 250_000;
-/// How long one heavy seed may take (about 25,000 operations took 19 s here).
-const HEAVY_RUN_TIMEOUT: Duration = Duration::from_secs(540);
+const HEAVY_SEEDS: [u64; 10] = [2, 3, 4, 5, 6, 15, 2027, 31338, 65537, 1_000_003];
+const HEAVY_OPS: u64 = 100_000;
+/// How long one heavy seed may take (152,000 operations took 433 s here, loaded).
+const HEAVY_RUN_TIMEOUT: Duration = Duration::from_secs(570);
+
+/// fsx's report of what went wrong: its first 40 `ERROR` lines (the bad bytes and the
+/// operations before them come first, then its log dump).
+fn errors(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("ERROR")).collect();
+    lines[..lines.len().min(40)].join("\n")
+}
 
 /// The last `n` lines of `text`.
 fn tail(text: &str, n: usize) -> String {
@@ -123,17 +131,22 @@ fn run_seeds(fsx: &Path, fx: &Fixture, runs: &[Run], what: &str) {
                 .unwrap_or_default();
         let ok =
             status.is_some_and(|s| s.success()) && output.contains("All operations completed A-OK");
-        assert!(
-            ok,
-            "fsx -N {ops} -S {seed} on {what}: {}\n--- fsx's last output ---\n{}\n--- its \
-             operation log's tail ---\n{}",
-            match status {
-                Some(status) => format!("exited with {status}"),
-                None => format!("killed after {:?}", run.timeout),
-            },
-            tail(&output, 30),
-            tail(&oplog, 40),
-        );
+        if !ok {
+            let kept = artifacts.keep();
+            panic!(
+                "fsx -N {ops} -S {seed} on {what}: {} (its output and log kept in {})\n--- \
+                 fsx's first error lines ---\n{}\n--- its last output ---\n{}\n--- its \
+                 operation log's tail ---\n{}",
+                match status {
+                    Some(status) => format!("exited with {status}"),
+                    None => format!("killed after {:?}", run.timeout),
+                },
+                kept.display(),
+                errors(&output),
+                tail(&output, 30),
+                tail(&oplog, 40),
+            );
+        }
         eprintln!(
             "fsx seed {seed}: {ops} ops A-OK in {:.1} s",
             seed_started.elapsed().as_secs_f64()
@@ -175,25 +188,31 @@ fn heavy_seed(index: usize) {
     run_seeds(&fsx, &fx, &[run], "the mount (heavy)");
 }
 
-#[test]
-fn heavy_fsx_1m_ops_part_1_of_4_on_the_mount() {
-    heavy_seed(0);
+/// One test per heavy seed (`heavy_fsx_1m_ops_part_N`), so that nextest runs them in
+/// parallel and times each on its own.
+macro_rules! heavy_parts {
+    ($($name:ident = $index:expr),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                heavy_seed($index);
+            }
+        )*
+    };
 }
 
-#[test]
-fn heavy_fsx_1m_ops_part_2_of_4_on_the_mount() {
-    heavy_seed(1);
-}
-
-#[test]
-fn heavy_fsx_1m_ops_part_3_of_4_on_the_mount() {
-    heavy_seed(2);
-}
-
-#[test]
-fn heavy_fsx_1m_ops_part_4_of_4_on_the_mount() {
-    heavy_seed(3);
-}
+heavy_parts!(
+    heavy_fsx_1m_ops_part_01_on_the_mount = 0,
+    heavy_fsx_1m_ops_part_02_on_the_mount = 1,
+    heavy_fsx_1m_ops_part_03_on_the_mount = 2,
+    heavy_fsx_1m_ops_part_04_on_the_mount = 3,
+    heavy_fsx_1m_ops_part_05_on_the_mount = 4,
+    heavy_fsx_1m_ops_part_06_on_the_mount = 5,
+    heavy_fsx_1m_ops_part_07_on_the_mount = 6,
+    heavy_fsx_1m_ops_part_08_on_the_mount = 7,
+    heavy_fsx_1m_ops_part_09_on_the_mount = 8,
+    heavy_fsx_1m_ops_part_10_on_the_mount = 9,
+);
 
 /// The standard seeds on a mount of nfs-ganesha's export (not `nfsio serve`'s).
 #[test]
