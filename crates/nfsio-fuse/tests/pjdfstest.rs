@@ -6,8 +6,8 @@
 //!
 //! The configuration is `tests/pjdfstest/pjdfstest.toml` (its users are Debian's own:
 //! nobody, daemon, bin). The mount has allow_other, so that the tests that switch users
-//! reach the mount; the server is `nfsio serve`'s, in-process, on a local store in a
-//! temporary directory (`common::Fixture`, always unmounted). Without pjdfstest the test
+//! reach the mount (each request acts as its caller); the server is `nfsio serve`'s,
+//! in-process, making device nodes (`--devices`), on a local store in a temporary directory (`common::Fixture`, always unmounted). Without pjdfstest the test
 //! skips with one line (fails under CI=true).
 
 mod common;

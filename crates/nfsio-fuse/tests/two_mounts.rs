@@ -4,8 +4,9 @@
 //! - Close-to-open: a file written and closed through mount A reads exactly, byte for byte,
 //!   through mount B after an open, also when B had read (and cached) the old contents just
 //!   before and the new contents are longer or shorter.
-//! - A rename through A is seen through B within the attribute timeout (the mount's TTL):
-//!   polled with a deadline of TTL plus a margin, and it must not take longer.
+//! - A rename through A is seen through B within the attribute timeout (B mounted with
+//!   `actimeo=1`): polled with a deadline of that lifetime plus a margin, and it must not
+//!   take longer.
 //!
 //! The server is `nfsio serve`'s, in-process, on a local store (`common::Fixture`); both
 //! mounts are always unmounted. Skipped with one line without root or /dev/fuse.
@@ -94,8 +95,10 @@ fn a_file_closed_on_one_mount_reads_exactly_on_the_other_after_open() {
 #[test]
 fn a_rename_on_one_mount_shows_on_the_other_within_the_attribute_timeout() {
     let Some(a) = Fixture::local() else { return };
-    let settings = Settings::default();
-    let ttl = settings.ttl.max(settings.negative_ttl);
+    // `-o actimeo=1` on B: the default directory lifetime (acdirmin, 30 s) would make each
+    // round wait half a minute.
+    let settings = Settings::with_lifetimes(Duration::from_secs(1));
+    let ttl = settings.entry_ttl().max(settings.negative_ttl());
     let b = a.second_mount(settings);
     // Generous for a busy machine, but far below what a cache that never expires would
     // show: the kernel's cached entries expire after `ttl`.

@@ -81,24 +81,31 @@ impl Fixture {
 
     /// A local-store server on a temporary export, mounted with `settings`.
     pub fn local_with(settings: Settings) -> Option<Fixture> {
-        Self::local_mounted(MountOptions {
-            settings,
-            ..MountOptions::new("")
-        })
+        Self::local_mounted(
+            MountOptions {
+                settings,
+                ..MountOptions::new("")
+            },
+            false,
+        )
     }
 
-    /// A local-store server on a temporary export, mounted with `allow_other` (every local
-    /// user may use the mount), as pjdfstest's user switching needs.
+    /// A local-store server that makes device nodes (`nfsio serve --devices`) on a
+    /// temporary export, mounted with `allow_other` (every local user may use the mount),
+    /// as pjdfstest's device and user-switching tests need.
     pub fn local_allow_other() -> Option<Fixture> {
-        Self::local_mounted(MountOptions {
-            allow_other: true,
-            ..MountOptions::new("")
-        })
+        Self::local_mounted(
+            MountOptions {
+                allow_other: true,
+                ..MountOptions::new("")
+            },
+            true,
+        )
     }
 
-    /// A local-store server on a temporary export, mounted with `options` (its `fsname`
-    /// becomes the server's URL).
-    fn local_mounted(options: MountOptions) -> Option<Fixture> {
+    /// A local-store server on a temporary export (making device nodes when `devices`),
+    /// mounted with `options` (its `fsname` becomes the server's URL).
+    fn local_mounted(options: MountOptions, devices: bool) -> Option<Fixture> {
         if !can_mount() {
             return None;
         }
@@ -109,6 +116,7 @@ impl Fixture {
         config.state_dir = state.path().to_path_buf();
         // Small READDIRPLUS pages, so that a listing of hundreds takes several.
         config.service.limits.dtpref_bytes = 4096;
+        config.devices = devices;
         let rt = runtime();
         let server = rt.block_on(TestServer::bind(config));
         let export_path = export.path().to_path_buf();
