@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test.sh -- the project's test command: `scripts/test.sh [ARGS...]` (CI runs it via .ci/run).
 #
-# 1. scripts/install-test-deps.sh: installs nfs-ganesha, rpcbind, libnfs-utils and tshark
-#    when missing and we are root (the interop tests need them; without them they skip,
-#    or fail under CI=true).
+# 1. scripts/install-test-deps.sh: installs nfs-ganesha, rpcbind, libnfs-utils, tshark,
+#    fuse3, fio and acl (Debian) and fsx and pjdfstest (cargo install, pinned) when missing
+#    and we are root (the interop and mount tests need them; without them they skip, or
+#    fail under CI=true).
 # 2. Without ARGS: the doc tests (`cargo test --workspace --doc`; nextest does not run them).
 # 3. The tests: `cargo nextest run --workspace --no-fail-fast ARGS` when cargo-nextest is
 #    installed (config: .config/nextest.toml), else `cargo test --workspace --no-fail-fast ARGS`.
