@@ -187,12 +187,21 @@ impl Core {
     }
 
     /// The attributes of node `ino` as the kernel gets them, just from the server: recorded
-    /// in the attribute cache, and another client's change is invalidated.
+    /// in the attribute cache, and another client's change is invalidated. The hidden names
+    /// of a file unlinked while open (silly rename) are not counted as links: to the
+    /// program that unlinked it the file has lost that name (fstat shows 0 links, as POSIX
+    /// and pjdfstest's `unlink::open_file_not_freed` expect).
     pub fn attr(&self, ino: u64, attributes: &Fattr) -> FileAttr {
         if self.attrs.observe(ino, attributes, Instant::now()) == Observed::ChangedElsewhere {
             self.changed_elsewhere(ino, attributes);
         }
-        file_attr(ino, attributes, self.client.wsize_bytes())
+        let mut attr = file_attr(ino, attributes, self.client.wsize_bytes());
+        let hidden = self.handles.silly.len_of(ino);
+        if hidden > 0 {
+            let hidden = u32::try_from(hidden).unwrap_or(u32::MAX);
+            attr.nlink = attr.nlink.saturating_sub(hidden);
+        }
+        attr
     }
 
     /// How long the kernel may keep node `ino`'s attributes (its attribute-cache lifetime).

@@ -5,7 +5,9 @@
 //! makes its handle stale at once. So, as the Linux client does, an unlink (or a rename onto
 //! it) of a file open through this mount renames it instead to a hidden name in the same
 //! directory, `.nfs` + its 16-hex-digit fileid + an 8-hex-digit counter, and the REMOVE of
-//! that name follows the file's last RELEASE on this mount. Unlinking such a name while the
+//! that name follows the file's last RELEASE on this mount. The hidden names are not
+//! counted in the link count the kernel gets (`Core::attr`): fstat of the open file shows 0
+//! links once its last name is unlinked, as POSIX expects. Unlinking such a name while the
 //! file is still open answers EBUSY, as Linux does. A mount that ends (or a client that
 //! dies) with such files open leaves the `.nfs` names behind, as Linux's do.
 

@@ -1,8 +1,9 @@
 //! What a POSIX program expects of a file system beyond reading and writing, on a mount of
 //! `nfsio serve`'s export (the shared `common::Fixture`, always unmounted): an unlinked
-//! file that is still open stays usable until its last close (silly rename), lseek's
-//! SEEK_DATA/SEEK_HOLE, fallocate's EOPNOTSUPP with posix_fallocate still working, fsync
-//! of a directory, and fcntl and flock locks that conflict between processes on the mount.
+//! file that is still open (opened or made by open(O_CREAT)) stays usable, with no links,
+//! until its last close (silly rename), lseek's SEEK_DATA/SEEK_HOLE, fallocate's
+//! EOPNOTSUPP with posix_fallocate still working, fsync of a directory, and fcntl and
+//! flock locks that conflict between processes on the mount.
 //! Skipped with one line without /dev/fuse or root (a failure under CI=true).
 
 mod common;
@@ -63,6 +64,67 @@ fn an_unlinked_open_file_stays_usable_until_its_last_close() {
     drop(second);
     fx.wait_for("the hidden file's REMOVE", || hidden_names(&fx).is_empty());
     fx.wait_for("the releases", || fx.mounted().open_files() == 0);
+}
+
+/// Creates `name` with open(2) and `flags` (O_CREAT and more), writes to it, unlinks it
+/// while open, and checks the open file keeps working until its close, as on Linux.
+fn unlink_while_open_after_create(fx: &Fixture, name: &str, flags: libc::c_int) {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let path = fx.path(name);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(flags)
+        .mode(0o644)
+        .open(&path)
+        .expect("open(O_CREAT)");
+    file.write_all(b"made by create\n").expect("write");
+    fs::remove_file(&path).expect("unlink while open");
+    assert!(!path.exists(), "the name is gone");
+    assert!(
+        !fx.on_server(name).exists(),
+        "the name is gone on the server"
+    );
+    assert_eq!(
+        hidden_names(fx).len(),
+        1,
+        "one hidden name: {:?}",
+        hidden_names(fx)
+    );
+
+    let stat = file.metadata().expect("fstat after unlink");
+    assert_eq!(stat.nlink(), 0, "an unlinked file has no links");
+    assert_eq!(stat.len(), 15);
+    file.write_all(b"after\n").expect("write after unlink");
+    let mut all = Vec::new();
+    file.seek(SeekFrom::Start(0)).expect("seek");
+    file.read_to_end(&mut all).expect("read after unlink");
+    assert_eq!(all, b"made by create\nafter\n");
+    file.sync_all().expect("fsync after unlink");
+    // close(2) itself, so that its answer (FLUSH) is seen.
+    let fd = std::os::fd::IntoRawFd::into_raw_fd(file);
+    // SAFETY: `fd` is the descriptor just taken from `file`, closed once.
+    assert_eq!(
+        unsafe { libc::close(fd) },
+        0,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+    fx.wait_for("the hidden file's REMOVE", || hidden_names(fx).is_empty());
+    fx.wait_for("the releases", || fx.mounted().open_files() == 0);
+}
+
+#[test]
+fn a_file_made_by_open_o_creat_and_unlinked_while_open_stays_usable() {
+    let Some(fx) = Fixture::local() else { return };
+    unlink_while_open_after_create(&fx, "created", libc::O_CREAT);
+    unlink_while_open_after_create(&fx, "created-trunc", libc::O_CREAT | libc::O_TRUNC);
+}
+
+#[test]
+fn a_file_made_by_open_o_excl_and_unlinked_while_open_stays_usable() {
+    let Some(fx) = Fixture::local() else { return };
+    unlink_while_open_after_create(&fx, "exclusive", libc::O_CREAT | libc::O_EXCL);
 }
 
 #[test]
