@@ -128,6 +128,30 @@ fn a_file_made_by_open_o_excl_and_unlinked_while_open_stays_usable() {
 }
 
 #[test]
+fn an_open_hard_linked_file_counts_only_its_visible_names() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(fx) = Fixture::local() else { return };
+    fs::write(fx.path("first"), b"linked").expect("write");
+    fs::hard_link(fx.path("first"), fx.path("second")).expect("link");
+    let file = fs::File::open(fx.path("first")).expect("open");
+    fs::remove_file(fx.path("first")).expect("unlink the first name");
+    assert_eq!(hidden_names(&fx).len(), 1);
+    assert_eq!(
+        file.metadata().expect("fstat").nlink(),
+        1,
+        "the second name"
+    );
+    fs::remove_file(fx.path("second")).expect("unlink the second name");
+    assert_eq!(hidden_names(&fx).len(), 2, "each name hidden");
+    assert_eq!(file.metadata().expect("fstat").nlink(), 0, "no name left");
+    let mut text = String::new();
+    (&file).read_to_string(&mut text).expect("read");
+    assert_eq!(text, "linked");
+    drop(file);
+    fx.wait_for("both hidden names' REMOVE", || hidden_names(&fx).is_empty());
+}
+
+#[test]
 fn a_rename_onto_an_open_file_hides_the_replaced_one() {
     let Some(fx) = Fixture::local() else { return };
     fs::write(fx.path("target"), b"old target").expect("write");
