@@ -20,9 +20,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nfsio_client::proto::nfs3::{Fattr, FileType, NfsTime, WccAttr};
+
+use crate::attr::nfs_time;
 
 /// The attribute-cache lifetimes (nfs(5)'s `acregmin`, `acregmax`, `acdirmin`,
 /// `acdirmax`).
@@ -112,6 +114,9 @@ struct Cached {
     /// Another client changed the file since the kernel's pages were filled: the next open
     /// must not keep them.
     pages_stale: bool,
+    /// This client's clock at its last write through the mount, until the server's mtime
+    /// has caught up with it or a SETATTR set the times (see [`AttrCache::written_view`]).
+    written_at: Option<NfsTime>,
 }
 
 /// What a new value of a node's attributes showed.
@@ -249,19 +254,57 @@ impl AttrCache {
         });
     }
 
-    /// A write through the mount: changes seen until it is flushed are ours.
-    pub fn wrote(&self, ino: u64) {
-        self.mark(ino, |cached| cached.own = Own::Writing);
+    /// A write through the mount at `now` (this client's clock): changes seen until it is
+    /// flushed are ours, and the file's mtime and ctime are at least `now` from here on.
+    pub fn wrote(&self, ino: u64, now: SystemTime) {
+        // A clock past 2106 (nfstime3's end) leaves the server's times alone.
+        let now = nfs_time(now).ok();
+        self.mark(ino, |cached| {
+            cached.own = Own::Writing;
+            cached.written_at = now.or(cached.written_at);
+        });
+    }
+
+    /// The server's `attributes` of node `ino` with the times its writer sees: a write
+    /// whose bytes are still in nfsio's cache has not moved the server's mtime and ctime
+    /// yet, so both are at least the time of the last write through the mount (POSIX: a
+    /// write marks both for update). Once the server's mtime has caught up (its WRITEs
+    /// arrived), the server's times are shown again. The later of the two keeps the times
+    /// from going back when the WRITEs land within the server clock's granularity.
+    pub fn written_view(&self, ino: u64, attributes: &mut Fattr) {
+        let mut nodes = self.nodes();
+        let Some(cached) = nodes.get_mut(&ino) else {
+            return;
+        };
+        let Some(written_at) = cached.written_at else {
+            return;
+        };
+        if attributes.mtime >= written_at {
+            cached.written_at = None;
+            return;
+        }
+        attributes.mtime = written_at;
+        attributes.ctime = attributes.ctime.max(written_at);
+    }
+
+    /// A SETATTR set node `ino`'s times (after its cached writes were sent): the server's
+    /// times are the file's from here on.
+    pub fn times_set(&self, ino: u64) {
+        self.mark(ino, |cached| cached.written_at = None);
     }
 
     /// The node's writes are on the server: the next change seen is still ours, later ones
-    /// are not.
-    pub fn flushed(&self, ino: u64) {
+    /// are not. True when there were writes since the last flush (the server's times moved,
+    /// so the kernel's copy of the attributes is out of date).
+    pub fn flushed(&self, ino: u64) -> bool {
+        let mut wrote = false;
         self.mark(ino, |cached| {
             if cached.own == Own::Writing {
                 cached.own = Own::Flushed;
+                wrote = true;
             }
         });
+        wrote
     }
 
     /// How long the kernel may keep node `ino`'s attributes: its current lifetime (zero for
@@ -338,6 +381,7 @@ fn fresh_entry(attributes: &Fattr, now: Instant, lifetime: Duration) -> Cached {
         lifetime,
         own: Own::None,
         pages_stale: false,
+        written_at: None,
     }
 }
 
@@ -396,16 +440,47 @@ mod tests {
         let cache = AttrCache::new(AttrTimeouts::LINUX);
         let t0 = Instant::now();
         cache.observe(2, &file(1, 1), t0);
-        cache.wrote(2);
+        cache.wrote(2, SystemTime::UNIX_EPOCH);
         assert_eq!(cache.observe(2, &file(2, 2), t0), Observed::ChangedByUs);
         // Write-back still landing: ours too, until flushed and seen once more.
         assert_eq!(cache.observe(2, &file(3, 3), t0), Observed::ChangedByUs);
-        cache.flushed(2);
+        assert!(cache.flushed(2));
+        assert!(!cache.flushed(2), "nothing written since");
         assert_eq!(cache.observe(2, &file(4, 4), t0), Observed::ChangedByUs);
         assert_eq!(
             cache.observe(2, &file(5, 5), t0),
             Observed::ChangedElsewhere
         );
+    }
+
+    #[test]
+    fn cached_writes_move_mtime_and_ctime_until_the_server_catches_up() {
+        let cache = AttrCache::new(AttrTimeouts::LINUX);
+        let t0 = Instant::now();
+        cache.observe(2, &file(1, 10), t0);
+        cache.wrote(2, SystemTime::UNIX_EPOCH + Duration::from_secs(20));
+        let at_20 = NfsTime {
+            seconds: 20,
+            nseconds: 0,
+        };
+        // The server has not seen the write: both times are the writer's.
+        let mut seen = file(1, 10);
+        cache.written_view(2, &mut seen);
+        assert_eq!((seen.mtime, seen.ctime), (at_20, at_20));
+        // The server's WRITE landed at 25: its times again, and from then on.
+        let landed = file(1, 25);
+        let mut seen = landed.clone();
+        cache.written_view(2, &mut seen);
+        assert_eq!(seen, landed);
+        let mut seen = file(1, 10);
+        cache.written_view(2, &mut seen);
+        assert_eq!(seen.mtime.seconds, 10, "the write no longer counts");
+        // A SETATTR of the times overrides a write before it.
+        cache.wrote(2, SystemTime::UNIX_EPOCH + Duration::from_secs(30));
+        cache.times_set(2);
+        let mut seen = file(1, 5);
+        cache.written_view(2, &mut seen);
+        assert_eq!(seen.mtime.seconds, 5);
     }
 
     #[test]

@@ -183,7 +183,7 @@ impl Core {
         } else {
             offset
         };
-        self.attrs.wrote(open.ino);
+        self.attrs.wrote(open.ino, SystemTime::now());
         open.file.write_bytes_at(data, at).await?;
         if at != offset {
             // The kernel put the bytes in its pages at its own offset: those pages are wrong.
@@ -197,7 +197,7 @@ impl Core {
         }
         if open.mode.sync {
             open.file.sync_all().await?;
-            self.attrs.flushed(open.ino);
+            self.written_back(open.ino);
         }
         Ok(len)
     }
@@ -215,8 +215,17 @@ impl Core {
     pub async fn sync(&self, fh: u64) -> OpResult<()> {
         let open = self.open_file(fh)?;
         open.file.sync_all().await?;
-        self.attrs.flushed(open.ino);
+        self.written_back(open.ino);
         Ok(())
+    }
+
+    /// `ino`'s cached writes reached the server, whose WRITEs moved its mtime and ctime:
+    /// the kernel's copy of the attributes (FUSE refreshes none after an FSYNC or FLUSH)
+    /// is dropped so that the next stat asks, instead of living out its lifetime.
+    fn written_back(&self, ino: u64) {
+        if self.attrs.flushed(ino) {
+            self.invalidator.attributes_now(ino);
+        }
     }
 
     /// RELEASE: forgets the open file (no error can reach anyone here).

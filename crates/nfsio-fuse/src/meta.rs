@@ -1,7 +1,8 @@
 //! Attributes and the file system as a whole: getattr, setattr, access and statfs.
 //!
-//! A file with writes still in nfsio's cache shows the size its writer sees (the cache's
-//! size over the server's), and a size change of an open file goes through the cache
+//! A file with writes still in nfsio's cache shows the size and times its writer sees (the
+//! cache's size over the server's; mtime and ctime at least the time of the last write
+//! through the mount, see `AttrCache::written_view`), and a size change of an open file goes through the cache
 //! (`File::set_len`), which orders it after the WRITEs in flight. A change of times sends
 //! the open file's cached bytes first, so that their WRITEs cannot move the mtime after it.
 
@@ -61,8 +62,16 @@ impl Core {
         Ok(self.attr(ino, &self.local_view(ino, attributes)?))
     }
 
-    /// The server's attributes with this client's cached size, when the file is open.
+    /// The server's attributes with this client's cached size, when the file is open, and
+    /// the times of its writes the server has not seen yet.
+    ///
+    /// Why not write the bytes back first, as Linux's `nfs_getattr` does: each stat of a
+    /// file being written (`ls -l`, a progress bar, glibc's `posix_fallocate`) would wait
+    /// for its write-back, the cost Linux pays for `ls -l` during a large copy. The client's
+    /// clock instead is the mtime a local file system would show; the server's takes over
+    /// once its WRITEs arrive, and the later of the two is shown so the times never go back.
     fn local_view(&self, ino: u64, mut attributes: Fattr) -> OpResult<Fattr> {
+        self.attrs.written_view(ino, &mut attributes);
         if let Some(open) = self.handles.file_of(ino) {
             attributes.size = open.file.size_bytes()?;
         }
@@ -103,6 +112,9 @@ impl Core {
         let sets_times = sattr.atime != SetTime::DontChange || sattr.mtime != SetTime::DontChange;
         if sets_times && let Some(open) = by_fh.clone().or_else(|| self.handles.file_of(ino)) {
             open.file.sync_all().await?;
+        }
+        if sets_times {
+            self.attrs.times_set(ino);
         }
         let mut after = None;
         if sattr != Sattr::default() {

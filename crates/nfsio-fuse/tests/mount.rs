@@ -435,3 +435,65 @@ fn with_zero_lifetimes_the_next_stat_and_lookup_ask_the_server() {
     );
     fx.rt.block_on(fx.client.shutdown()).ok();
 }
+
+/// A file's (mtime, ctime) with nanoseconds, as stat(2) shows them.
+fn times_of(metadata: &fs::Metadata) -> ((i64, i64), (i64, i64)) {
+    (
+        (metadata.mtime(), metadata.mtime_nsec()),
+        (metadata.ctime(), metadata.ctime_nsec()),
+    )
+}
+
+#[test]
+fn stat_of_a_file_with_cached_writes_shows_the_writers_times() {
+    let Some(fx) = Fixture::local() else { return };
+    fs::write(fx.path("t"), b"old").expect("write");
+    let file = fs::File::options()
+        .read(true)
+        .write(true)
+        .open(fx.path("t"))
+        .expect("open");
+    let long_ago = std::time::UNIX_EPOCH + Duration::from_secs(1_500_000_000);
+    file.set_times(fs::FileTimes::new().set_modified(long_ago))
+        .expect("utimes");
+    let (mtime_before, ctime_before) = times_of(&file.metadata().expect("fstat"));
+    assert_eq!(mtime_before.0, 1_500_000_000);
+
+    // The bytes stay in nfsio's cache: stat must still show the write.
+    std::os::unix::fs::FileExt::write_at(&file, b" and new", 3).expect("write_at");
+    let written = file.metadata().expect("fstat after the write");
+    assert_eq!(written.len(), 11);
+    let (mtime_written, ctime_written) = times_of(&written);
+    assert!(
+        mtime_written > mtime_before,
+        "mtime {mtime_written:?} not past {mtime_before:?}"
+    );
+    assert!(
+        ctime_written > ctime_before,
+        "ctime {ctime_written:?} not past {ctime_before:?}"
+    );
+
+    file.sync_all().expect("fsync");
+    let synced = file.metadata().expect("fstat after fsync");
+    assert_eq!(synced.len(), 11);
+    let (mtime_synced, ctime_synced) = times_of(&synced);
+    assert!(
+        mtime_synced >= mtime_written && ctime_synced >= ctime_written,
+        "times went back at fsync: {:?} then {:?}",
+        (mtime_written, ctime_written),
+        (mtime_synced, ctime_synced)
+    );
+    // The kernel asked again after the fsync (it refreshes nothing itself): the server's
+    // times now, unless the WRITEs landed within its clock's granularity of the write.
+    let (mtime_server, ctime_server) =
+        times_of(&fs::metadata(fx.on_server("t")).expect("stat on the server"));
+    assert_eq!(
+        (mtime_synced, ctime_synced),
+        (
+            mtime_server.max(mtime_written),
+            ctime_server.max(ctime_written)
+        )
+    );
+    drop(file);
+    fx.wait_for("the release", || fx.mounted().open_files() == 0);
+}
