@@ -11,7 +11,29 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use nfsio_client::{DirEntry, File, ReadDir};
 
-use crate::silly::SillyTable;
+use crate::hidden::SillyTable;
+
+/// How a file was opened, as far as its writes care.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenMode {
+    /// O_APPEND: every write lands at the end of the file.
+    pub append: bool,
+    /// O_SYNC or O_DSYNC: every write is durable before it returns.
+    pub sync: bool,
+}
+
+impl OpenMode {
+    /// The mode of open flags `flags` on a mount with the kernel's writeback cache on or off
+    /// (with it the kernel places appends and syncs O_SYNC writes itself) and every write
+    /// synchronous or not (`noac`).
+    pub fn of(flags: i32, writeback_cache: bool, sync_writes: bool) -> Self {
+        let kernel_does_it = writeback_cache;
+        Self {
+            append: flags & libc::O_APPEND != 0 && !kernel_does_it,
+            sync: (flags & (libc::O_SYNC | libc::O_DSYNC) != 0 || sync_writes) && !kernel_does_it,
+        }
+    }
+}
 
 /// An open regular file of node `ino`.
 pub struct OpenFile {
@@ -20,7 +42,7 @@ pub struct OpenFile {
     /// The file in nfsio's cache.
     pub file: File,
     /// How it was opened (O_APPEND, O_SYNC).
-    pub mode: crate::io::OpenMode,
+    pub mode: OpenMode,
 }
 
 /// A directory listing being read by the kernel: a window of the server's entries (without

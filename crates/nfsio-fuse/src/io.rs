@@ -26,30 +26,8 @@ use nfsio_client::proto::nfs3::{CreateHow, CreateVerifier, Sattr, SetTime};
 
 use crate::core::Core;
 use crate::error::{Errno, OpResult};
-use crate::handles::OpenFile;
+use crate::handles::{OpenFile, OpenMode};
 use crate::notify::Invalidation;
-
-/// How a file was opened, as far as its writes care.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OpenMode {
-    /// O_APPEND: every write lands at the end of the file.
-    pub append: bool,
-    /// O_SYNC or O_DSYNC: every write is durable before it returns.
-    pub sync: bool,
-}
-
-impl OpenMode {
-    /// The mode of open flags `flags` on a mount with `settings` (under the kernel's
-    /// writeback cache the kernel places appends and syncs O_SYNC writes itself).
-    fn of(flags: i32, settings: &crate::core::Settings) -> Self {
-        let kernel_does_it = settings.writeback_cache;
-        Self {
-            append: flags & libc::O_APPEND != 0 && !kernel_does_it,
-            sync: (flags & (libc::O_SYNC | libc::O_DSYNC) != 0 || settings.sync_writes)
-                && !kernel_does_it,
-        }
-    }
-}
 
 /// An opened file: its `fh`, and whether the kernel may keep its cached pages.
 pub struct Opened {
@@ -98,7 +76,11 @@ impl Core {
             .open_keeps_cache(ino, &attributes, Instant::now());
         let label = format!("inode {ino}");
         let file = self.client.open_handle(handle, attributes, &label)?;
-        let mode = OpenMode::of(flags, &self.settings);
+        let mode = OpenMode::of(
+            flags,
+            self.settings.writeback_cache,
+            self.settings.sync_writes,
+        );
         let fh = self.handles.insert_file(OpenFile { ino, file, mode });
         if !keep_cache {
             // The kernel's size and times may be stale too; the open reply cannot carry
@@ -157,7 +139,11 @@ impl Core {
         let fh = self.handles.insert_file(OpenFile {
             ino: attr.ino.0,
             file,
-            mode: OpenMode::of(flags, &self.settings),
+            mode: OpenMode::of(
+                flags,
+                self.settings.writeback_cache,
+                self.settings.sync_writes,
+            ),
         });
         Ok(CreatedFile { attr, fh })
     }

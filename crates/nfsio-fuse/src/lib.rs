@@ -36,6 +36,7 @@ mod error;
 mod fs;
 mod fusermount;
 mod handles;
+mod hidden;
 mod inodes;
 mod io;
 mod listing;

@@ -11,58 +11,14 @@
 //! file is still open answers EBUSY, as Linux does. A mount that ends (or a client that
 //! dies) with such files open leaves the `.nfs` names behind, as Linux's do.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use nfsio_client::Client;
 use nfsio_client::proto::nfs3::{FileHandle, Nfs3Status};
 
 use crate::core::Core;
 use crate::error::{Errno, OpResult};
 use crate::handles::OpenFile;
-
-/// A hidden name a file was renamed to: its directory and the name, and the client acting
-/// as the caller whose unlink hid it (its REMOVE acts as them, as Linux's does).
-#[derive(Clone)]
-struct Hidden {
-    dir: FileHandle,
-    name: String,
-    by: Client,
-}
-
-/// The files renamed away while open, by node id.
-#[derive(Default)]
-pub struct SillyTable {
-    hidden: Mutex<HashMap<u64, Vec<Hidden>>>,
-    counter: AtomicU32,
-}
-
-impl SillyTable {
-    fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Vec<Hidden>>> {
-        self.hidden
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A fresh hidden name for the file `fileid`.
-    fn name_for(&self, fileid: u64) -> String {
-        let count = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!(".nfs{fileid:016x}{count:08x}")
-    }
-
-    fn is_hidden(&self, dir: &FileHandle, name: &str) -> bool {
-        self.locked()
-            .values()
-            .flatten()
-            .any(|hidden| hidden.dir == *dir && hidden.name == name)
-    }
-
-    /// Names hidden for node `ino`.
-    pub fn len_of(&self, ino: u64) -> usize {
-        self.locked().get(&ino).map_or(0, Vec::len)
-    }
-}
+use crate::hidden::Hidden;
 
 /// What an unlink should do with a name.
 pub enum Unlink {
