@@ -151,6 +151,70 @@ fn mount_returns_once_the_mount_answers_and_umount_ends_it() {
     wait_for("the mount process to end", || !alive(guard.pids[0]));
 }
 
+/// A mount that ends never unmounts the mount made on its directory after it. fuser's own
+/// mount guard unmounted by path when the session ended (its check that the connection was
+/// still up answered yes after an unmount): a file held open on the old mount keeps its
+/// session alive past `nfsio umount` (a lazy detach), a new mount is made on the same
+/// directory, and closing the file ends the old process, which took the new mount with it.
+#[test]
+fn a_mount_that_ends_leaves_the_next_mount_on_its_directory_alone() {
+    if !can_mount() {
+        return;
+    }
+    let serve = Serve::start("mount-remount");
+    let scratch = Scratch::new("mount-remount-mnt");
+    let mnt = scratch.join("mnt");
+    std::fs::create_dir(&mnt).expect("mountpoint");
+    std::fs::write(serve.export.join("here"), b"on the export").expect("a file on the export");
+    let mut guard = MountGuard {
+        mnt: mnt.clone(),
+        pids: Vec::new(),
+    };
+    let url = serve.short_url_of("");
+    let mnt_arg = mnt.to_str().expect("utf-8 path");
+    let mount = |guard: &mut MountGuard| {
+        let output = Run::nfsio(&["mount", url.as_str(), mnt_arg]).output();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let pid = ready_pid(&stdout);
+        guard.pids.push(pid);
+        pid
+    };
+    let mut old = mount(&mut guard);
+    for round in 0..3 {
+        let held = std::fs::File::open(mnt.join("here")).expect("open on the old mount");
+        let output = Run::nfsio(&["umount", mnt_arg]).output();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let new = mount(&mut guard);
+        drop(held);
+        wait_for("the old mount process to end", || !alive(old));
+        assert!(
+            mounted(&mnt) && alive(new),
+            "round {round}: the old mount's end took the new mount away"
+        );
+        assert_eq!(
+            std::fs::read(mnt.join("here")).expect("through the new mount"),
+            b"on the export"
+        );
+        old = new;
+    }
+    let output = Run::nfsio(&["umount", mnt_arg]).output();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    wait_for("the last mount process to end", || !alive(old));
+}
+
 #[test]
 fn sigterm_makes_open_files_durable_and_unmounts() {
     if !can_mount() {

@@ -32,6 +32,7 @@ mod attr;
 mod callers;
 mod consistency;
 mod core;
+mod direct;
 mod error;
 mod fs;
 mod fusermount;

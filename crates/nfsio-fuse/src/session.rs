@@ -1,5 +1,6 @@
-//! A mount's life: clearing a stale mount, mounting (fuser's session: mount(2) as root,
-//! `fusermount3` as an ordinary user, see `fusermount.rs`), waiting until the mount answers,
+//! A mount's life: clearing a stale mount, mounting (mount(2) as root, see `direct.rs`;
+//! `fusermount3` as an ordinary user, see `fusermount.rs`; then fuser's session on the
+//! descriptor), waiting until the mount answers,
 //! and unmounting (lazily, then joining the session).
 //!
 //! The session runs on fuser's threads (`n_threads`, with `clone_fd` where /dev/fuse can be
@@ -16,11 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fuser::{BackgroundSession, Config, MountOption, SessionACL};
+use fuser::{BackgroundSession, Config, SessionACL};
 use nfsio_client::Client;
 use tokio::runtime::Handle;
 
 use crate::core::{Core, Settings};
+use crate::direct;
 use crate::error::MountError;
 use crate::fs::NfsFs;
 
@@ -62,6 +64,9 @@ impl MountOptions {
 pub struct Mounted {
     session: Option<BackgroundSession>,
     mountpoint: PathBuf,
+    /// This mount's device, so that unmounting never takes another mount made on the same
+    /// directory since.
+    device: Option<direct::Device>,
     core: Arc<Core>,
 }
 
@@ -86,19 +91,6 @@ pub fn mount(
     let core = Arc::new(Core::new(client, options.settings.clone()));
     let fs = NfsFs::new(Arc::clone(&core), runtime);
     let mut config = Config::default();
-    config.mount_options = vec![
-        MountOption::FSName(options.fsname.clone()),
-        // fuser's direct mount (root) passes no Subtype, but the kernel takes `subtype=`
-        // in mount(2)'s data: type `fuse.nfsio` either way.
-        MountOption::CUSTOM("subtype=nfsio".to_owned()),
-        MountOption::NoDev,
-        MountOption::NoSuid,
-        if options.read_only {
-            MountOption::RO
-        } else {
-            MountOption::RW
-        },
-    ];
     config.acl = if options.allow_other {
         SessionACL::All
     } else {
@@ -110,12 +102,19 @@ pub fn mount(
         path: mountpoint.to_owned(),
         source,
     };
+    // The canonical path, as /proc/self/mountinfo shows the mount.
+    let mountpoint =
+        &std::fs::canonicalize(mountpoint).map_err(|source| MountError::Mountpoint {
+            path: mountpoint.to_owned(),
+            source,
+        })?;
     let session = if is_root() {
-        fuser::Session::new(fs, mountpoint, &config)
+        root_session(fs, mountpoint, &options, config)
     } else {
         user_session(fs, mountpoint, &options, config)
     };
     let session = session.map_err(fuse_error)?;
+    let device = direct::device_at(mountpoint);
     core.invalidator
         .start(session.notifier())
         .map_err(fuse_error)?;
@@ -124,6 +123,7 @@ pub fn mount(
     Ok(Mounted {
         session: Some(session),
         mountpoint: mountpoint.to_owned(),
+        device,
         core,
     })
 }
@@ -132,6 +132,28 @@ pub fn mount(
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Root's session: our own mount(2) of a /dev/fuse descriptor (see `direct.rs` for why
+/// not fuser's).
+fn root_session(
+    fs: NfsFs,
+    mountpoint: &Path,
+    options: &MountOptions,
+    config: Config,
+) -> io::Result<fuser::Session<NfsFs>> {
+    let fd = direct::mount(
+        mountpoint,
+        &options.fsname,
+        options.read_only,
+        options.allow_other,
+    )?;
+    let acl = config.acl;
+    fuser::Session::from_fd(fs, fd, acl, config).inspect_err(|_| {
+        if let Err(error) = umount2(mountpoint, libc::MNT_DETACH) {
+            tracing::warn!(%error, "unmount after a failed FUSE handshake");
+        }
+    })
 }
 
 /// An ordinary user's session: `fusermount3` mounts and hands back /dev/fuse. Each FUSE
@@ -240,7 +262,8 @@ impl Mounted {
         let Some(session) = self.session.take() else {
             return Ok(());
         };
-        let detached = if session.guard.is_finished() {
+        let ours = self.device.is_some() && direct::device_at(&self.mountpoint) == self.device;
+        let detached = if session.guard.is_finished() || !ours {
             Ok(())
         } else {
             detach(&self.mountpoint)
