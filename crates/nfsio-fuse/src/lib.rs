@@ -44,6 +44,7 @@ mod listing;
 mod meta;
 mod names;
 mod notify;
+mod readahead;
 mod seek;
 mod session;
 mod silly;

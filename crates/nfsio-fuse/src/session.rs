@@ -25,6 +25,7 @@ use crate::core::{Core, Settings};
 use crate::direct;
 use crate::error::MountError;
 use crate::fs::NfsFs;
+use crate::readahead;
 
 /// How long [`Mounted::wait_ready`] and [`Mounted::unmount`] wait by default.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -209,11 +210,28 @@ impl Mounted {
             detail,
         };
         match rx.recv_timeout(timeout) {
-            Ok(Ok(metadata)) if metadata.is_dir() => Ok(()),
+            Ok(Ok(metadata)) if metadata.is_dir() => {
+                self.raise_readahead();
+                Ok(())
+            }
             Ok(Ok(_)) => Err(not_answering("the root is not a directory".into())),
             Ok(Err(error)) => Err(not_answering(error.to_string())),
             Err(_) => Err(not_answering(format!("no answer within {timeout:?}"))),
         }
+    }
+
+    /// Raises the kernel's readahead for this mount (see `readahead.rs`), where allowed.
+    fn raise_readahead(&self) {
+        let Some(device) = self.device else { return };
+        match readahead::raise(device, readahead::READAHEAD_KIB) {
+            Ok(raised) => tracing::debug!(raised, "readahead {} KiB", readahead::READAHEAD_KIB),
+            Err(error) => tracing::debug!(%error, "the kernel's readahead stays as it is"),
+        }
+    }
+
+    /// The kernel's readahead for this mount in KiB, where its device can be read.
+    pub fn readahead_kib(&self) -> Option<u32> {
+        readahead::readahead_kib(self.device?).ok()
     }
 
     /// Nodes the kernel holds references to, the root included.

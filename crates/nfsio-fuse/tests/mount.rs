@@ -497,3 +497,34 @@ fn stat_of_a_file_with_cached_writes_shows_the_writers_times() {
     drop(file);
     fx.wait_for("the release", || fx.mounted().open_files() == 0);
 }
+
+/// A sequential read in small pieces reaches the mount as READs of 1 MiB, not of the
+/// kernel's default readahead (128 KiB): as root the mount raises its device's readahead.
+#[test]
+fn a_sequential_read_arrives_as_reads_of_a_mebibyte() {
+    let Some(fx) = Fixture::local() else { return };
+    let data = pattern(8 << 20, 3);
+    fs::write(fx.on_server("stream.bin"), &data).expect("seed");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || fx.mounted().readahead_kib().is_none() {
+        eprintln!("skipped: only root's mount raises its readahead");
+        return;
+    }
+    assert_eq!(fx.mounted().readahead_kib(), Some(1024));
+    let before = fx.mounted().read_requests();
+    let mut file = fs::File::open(fx.path("stream.bin")).expect("open");
+    let mut piece = vec![0u8; 64 << 10];
+    let mut back = Vec::with_capacity(data.len());
+    loop {
+        let n = file.read(&mut piece).expect("read");
+        if n == 0 {
+            break;
+        }
+        back.extend_from_slice(&piece[..n]);
+    }
+    assert!(back == data, "the bytes read back");
+    let requests = fx.mounted().read_requests() - before;
+    // 8 MiB in 1 MiB READs, and a few more for the readahead's ramp-up; 128 KiB READs
+    // would be 64.
+    assert!(requests <= 20, "{requests} READ requests for 8 MiB");
+}
