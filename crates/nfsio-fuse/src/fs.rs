@@ -356,14 +356,7 @@ impl Filesystem for NfsFs {
                     (Err(errno), Err(_)) => Err(errno),
                 }
             },
-            |reply, _core, opened| {
-                let keep = if opened.keep_cache {
-                    FopenFlags::FOPEN_KEEP_CACHE
-                } else {
-                    FopenFlags::empty()
-                };
-                reply.opened(FileHandle(opened.fh), keep);
-            },
+            |reply, _core, opened| reply.opened(FileHandle(opened.fh), opened.flags),
         );
     }
 
@@ -607,7 +600,7 @@ impl Filesystem for NfsFs {
         self.run_named(req, name, reply, work, |reply, core, created| {
             let ttl = core.attr_ttl(created.attr.ino.0);
             let fh = FileHandle(created.fh);
-            reply.created(&ttl, &created.attr, Generation(0), fh, FopenFlags::empty());
+            reply.created(&ttl, &created.attr, Generation(0), fh, created.flags);
         });
     }
 }

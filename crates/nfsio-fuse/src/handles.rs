@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use fuser::FopenFlags;
 use nfsio_client::{DirEntry, File, ReadDir};
 
 use crate::hidden::SillyTable;
@@ -20,18 +21,41 @@ pub struct OpenMode {
     pub append: bool,
     /// O_SYNC or O_DSYNC: every write is durable before it returns.
     pub sync: bool,
+    /// FOPEN_DIRECT_IO: a write-only open's writes go from the program's buffer to nfsio's
+    /// cache without a copy into the kernel's pages (see `OpenMode::of`).
+    pub direct_io: bool,
 }
 
 impl OpenMode {
     /// The mode of open flags `flags` on a mount with the kernel's writeback cache on or off
     /// (with it the kernel places appends and syncs O_SYNC writes itself) and every write
     /// synchronous or not (`noac`).
+    ///
+    /// A write-only open (without the kernel's writeback cache) is direct I/O: nothing can
+    /// read or map through it, and without FUSE's writeback cache every write(2) is a WRITE
+    /// request anyway, so its bytes gain nothing from a stay in the kernel's pages; skipping
+    /// them saves a copy and the memory of a second cached copy of the file. The kernel
+    /// keeps the pages other opens of the file cached coherent: it writes back and drops
+    /// the range of each direct write first.
     pub fn of(flags: i32, writeback_cache: bool, sync_writes: bool) -> Self {
         let kernel_does_it = writeback_cache;
         Self {
             append: flags & libc::O_APPEND != 0 && !kernel_does_it,
             sync: (flags & (libc::O_SYNC | libc::O_DSYNC) != 0 || sync_writes) && !kernel_does_it,
+            direct_io: flags & libc::O_ACCMODE == libc::O_WRONLY && !kernel_does_it,
         }
+    }
+
+    /// The FOPEN flags this mode asks of the kernel, with FOPEN_KEEP_CACHE when `keep_cache`.
+    pub fn fopen_flags(self, keep_cache: bool) -> FopenFlags {
+        let mut flags = FopenFlags::empty();
+        if keep_cache {
+            flags |= FopenFlags::FOPEN_KEEP_CACHE;
+        }
+        if self.direct_io {
+            flags |= FopenFlags::FOPEN_DIRECT_IO;
+        }
+        flags
     }
 }
 

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use fuser::FileAttr;
+use fuser::{FileAttr, FopenFlags};
 use nfsio_client::proto::nfs3::{CreateHow, CreateVerifier, Sattr, SetTime};
 
 use crate::core::Core;
@@ -29,12 +29,13 @@ use crate::error::{Errno, OpResult};
 use crate::handles::{OpenFile, OpenMode};
 use crate::notify::Invalidation;
 
-/// An opened file: its `fh`, and whether the kernel may keep its cached pages.
+/// An opened file: its `fh`, and the FOPEN flags of the reply.
 pub struct Opened {
     /// The open file's `fh`.
     pub fh: u64,
-    /// FOPEN_KEEP_CACHE: the file did not change since its pages were cached.
-    pub keep_cache: bool,
+    /// FOPEN_KEEP_CACHE (the file did not change since its pages were cached) and
+    /// FOPEN_DIRECT_IO (a write-only open).
+    pub flags: FopenFlags,
 }
 
 /// A file made by create, opened.
@@ -43,6 +44,8 @@ pub struct CreatedFile {
     pub attr: FileAttr,
     /// The open file's `fh`.
     pub fh: u64,
+    /// The FOPEN flags of the reply (FOPEN_DIRECT_IO for a write-only open).
+    pub flags: FopenFlags,
 }
 
 /// A verifier no other exclusive CREATE of this process uses (time, pid and a counter).
@@ -87,7 +90,10 @@ impl Core {
             // the fresh ones.
             self.invalidator.attributes_now(ino);
         }
-        Ok(Opened { fh, keep_cache })
+        Ok(Opened {
+            fh,
+            flags: mode.fopen_flags(keep_cache),
+        })
     }
 
     /// CREATE of `name` in `parent` and opens it: EXCLUSIVE (by verifier, then SETATTR of
@@ -136,16 +142,21 @@ impl Core {
             .client
             .open_handle(created.handle.clone(), attributes.clone(), &label)?;
         let attr = self.entry(&created.handle, &attributes);
+        let mode = OpenMode::of(
+            flags,
+            self.settings.writeback_cache,
+            self.settings.sync_writes,
+        );
         let fh = self.handles.insert_file(OpenFile {
             ino: attr.ino.0,
             file,
-            mode: OpenMode::of(
-                flags,
-                self.settings.writeback_cache,
-                self.settings.sync_writes,
-            ),
+            mode,
         });
-        Ok(CreatedFile { attr, fh })
+        Ok(CreatedFile {
+            attr,
+            fh,
+            flags: mode.fopen_flags(false),
+        })
     }
 
     fn open_file(&self, fh: u64) -> OpResult<Arc<OpenFile>> {

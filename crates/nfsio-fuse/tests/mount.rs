@@ -528,3 +528,81 @@ fn a_sequential_read_arrives_as_reads_of_a_mebibyte() {
     // would be 64.
     assert!(requests <= 20, "{requests} READ requests for 8 MiB");
 }
+
+/// Pages of `file` (a multiple of the page size long) in the kernel's page cache.
+fn resident_pages(file: &fs::File, len: usize) -> usize {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a shared read-only mapping of an open file, looked at with mincore (which
+    // touches no page) and unmapped before return.
+    unsafe {
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(map, libc::MAP_FAILED, "mmap");
+        let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+        let mut vec = vec![0u8; len.div_ceil(page)];
+        assert_eq!(libc::mincore(map, len, vec.as_mut_ptr()), 0, "mincore");
+        libc::munmap(map, len);
+        vec.iter().filter(|&&byte| byte & 1 != 0).count()
+    }
+}
+
+/// A write-only open is direct I/O: its writes leave no second copy of the file in the
+/// kernel's pages (an O_RDWR open's do), and pages other opens hold stay coherent with it.
+#[test]
+fn write_only_opens_bypass_the_kernels_pages_and_keep_them_coherent() {
+    let Some(fx) = Fixture::local() else { return };
+    let len = 1 << 20;
+    let data = pattern(len, 9);
+    for (name, read_too) in [("wronly.bin", false), ("rdwr.bin", true)] {
+        fs::write(fx.path(name), b"").expect("create");
+        // Opened before the write, so that no open drops the pages in between.
+        let reader = fs::File::open(fx.path(name)).expect("open");
+        let mut file = fs::OpenOptions::new()
+            .read(read_too)
+            .write(true)
+            .open(fx.path(name))
+            .expect("open the writer");
+        file.write_all(&data).expect("write");
+        let resident = resident_pages(&reader, len);
+        drop(file);
+        if read_too {
+            assert!(resident > 0, "an O_RDWR writer's pages stay cached");
+        } else {
+            assert_eq!(
+                resident, 0,
+                "a write-only writer's bytes are not in the kernel's pages"
+            );
+        }
+    }
+
+    // A reader's cached pages and mapping see a write-only writer's bytes at once.
+    let reader = fs::File::open(fx.path("wronly.bin")).expect("open");
+    let mut head = [0u8; 4];
+    std::os::unix::fs::FileExt::read_exact_at(&reader, &mut head, 0).expect("read");
+    assert_eq!(head, data[..4]);
+    assert!(
+        resident_pages(&reader, len) > 0,
+        "the reader's pages are cached"
+    );
+    let writer = fs::OpenOptions::new()
+        .write(true)
+        .open(fx.path("wronly.bin"))
+        .expect("open write-only");
+    std::os::unix::fs::FileExt::write_all_at(&writer, b"XYZW", 0).expect("write");
+    std::os::unix::fs::FileExt::read_exact_at(&reader, &mut head, 0).expect("read again");
+    assert_eq!(
+        &head, b"XYZW",
+        "the reader sees the write-only writer's bytes"
+    );
+    drop(writer);
+    assert_eq!(
+        &fs::read(fx.on_server("wronly.bin")).expect("server")[..4],
+        b"XYZW"
+    );
+}
