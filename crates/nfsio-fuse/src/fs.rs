@@ -499,10 +499,12 @@ impl Filesystem for NfsFs {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.core_for(req).opendir(ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(errno) => reply.fail(errno),
-        }
+        self.run(
+            req,
+            reply,
+            move |core| async move { core.opendir(ino.0).await },
+            |reply, _core, fh| reply.opened(FileHandle(fh), FopenFlags::empty()),
+        );
     }
 
     fn readdir(

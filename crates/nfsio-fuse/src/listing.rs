@@ -15,6 +15,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::time::Instant;
 
 use fuser::{FileType as FuseType, Generation, ReplyDirectory, ReplyDirectoryPlus};
 use nfsio_client::DirEntry;
@@ -67,9 +68,20 @@ fn dot_name(position: u64) -> &'static str {
 }
 
 impl Core {
-    /// OPENDIR of node `ino`: a listing handle.
-    pub fn opendir(&self, ino: u64) -> OpResult<u64> {
+    /// OPENDIR of node `ino`: a listing handle, after close-to-open for the directory as
+    /// Linux does it (an open revalidates the directory's attributes with a GETATTR unless
+    /// `nocto` and they are fresh): a change by another client drops the names cached in it,
+    /// and a directory removed on the server answers ESTALE, on which the kernel looks the
+    /// path up again (LOOKUP_REVAL) and opens what is there now.
+    pub async fn opendir(&self, ino: u64) -> OpResult<u64> {
         let dir = self.handle(ino)?;
+        let fresh = (!self.settings.cto)
+            .then(|| self.attrs.fresh(ino, Instant::now()))
+            .flatten();
+        if fresh.is_none() {
+            let attributes = self.client.getattr(&dir).await?;
+            self.attr(ino, &attributes);
+        }
         Ok(self.handles.insert_listing(self.client.readdirplus(&dir)))
     }
 

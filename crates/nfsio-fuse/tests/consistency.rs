@@ -52,6 +52,37 @@ fn an_unchanged_file_keeps_its_pages_and_a_changed_one_reads_new_at_open() {
     assert!(fx.mounted().read_requests() > after_first);
 }
 
+/// Close-to-open for directories: a directory replaced on the server (removed and made
+/// again) while the kernel still holds its name is opened anew, as Linux does (the open's
+/// GETATTR answers ESTALE and the kernel looks the path up again), instead of listing the
+/// removed one (ESTALE from readdir; `tar -C DIR` could then create nothing in it).
+#[test]
+fn a_directory_replaced_on_the_server_is_listed_anew_at_open() {
+    let Some(fx) = Fixture::local() else { return };
+    let names = |path: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(path)
+            .expect("opendir")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .into_string()
+                    .expect("text")
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    fs::create_dir(fx.on_server("d")).expect("mkdir");
+    fs::write(fx.on_server("d/old"), b"1").expect("seed");
+    assert_eq!(names(&fx.path("d")), ["old"]);
+    fs::remove_file(fx.on_server("d/old")).expect("rm");
+    fs::remove_dir(fx.on_server("d")).expect("rmdir");
+    fs::create_dir(fx.on_server("d")).expect("mkdir again");
+    fs::write(fx.on_server("d/new"), b"2").expect("seed again");
+    assert_eq!(names(&fx.path("d")), ["new"], "the new directory is listed");
+}
+
 /// `nocto`: while the cached attributes are fresh an open does not ask the server, so a
 /// change behind the mount's back is not seen (the kernel keeps its pages) — the trade
 /// `nocto` makes. (Read with pread, without a stat: a stat after a read asks the server
