@@ -290,8 +290,15 @@ impl Client {
             .await
     }
 
-    /// LOOKUP of one name in a directory.
-    pub async fn lookup(&self, dir: &FileHandle, name: &str) -> NfsResult<LookupResOk> {
+    /// LOOKUP of one name in a directory. Names here and in the other namespace calls are
+    /// bytes, as in NFS: a `&str`, or the `&[u8]` of a name that is not UTF-8
+    /// (`OsStr::as_bytes`).
+    pub async fn lookup(
+        &self,
+        dir: &FileHandle,
+        name: &(impl AsRef<[u8]> + ?Sized),
+    ) -> NfsResult<LookupResOk> {
+        let name = name.as_ref();
         let jukebox = self.inner.jukebox;
         jukebox.retry(|| self.nfs().lookup(dir, name)).await
     }
@@ -385,7 +392,7 @@ impl Client {
 
     /// What a creating procedure made; RFC 1813 lets the server omit the handle, and then a
     /// LOOKUP gets it.
-    async fn created(&self, dir: &FileHandle, name: &str, ok: CreateResOk) -> NfsResult<Created> {
+    async fn created(&self, dir: &FileHandle, name: &[u8], ok: CreateResOk) -> NfsResult<Created> {
         if let Some(handle) = ok.obj {
             return Ok(Created {
                 handle,
@@ -402,7 +409,13 @@ impl Client {
     /// CREATE of a regular file: `Unchecked` (truncates an existing file when the attributes
     /// set size 0), `Guarded` (NFS3ERR_EXIST if it exists) or `Exclusive` (by verifier, safe
     /// to retransmit).
-    pub async fn create(&self, dir: &FileHandle, name: &str, how: CreateHow) -> NfsResult<Created> {
+    pub async fn create(
+        &self,
+        dir: &FileHandle,
+        name: &(impl AsRef<[u8]> + ?Sized),
+        how: CreateHow,
+    ) -> NfsResult<Created> {
+        let name = name.as_ref();
         let jukebox = self.inner.jukebox;
         let ok = jukebox
             .retry(|| self.nfs().create(dir, name, how.clone()))
@@ -414,9 +427,10 @@ impl Client {
     pub async fn mkdir(
         &self,
         dir: &FileHandle,
-        name: &str,
+        name: &(impl AsRef<[u8]> + ?Sized),
         attributes: Sattr,
     ) -> NfsResult<Created> {
+        let name = name.as_ref();
         let jukebox = self.inner.jukebox;
         let ok = jukebox
             .retry(|| self.nfs().mkdir(dir, name, attributes.clone()))
@@ -428,10 +442,11 @@ impl Client {
     pub async fn symlink(
         &self,
         dir: &FileHandle,
-        name: &str,
-        target: &str,
+        name: &(impl AsRef<[u8]> + ?Sized),
+        target: &(impl AsRef<[u8]> + ?Sized),
         attributes: Sattr,
     ) -> NfsResult<Created> {
+        let (name, target) = (name.as_ref(), target.as_ref());
         let jukebox = self.inner.jukebox;
         let ok = jukebox
             .retry(|| self.nfs().symlink(dir, name, target, attributes.clone()))
@@ -442,7 +457,13 @@ impl Client {
     /// MKNOD: a special file `name` in `dir`: a FIFO or socket (with its attributes), or a
     /// character or block device (with its attributes and device numbers; servers commonly
     /// refuse those to callers that are not root, NFS3ERR_PERM).
-    pub async fn mknod(&self, dir: &FileHandle, name: &str, what: MknodData) -> NfsResult<Created> {
+    pub async fn mknod(
+        &self,
+        dir: &FileHandle,
+        name: &(impl AsRef<[u8]> + ?Sized),
+        what: MknodData,
+    ) -> NfsResult<Created> {
+        let name = name.as_ref();
         let jukebox = self.inner.jukebox;
         let ok = jukebox
             .retry(|| self.nfs().mknod(dir, name, what.clone()))
@@ -451,13 +472,23 @@ impl Client {
     }
 
     /// REMOVE of a non-directory.
-    pub async fn remove(&self, dir: &FileHandle, name: &str) -> NfsResult<WccData> {
+    pub async fn remove(
+        &self,
+        dir: &FileHandle,
+        name: &(impl AsRef<[u8]> + ?Sized),
+    ) -> NfsResult<WccData> {
+        let name = name.as_ref();
         let jukebox = self.inner.jukebox;
         jukebox.retry(|| self.nfs().remove(dir, name)).await
     }
 
     /// RMDIR of an empty directory.
-    pub async fn rmdir(&self, dir: &FileHandle, name: &str) -> NfsResult<WccData> {
+    pub async fn rmdir(
+        &self,
+        dir: &FileHandle,
+        name: &(impl AsRef<[u8]> + ?Sized),
+    ) -> NfsResult<WccData> {
+        let name = name.as_ref();
         let jukebox = self.inner.jukebox;
         jukebox.retry(|| self.nfs().rmdir(dir, name)).await
     }
@@ -466,11 +497,11 @@ impl Client {
     pub async fn rename(
         &self,
         from_dir: &FileHandle,
-        from_name: &str,
+        from_name: &(impl AsRef<[u8]> + ?Sized),
         to_dir: &FileHandle,
-        to_name: &str,
+        to_name: &(impl AsRef<[u8]> + ?Sized),
     ) -> NfsResult<RenameResOk> {
-        let (from, to) = ((from_dir, from_name), (to_dir, to_name));
+        let (from, to) = ((from_dir, from_name.as_ref()), (to_dir, to_name.as_ref()));
         let jukebox = self.inner.jukebox;
         jukebox.retry(|| self.nfs().rename(from, to)).await
     }
@@ -480,8 +511,9 @@ impl Client {
         &self,
         file: &FileHandle,
         dir: &FileHandle,
-        name: &str,
+        name: &(impl AsRef<[u8]> + ?Sized),
     ) -> NfsResult<LinkResOk> {
+        let name = name.as_ref();
         let jukebox = self.inner.jukebox;
         jukebox.retry(|| self.nfs().link(file, dir, name)).await
     }

@@ -128,7 +128,7 @@ impl Procedures {
     }
 
     /// LOOKUP of one name in a directory.
-    pub(crate) async fn lookup(&self, dir: &FileHandle, name: &str) -> NfsResult<LookupResOk> {
+    pub(crate) async fn lookup(&self, dir: &FileHandle, name: &[u8]) -> NfsResult<LookupResOk> {
         let args = LookupArgs {
             what: dir_op(dir, name)?,
         };
@@ -236,7 +236,7 @@ impl Procedures {
     pub(crate) async fn create(
         &self,
         dir: &FileHandle,
-        name: &str,
+        name: &[u8],
         how: CreateHow,
     ) -> NfsResult<CreateResOk> {
         let args = CreateArgs {
@@ -250,7 +250,7 @@ impl Procedures {
     pub(crate) async fn mkdir(
         &self,
         dir: &FileHandle,
-        name: &str,
+        name: &[u8],
         attributes: Sattr,
     ) -> NfsResult<MkdirResOk> {
         let args = MkdirArgs {
@@ -264,15 +264,15 @@ impl Procedures {
     pub(crate) async fn symlink(
         &self,
         dir: &FileHandle,
-        name: &str,
-        target: &str,
+        name: &[u8],
+        target: &[u8],
         attributes: Sattr,
     ) -> NfsResult<SymlinkResOk> {
         let args = SymlinkArgs {
             where_: dir_op(dir, name)?,
             symlink: SymlinkData {
                 symlink_attributes: attributes,
-                symlink_data: Bytes::copy_from_slice(target.as_bytes()),
+                symlink_data: Bytes::copy_from_slice(target),
             },
         };
         self.call::<_, _, WccData>(procs::SYMLINK, &args).await
@@ -282,7 +282,7 @@ impl Procedures {
     pub(crate) async fn mknod(
         &self,
         dir: &FileHandle,
-        name: &str,
+        name: &[u8],
         what: MknodData,
     ) -> NfsResult<MknodResOk> {
         let args = MknodArgs {
@@ -293,7 +293,7 @@ impl Procedures {
     }
 
     /// REMOVE of a non-directory.
-    pub(crate) async fn remove(&self, dir: &FileHandle, name: &str) -> NfsResult<WccData> {
+    pub(crate) async fn remove(&self, dir: &FileHandle, name: &[u8]) -> NfsResult<WccData> {
         let args = RemoveArgs {
             object: dir_op(dir, name)?,
         };
@@ -302,7 +302,7 @@ impl Procedures {
     }
 
     /// RMDIR of an empty directory.
-    pub(crate) async fn rmdir(&self, dir: &FileHandle, name: &str) -> NfsResult<WccData> {
+    pub(crate) async fn rmdir(&self, dir: &FileHandle, name: &[u8]) -> NfsResult<WccData> {
         let args = RmdirArgs {
             object: dir_op(dir, name)?,
         };
@@ -313,8 +313,8 @@ impl Procedures {
     /// RENAME.
     pub(crate) async fn rename(
         &self,
-        from: (&FileHandle, &str),
-        to: (&FileHandle, &str),
+        from: (&FileHandle, &[u8]),
+        to: (&FileHandle, &[u8]),
     ) -> NfsResult<RenameResOk> {
         let args = RenameArgs {
             from: dir_op(from.0, from.1)?,
@@ -329,7 +329,7 @@ impl Procedures {
         &self,
         file: &FileHandle,
         dir: &FileHandle,
-        name: &str,
+        name: &[u8],
     ) -> NfsResult<LinkResOk> {
         let args = LinkArgs {
             file: file.clone(),
@@ -372,9 +372,12 @@ impl Procedures {
 }
 
 /// Builds a `diropargs3`, rejecting names the server would have to reject anyway.
-fn dir_op(dir: &FileHandle, name: &str) -> NfsResult<DirOpArgs> {
-    if name.is_empty() || name.contains('/') {
-        return Err(NfsError::InvalidArgument(format!("bad file name {name:?}")));
+fn dir_op(dir: &FileHandle, name: &[u8]) -> NfsResult<DirOpArgs> {
+    if name.is_empty() || name.contains(&b'/') {
+        return Err(NfsError::InvalidArgument(format!(
+            "bad file name {:?}",
+            String::from_utf8_lossy(name)
+        )));
     }
     if name.len() > nfs3::MAX_NAME_BYTES as usize {
         return Err(NfsError::Status {
@@ -384,6 +387,6 @@ fn dir_op(dir: &FileHandle, name: &str) -> NfsResult<DirOpArgs> {
     }
     Ok(DirOpArgs {
         dir: dir.clone(),
-        name: Bytes::copy_from_slice(name.as_bytes()),
+        name: Bytes::copy_from_slice(name),
     })
 }

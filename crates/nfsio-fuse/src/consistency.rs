@@ -143,7 +143,7 @@ pub struct AttrCache {
     /// Names the kernel was told about (looked up, found or not) per directory: what to
     /// drop when another client changes the directory, as Linux drops a directory's
     /// cached lookups when its mtime changes.
-    names: Mutex<HashMap<u64, HashSet<String>>>,
+    names: Mutex<HashMap<u64, HashSet<Vec<u8>>>>,
 }
 
 impl AttrCache {
@@ -343,14 +343,14 @@ impl AttrCache {
         keep
     }
 
-    fn names(&self) -> MutexGuard<'_, HashMap<u64, HashSet<String>>> {
+    fn names(&self) -> MutexGuard<'_, HashMap<u64, HashSet<Vec<u8>>>> {
         self.names
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A lookup of `name` in directory `parent` was answered (the kernel may cache it).
-    pub fn looked_up(&self, parent: u64, name: &str) {
+    pub fn looked_up(&self, parent: u64, name: &[u8]) {
         let mut names = self.names();
         let known = names.entry(parent).or_default();
         if known.len() < MAX_NAMES_PER_DIR {
@@ -360,7 +360,7 @@ impl AttrCache {
 
     /// The names of directory `parent` the kernel may hold, forgotten here (for their
     /// invalidation).
-    pub fn take_names(&self, parent: u64) -> Vec<String> {
+    pub fn take_names(&self, parent: u64) -> Vec<Vec<u8>> {
         self.names()
             .remove(&parent)
             .map(|names| names.into_iter().collect())

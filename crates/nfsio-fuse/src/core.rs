@@ -11,7 +11,6 @@
 //! The operations themselves live in one file per kind (`names.rs`, `meta.rs`, `io.rs`,
 //! `listing.rs`); `fs.rs` only hands them to tokio.
 
-use std::ffi::OsStr;
 use std::ops::Deref;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -267,13 +266,4 @@ impl Core {
             None => Ok(self.client.getattr(handle).await?),
         }
     }
-}
-
-/// A name from the kernel as the client's `&str`: EINVAL for names that are not UTF-8
-/// (the client's API takes text today; NFS names are bytes).
-pub fn name_str(name: &OsStr) -> OpResult<&str> {
-    name.to_str().ok_or_else(|| {
-        tracing::debug!(?name, "a name that is not UTF-8: EINVAL");
-        Errno(libc::EINVAL)
-    })
 }

@@ -7,6 +7,7 @@
 
 use std::ffi::OsStr;
 use std::future::Future;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -21,7 +22,7 @@ use fuser::{
 use tokio::runtime::Handle;
 
 use crate::attr::placeholder;
-use crate::core::{Core, name_str};
+use crate::core::Core;
 use crate::error::{Errno, OpResult};
 use crate::meta::SetAttr;
 use crate::names::Found;
@@ -101,26 +102,21 @@ impl NfsFs {
         });
     }
 
-    /// Like [`NfsFs::run`] for an operation on a name, which must be text.
+    /// Like [`NfsFs::run`] for an operation on a name (bytes, as NFS and Linux names are).
     fn run_named<R, T, Fut>(
         &self,
         req: &Request,
         name: &OsStr,
         reply: R,
-        work: impl FnOnce(Arc<Core>, String) -> Fut,
+        work: impl FnOnce(Arc<Core>, Vec<u8>) -> Fut,
         done: impl FnOnce(R, &Core, T) + Send + 'static,
     ) where
         R: Answer + Send + 'static,
         T: Send + 'static,
         Fut: Future<Output = OpResult<T>> + Send + 'static,
     {
-        match name_str(name) {
-            Ok(name) => {
-                let name = name.to_owned();
-                self.run(req, reply, |core| work(core, name), done);
-            }
-            Err(errno) => reply.fail(errno),
-        }
+        let name = name.as_bytes().to_vec();
+        self.run(req, reply, |core| work(core, name), done);
     }
 }
 
@@ -169,7 +165,7 @@ impl Filesystem for NfsFs {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let work =
-            move |core: Arc<Core>, name: String| async move { core.lookup(parent.0, &name).await };
+            move |core: Arc<Core>, name: Vec<u8>| async move { core.lookup(parent.0, &name).await };
         self.run_named(req, name, reply, work, |reply, core, found| match found {
             Found::Entry(attr) => entry(reply, core, attr),
             Found::Missing => {
@@ -250,7 +246,7 @@ impl Filesystem for NfsFs {
         reply: ReplyEntry,
     ) {
         let mode = mode & !umask | (mode & libc::S_IFMT);
-        let work = move |core: Arc<Core>, name: String| async move {
+        let work = move |core: Arc<Core>, name: Vec<u8>| async move {
             core.mknod(parent.0, &name, mode, rdev).await
         };
         self.run_named(req, name, reply, work, entry);
@@ -266,7 +262,7 @@ impl Filesystem for NfsFs {
         reply: ReplyEntry,
     ) {
         let mode = mode & !umask;
-        let work = move |core: Arc<Core>, name: String| async move {
+        let work = move |core: Arc<Core>, name: Vec<u8>| async move {
             core.mkdir(parent.0, &name, mode).await
         };
         self.run_named(req, name, reply, work, entry);
@@ -274,13 +270,13 @@ impl Filesystem for NfsFs {
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let work =
-            move |core: Arc<Core>, name: String| async move { core.unlink(parent.0, &name).await };
+            move |core: Arc<Core>, name: Vec<u8>| async move { core.unlink(parent.0, &name).await };
         self.run_named(req, name, reply, work, empty);
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let work =
-            move |core: Arc<Core>, name: String| async move { core.rmdir(parent.0, &name).await };
+            move |core: Arc<Core>, name: Vec<u8>| async move { core.rmdir(parent.0, &name).await };
         self.run_named(req, name, reply, work, empty);
     }
 
@@ -292,10 +288,8 @@ impl Filesystem for NfsFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let Some(target) = target.to_str().map(str::to_owned) else {
-            return reply.fail(Errno(libc::EINVAL));
-        };
-        let work = move |core: Arc<Core>, name: String| async move {
+        let target = target.as_os_str().as_bytes().to_vec();
+        let work = move |core: Arc<Core>, name: Vec<u8>| async move {
             core.symlink(parent.0, &name, &target).await
         };
         self.run_named(req, link_name, reply, work, entry);
@@ -311,13 +305,11 @@ impl Filesystem for NfsFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let Ok(to_name) = name_str(newname).map(str::to_owned) else {
-            return reply.fail(Errno(libc::EINVAL));
-        };
-        let work = move |core: Arc<Core>, from_name: String| async move {
+        let to_name = newname.as_bytes().to_vec();
+        let work = move |core: Arc<Core>, from_name: Vec<u8>| async move {
             let (from, to) = (
-                (parent.0, from_name.as_str()),
-                (newparent.0, to_name.as_str()),
+                (parent.0, from_name.as_slice()),
+                (newparent.0, to_name.as_slice()),
             );
             core.rename(from, to, flags).await
         };
@@ -332,7 +324,7 @@ impl Filesystem for NfsFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let work = move |core: Arc<Core>, name: String| async move {
+        let work = move |core: Arc<Core>, name: Vec<u8>| async move {
             core.link(ino.0, newparent.0, &name).await
         };
         self.run_named(req, newname, reply, work, entry);
@@ -596,7 +588,7 @@ impl Filesystem for NfsFs {
         reply: ReplyCreate,
     ) {
         let mode = mode & !umask;
-        let work = move |core: Arc<Core>, name: String| async move {
+        let work = move |core: Arc<Core>, name: Vec<u8>| async move {
             core.create(parent.0, &name, mode, flags).await
         };
         self.run_named(req, name, reply, work, |reply, core, created| {

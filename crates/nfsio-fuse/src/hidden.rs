@@ -38,11 +38,11 @@ impl SillyTable {
         format!(".nfs{fileid:016x}{count:08x}")
     }
 
-    pub(crate) fn is_hidden(&self, dir: &FileHandle, name: &str) -> bool {
+    pub(crate) fn is_hidden(&self, dir: &FileHandle, name: &[u8]) -> bool {
         self.locked()
             .values()
             .flatten()
-            .any(|hidden| hidden.dir == *dir && hidden.name == name)
+            .any(|hidden| hidden.dir == *dir && hidden.name.as_bytes() == name)
     }
 
     /// Names hidden for node `ino`.

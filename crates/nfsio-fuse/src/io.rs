@@ -102,7 +102,7 @@ impl Core {
     pub async fn create(
         &self,
         parent: u64,
-        name: &str,
+        name: &[u8],
         mode: u32,
         flags: i32,
     ) -> OpResult<CreatedFile> {
@@ -137,7 +137,7 @@ impl Core {
                 .after;
         }
         let attributes = self.attributes_of(&created.handle, attributes).await?;
-        let label = format!("{name} (new)");
+        let label = format!("{} (new)", name.escape_ascii());
         let file = self
             .client
             .open_handle(created.handle.clone(), attributes.clone(), &label)?;

@@ -22,7 +22,7 @@ pub enum Found {
 
 impl Core {
     /// LOOKUP of `name` in node `parent`.
-    pub async fn lookup(&self, parent: u64, name: &str) -> OpResult<Found> {
+    pub async fn lookup(&self, parent: u64, name: &[u8]) -> OpResult<Found> {
         let dir = self.handle(parent)?;
         self.attrs.looked_up(parent, name);
         let found = match self.client.lookup(&dir, name).await {
@@ -37,7 +37,7 @@ impl Core {
     }
 
     /// MKDIR of `name` in `parent` with `mode` (the kernel applied the umask).
-    pub async fn mkdir(&self, parent: u64, name: &str, mode: u32) -> OpResult<FileAttr> {
+    pub async fn mkdir(&self, parent: u64, name: &[u8], mode: u32) -> OpResult<FileAttr> {
         let dir = self.handle(parent)?;
         self.attrs.changing(parent);
         let attributes = Sattr {
@@ -54,7 +54,13 @@ impl Core {
     /// MKNOD of a FIFO, socket or device (the server decides whether a caller may make
     /// devices; a server that does not make them, NFS3ERR_NOTSUPP, is EPERM as mknod(2)
     /// says); a regular file is a GUARDED CREATE. Other types are EINVAL.
-    pub async fn mknod(&self, parent: u64, name: &str, mode: u32, rdev: u32) -> OpResult<FileAttr> {
+    pub async fn mknod(
+        &self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        rdev: u32,
+    ) -> OpResult<FileAttr> {
         let dir = self.handle(parent)?;
         self.attrs.changing(parent);
         let attributes = Sattr {
@@ -96,7 +102,7 @@ impl Core {
     }
 
     /// SYMLINK `name` in `parent` pointing at `target`.
-    pub async fn symlink(&self, parent: u64, name: &str, target: &str) -> OpResult<FileAttr> {
+    pub async fn symlink(&self, parent: u64, name: &[u8], target: &[u8]) -> OpResult<FileAttr> {
         let dir = self.handle(parent)?;
         self.attrs.changing(parent);
         let created = self
@@ -110,7 +116,7 @@ impl Core {
     }
 
     /// LINK: a new name `name` in `parent` for node `ino`.
-    pub async fn link(&self, ino: u64, parent: u64, name: &str) -> OpResult<FileAttr> {
+    pub async fn link(&self, ino: u64, parent: u64, name: &[u8]) -> OpResult<FileAttr> {
         let file = self.handle(ino)?;
         let dir = self.handle(parent)?;
         self.attrs.changing(ino);
@@ -121,7 +127,7 @@ impl Core {
     }
 
     /// REMOVE of `name` in `parent`.
-    pub async fn unlink(&self, parent: u64, name: &str) -> OpResult<()> {
+    pub async fn unlink(&self, parent: u64, name: &[u8]) -> OpResult<()> {
         let dir = self.handle(parent)?;
         if let Unlink::Hidden = self.hide_if_open(&dir, name, None).await? {
             return Ok(());
@@ -132,7 +138,7 @@ impl Core {
     }
 
     /// RMDIR of `name` in `parent`.
-    pub async fn rmdir(&self, parent: u64, name: &str) -> OpResult<()> {
+    pub async fn rmdir(&self, parent: u64, name: &[u8]) -> OpResult<()> {
         let dir = self.handle(parent)?;
         let wcc = self.client.rmdir(&dir, name).await?;
         self.wcc(parent, &wcc);
@@ -145,8 +151,8 @@ impl Core {
     /// calls is replaced. NFSv3 has no exclusive rename; this is the best it offers.
     pub async fn rename(
         &self,
-        from: (u64, &str),
-        to: (u64, &str),
+        from: (u64, &[u8]),
+        to: (u64, &[u8]),
         flags: RenameFlags,
     ) -> OpResult<()> {
         if !(flags - RenameFlags::RENAME_NOREPLACE).is_empty() {

@@ -28,8 +28,8 @@ pub enum Invalidation {
     Entry {
         /// The directory's node.
         parent: u64,
-        /// The name.
-        name: String,
+        /// The name (bytes, as the kernel's names are).
+        name: Vec<u8>,
     },
 }
 
@@ -106,7 +106,8 @@ fn send(notifier: &Notifier, invalidation: Invalidation) {
     let result = match &invalidation {
         Invalidation::Node(ino) => notifier.inval_inode(INodeNo(*ino), 0, 0),
         Invalidation::Entry { parent, name } => {
-            notifier.inval_entry(INodeNo(*parent), std::ffi::OsStr::new(name))
+            let name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
+            notifier.inval_entry(INodeNo(*parent), name)
         }
     };
     match result {

@@ -35,8 +35,8 @@ impl Core {
     pub async fn hide_if_open(
         &self,
         dir: &FileHandle,
-        name: &str,
-        keep: Option<(&FileHandle, &str)>,
+        name: &[u8],
+        keep: Option<(&FileHandle, &[u8])>,
     ) -> OpResult<Unlink> {
         if self.handles.silly.is_hidden(dir, name) {
             return Err(Errno(libc::EBUSY));
@@ -68,6 +68,7 @@ impl Core {
             by: self.client.clone(),
         };
         self.client.rename(dir, name, dir, &hidden.name).await?;
+        let name = name.escape_ascii().to_string();
         tracing::debug!(ino, name, hidden = %hidden.name, "open file renamed away");
         self.handles
             .silly

@@ -306,3 +306,62 @@ fn fcntl_and_flock_locks_conflict_between_processes_on_the_mount() {
     assert_eq!(unsafe { libc::flock(fd, libc::LOCK_UN) }, 0);
     assert!(other_process_locks(&path, false), "flock released");
 }
+
+/// Names are bytes, as on Linux: names that are not UTF-8 (here Latin-1) are created,
+/// listed, renamed, linked and removed through the mount with their bytes unchanged on the
+/// server, and a symbolic link's target keeps its bytes too.
+#[test]
+fn names_that_are_not_utf8_keep_their_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let Some(fx) = Fixture::local() else { return };
+    let name = |bytes: &[u8]| OsStr::from_bytes(bytes).to_owned();
+    let file = name(b"caf\xe9.txt");
+    let dir = name(b"r\xe9pertoire");
+    fs::create_dir(fx.path("").join(&dir)).expect("mkdir of a Latin-1 name");
+    fs::write(fx.path("").join(&dir).join(&file), b"bytes\n").expect("create");
+    let on_server = fx.on_server("").join(&dir).join(&file);
+    assert_eq!(fs::read(&on_server).expect("on the server"), b"bytes\n");
+
+    let listed: Vec<_> = fs::read_dir(fx.path("").join(&dir))
+        .expect("opendir")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert_eq!(listed, std::slice::from_ref(&file), "the listing has the raw bytes");
+
+    let renamed = name(b"na\xefve.txt");
+    fs::rename(
+        fx.path("").join(&dir).join(&file),
+        fx.path("").join(&dir).join(&renamed),
+    )
+    .expect("rename");
+    assert!(fx.on_server("").join(&dir).join(&renamed).exists());
+    let link = name(b"lien-\xe0");
+    fs::hard_link(
+        fx.path("").join(&dir).join(&renamed),
+        fx.path("").join(&link),
+    )
+    .expect("link");
+    assert_eq!(
+        fs::read(fx.on_server("").join(&link)).expect("linked"),
+        b"bytes\n"
+    );
+
+    let symlink = name(b"sym-\xff");
+    std::os::unix::fs::symlink(&renamed, fx.path("").join(&symlink)).expect("symlink");
+    assert_eq!(
+        fs::read_link(fx.on_server("").join(&symlink)).expect("readlink on the server"),
+        std::path::PathBuf::from(&renamed)
+    );
+    assert_eq!(
+        fs::read_link(fx.path("").join(&symlink)).expect("readlink"),
+        std::path::PathBuf::from(&renamed)
+    );
+
+    for gone in [&symlink, &link] {
+        fs::remove_file(fx.path("").join(gone)).expect("unlink");
+    }
+    fs::remove_file(fx.path("").join(&dir).join(&renamed)).expect("unlink");
+    fs::remove_dir(fx.path("").join(&dir)).expect("rmdir");
+    assert!(!fx.on_server("").join(&dir).exists());
+}
