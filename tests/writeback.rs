@@ -526,3 +526,40 @@ async fn jukebox_on_a_write_back_write_is_retried_by_the_engine() {
         "every WRITE on the wire was one the engine sent"
     );
 }
+
+/// The WRITEs of a streaming writer leave in ascending offset order, the file's short tail
+/// last, as Linux sends a flush's WRITEs (servers' sequential detection, allocation and
+/// readahead expect it, and some refuse a WRITE that starts past their end of file). Checked
+/// on the wire: a tshark capture of the connection, WRITE offsets in call order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streaming_writers_writes_leave_in_offset_order() {
+    let (store, server) = serve_new(1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pcap = dir.path().join("order.pcapng");
+    let Some(capture) = nfsio_testkit::Capture::start(&[server.addr.port()], &pcap) else {
+        return;
+    };
+    let client = client(&server.url, None).await;
+    let file = client
+        .create_file("order.bin", 0o644)
+        .await
+        .expect("create");
+    let data = pattern(5, (16 << 20) + 1);
+    for (i, piece) in data.chunks(1 << 20).enumerate() {
+        file.write_at(piece, (i << 20) as u64).await.expect("write");
+    }
+    file.close().await.expect("close");
+    assert_eq!(durable(&store, "order.bin"), data);
+    let pcap = capture.stop();
+    let offsets: Vec<u64> = nfsio_testkit::nfs_calls(&pcap)
+        .iter()
+        .filter(|call| call.proc == nfs3::procs::WRITE)
+        .filter_map(|call| call.offset)
+        .collect();
+    assert!(offsets.len() >= 17, "WRITEs seen: {offsets:?}");
+    assert!(
+        offsets.windows(2).all(|pair| pair[0] < pair[1]),
+        "WRITE offsets in call order: {offsets:?}"
+    );
+    assert_eq!(offsets.last(), Some(&(16 << 20)), "the tail goes last");
+}

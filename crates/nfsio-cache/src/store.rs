@@ -88,8 +88,6 @@ pub(crate) struct Inode {
     pub(crate) mismatches: u32,
     /// Written FILE_SYNC from now on (verifiers never match).
     pub(crate) file_sync: bool,
-    /// Where the next flush WRITE of a synced file starts looking.
-    pub(crate) flush_cursor: u64,
     /// Ranges the server holds as zeros (or that lie past its end of file) as far as this
     /// engine knows: past the size at first open, past a truncation; every application write
     /// removes its range. WRITEs may carry zeros there to join dirty ranges. This assumes
@@ -119,7 +117,6 @@ impl Inode {
             truncates: VecDeque::new(),
             mismatches: 0,
             file_sync: false,
-            flush_cursor: 0,
             zeros,
             touched: false,
         }

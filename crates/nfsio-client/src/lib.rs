@@ -40,6 +40,7 @@ mod options;
 mod owners;
 mod paths;
 mod procedures;
+mod sender;
 pub mod url;
 mod writeback;
 

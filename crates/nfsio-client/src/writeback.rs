@@ -21,18 +21,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use nfsio_cache::{
-    Advice, Engine, EngineConfig, Event, FileError, FileId, Op, ReadOutcome, Reply, SyncTicket,
-    Transmit, WaitToken, WriteOutcome,
+    Advice, Engine, EngineConfig, Event, FileError, FileId, ReadOutcome, SyncTicket, WaitToken,
+    WriteOutcome,
 };
-use nfsio_proto::nfs3::{Fattr, FileHandle, Nfs3Status, Sattr};
+use nfsio_proto::nfs3::{Fattr, FileHandle, Nfs3Status};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
-use tracing::{debug, error, warn};
+use tracing::{debug, error};
 
 use crate::error::{NfsError, NfsResult};
 use crate::options::ClientOptions;
 use crate::owners::Owners;
 use crate::procedures::Procedures;
+use crate::sender::{self, Started};
 
 /// Something a caller waits for: `Ready` now, or a receiver that fires when it may try again
 /// (or, for syncs, with the result).
@@ -302,20 +303,34 @@ impl Cache {
                 if state.engine.next_deadline_ms().is_some_and(|at| at <= now) {
                     state.engine.handle_timeout(now);
                 }
+                // Each call is started here, in the engine's order, so that its WRITEs go
+                // on the wire in that order (see `sender.rs`); its task only waits.
+                let mut answered = Vec::new();
                 while let Some(transmit) = state.engine.poll_transmit(now) {
-                    let cache = Arc::clone(&self);
                     let nfs = state.owners.sender(&transmit, &nfs);
-                    tokio::spawn(async move {
-                        let id = transmit.id;
-                        let reply = send(&nfs, transmit).await;
-                        drop(nfs);
-                        if let Ok(mut state) = cache.lock() {
-                            let now = cache.now_ms();
-                            state.engine.on_reply(id, reply, now);
-                            cache.dispatch(&mut state);
+                    let id = transmit.id;
+                    match sender::start(nfs, transmit) {
+                        Started::Answered(reply) => answered.push((id, reply)),
+                        Started::Waiting(call) => {
+                            let cache = Arc::clone(&self);
+                            tokio::spawn(async move {
+                                let reply = call.await;
+                                if let Ok(mut state) = cache.lock() {
+                                    let now = cache.now_ms();
+                                    state.engine.on_reply(id, reply, now);
+                                    cache.dispatch(&mut state);
+                                }
+                                cache.kick.notify_one();
+                            });
                         }
-                        cache.kick.notify_one();
-                    });
+                    }
+                }
+                let kicked = !answered.is_empty();
+                for (id, reply) in answered {
+                    state.engine.on_reply(id, reply, now);
+                }
+                if kicked {
+                    self.kick.notify_one();
                 }
                 self.dispatch(&mut state);
                 state.engine.next_deadline_ms()
@@ -709,70 +724,5 @@ pub(crate) fn engine_config(
         background_flush_bytes: memory_bound_bytes / 4,
         commit_threshold_bytes: memory_bound_bytes / 4,
         ..defaults
-    }
-}
-
-/// Sends one call the engine asked for and turns the outcome into the engine's [`Reply`].
-async fn send(client: &Procedures, transmit: Transmit) -> Reply {
-    let Transmit { handle, op, .. } = transmit;
-    let result = match op {
-        Op::Write {
-            offset_bytes,
-            data,
-            stable,
-        } => client
-            .write(&handle, offset_bytes, data, stable)
-            .await
-            .map(|ok| Reply::Write {
-                count_bytes: ok.count,
-                committed: ok.committed,
-                verf: ok.verf,
-                post_op_attrs: ok.file_wcc.after,
-            }),
-        Op::Commit {
-            offset_bytes,
-            count_bytes,
-        } => client
-            .commit(&handle, offset_bytes, count_bytes)
-            .await
-            .map(|ok| Reply::Commit {
-                verf: ok.verf,
-                post_op_attrs: ok.file_wcc.after,
-            }),
-        Op::Read {
-            offset_bytes,
-            count_bytes,
-        } => client
-            .read(&handle, offset_bytes, count_bytes)
-            .await
-            .map(|ok| Reply::Read {
-                data: ok.data,
-                eof: ok.eof,
-                post_op_attrs: ok.file_attributes,
-            }),
-        Op::Setattr { size_bytes } => client
-            .setattr(
-                &handle,
-                Sattr {
-                    size: Some(size_bytes),
-                    ..Sattr::default()
-                },
-                None,
-            )
-            .await
-            .map(|wcc| Reply::Setattr {
-                post_op_attrs: wcc.after,
-            }),
-    };
-    match result {
-        Ok(reply) => reply,
-        Err(NfsError::Status { status, .. }) => Reply::Status(status),
-        // The transport gave up (a soft mount's retries ran out, the client is shutting
-        // down) or the server broke the protocol: the call may have run or not, and nothing
-        // will retry it at this XID. The engine records EIO for the file.
-        Err(error) => {
-            warn!(%error, "write-back call failed");
-            Reply::Status(Nfs3Status::Io)
-        }
     }
 }

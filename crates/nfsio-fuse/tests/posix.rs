@@ -327,7 +327,11 @@ fn names_that_are_not_utf8_keep_their_bytes() {
         .expect("opendir")
         .map(|entry| entry.expect("entry").file_name())
         .collect();
-    assert_eq!(listed, std::slice::from_ref(&file), "the listing has the raw bytes");
+    assert_eq!(
+        listed,
+        std::slice::from_ref(&file),
+        "the listing has the raw bytes"
+    );
 
     let renamed = name(b"na\xefve.txt");
     fs::rename(

@@ -154,7 +154,8 @@ impl Engine {
     }
 
     /// A file being synced (or whose dirty bytes expired): send its dirty bytes, in offset
-    /// order from where the last WRITE ended.
+    /// order (the lowest sendable dirty extent first, so that the tail of a file goes with
+    /// the rest, last).
     fn try_flush_all(&mut self, ino: InodeId) -> Option<Transmit> {
         let inode = self.store.inode(ino);
         if inode.timers.in_backoff(self.now_ms)
@@ -163,7 +164,7 @@ impl Engine {
         {
             return None;
         }
-        let start = self.find_sendable(ino, inode.flush_cursor, 0, u64::MAX)?;
+        let start = self.find_sendable(ino, 0, 0, u64::MAX)?;
         Some(self.build_write(ino, start))
     }
 
@@ -178,7 +179,7 @@ impl Engine {
         }
         let chunk_bytes = index.chunk_bytes();
         let mut found = None;
-        for &(dirty, ino, chunk) in index.dirty_chunks_fullest_first() {
+        for (dirty, ino, chunk) in index.dirty_chunks_fullest_first() {
             if !pressure && dirty < chunk_bytes {
                 break;
             }
@@ -351,7 +352,6 @@ impl Engine {
                     .restate(ino, s, Transition::Send { rpc: id, payload });
             }
         }
-        self.store.inode_mut(ino).flush_cursor = end;
         self.stats.writes_sent += 1;
         self.stats.write_bytes_sent += end - start;
         Transmit {

@@ -170,7 +170,7 @@ impl ExtentIndex {
                 }
             }
             for (chunk, dirty) in dirty_chunks {
-                chunks_by_dirty.insert((dirty, ino, chunk));
+                chunks_by_dirty.insert((std::cmp::Reverse(dirty), ino, chunk));
             }
         }
         ensure!(

@@ -19,6 +19,7 @@ mod check;
 #[cfg(test)]
 mod tests;
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, btree_map};
 use std::ops::RangeBounds;
 
@@ -220,13 +221,18 @@ pub(crate) struct ExtentIndex {
     chunk_bytes: u64,
     totals: StateBytes,
     extent_count: u64,
-    /// (dirty bytes, inode, chunk) for every chunk with dirty bytes.
-    chunks_by_dirty: BTreeSet<(u64, InodeId, u64)>,
+    /// (dirty bytes, reversed, inode, chunk) for every chunk with dirty bytes: fullest
+    /// first, and among equally full chunks the lowest inode and offset first, so that a
+    /// streaming writer's WRITEs leave in offset order.
+    chunks_by_dirty: BTreeSet<DirtyChunkKey>,
     /// (clean seq, inode, start) for every clean extent: eviction order.
     clean_fifo: BTreeSet<(u64, InodeId, u64)>,
     next_clean_seq: u64,
     next_unstable_seq: u64,
 }
+
+/// A chunk's place in the background flush order: (dirty bytes, reversed; inode; chunk).
+pub(crate) type DirtyChunkKey = (Reverse<u64>, InodeId, u64);
 
 /// A clean extent's place in the eviction order: (seq, inode, start).
 pub(crate) type CleanKey = (u64, InodeId, u64);
@@ -267,11 +273,14 @@ impl ExtentIndex {
         self.extent_count
     }
 
-    /// (dirty bytes, inode, chunk) of every chunk with dirty bytes, fullest first.
+    /// (dirty bytes, inode, chunk) of every chunk with dirty bytes, fullest first, then in
+    /// inode and offset order.
     pub(crate) fn dirty_chunks_fullest_first(
         &self,
-    ) -> impl Iterator<Item = &(u64, InodeId, u64)> + '_ {
-        self.chunks_by_dirty.iter().rev()
+    ) -> impl Iterator<Item = (u64, InodeId, u64)> + '_ {
+        self.chunks_by_dirty
+            .iter()
+            .map(|&(Reverse(dirty), ino, chunk)| (dirty, ino, chunk))
     }
 
     /// The oldest clean extent after `after` in eviction order (from the oldest if `None`).
@@ -365,11 +374,11 @@ fn account(
             let mut new = old;
             adjust(&mut new, len, add);
             if old > 0 {
-                all.chunks_by_dirty.remove(&(old, ino, chunk));
+                all.chunks_by_dirty.remove(&(Reverse(old), ino, chunk));
             }
             if new > 0 {
                 file.dirty_chunks.insert(chunk, new);
-                all.chunks_by_dirty.insert((new, ino, chunk));
+                all.chunks_by_dirty.insert((Reverse(new), ino, chunk));
             } else {
                 file.dirty_chunks.remove(&chunk);
             }
