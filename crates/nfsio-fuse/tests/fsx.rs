@@ -34,8 +34,12 @@ const SEEDS: [u64; 4] = [1, 14, 2026, 31337];
 const OPS: u64 = 25_000;
 /// How long one seed's run may take before it counts as hung.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-/// The heavy variant's seeds and operations per seed (1,000,000 in all).
-const HEAVY_SEEDS: [u64; 10] = [2, 3, 4, 5, 6, 15, 2027, 31338, 65537, 1_000_003];
+/// The heavy variant's seeds and operations per seed (1,000,000 in all). Each completes
+/// A-OK on local ext4 too: fsx-rs 0.3.2 sometimes asks posix_fallocate for 0 bytes, which
+/// every Linux file system refuses (EINVAL), and then fails with "Test file system does not
+/// support posix_fallocate" — seed 4 does at operation 55,767 on local disk as on the mount,
+/// so 7 replaces it.
+const HEAVY_SEEDS: [u64; 10] = [2, 3, 7, 5, 6, 15, 2027, 31338, 65537, 1_000_003];
 const HEAVY_OPS: u64 = 100_000;
 /// How long one heavy seed may take (152,000 operations took 433 s here, loaded).
 const HEAVY_RUN_TIMEOUT: Duration = Duration::from_secs(570);
