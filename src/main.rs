@@ -7,6 +7,7 @@ mod copy;
 mod demo;
 mod mount;
 mod output;
+mod remove;
 mod report;
 mod serve;
 mod signals;
@@ -53,11 +54,10 @@ enum Command {
         /// nfs://host/export/path
         url: String,
     },
-    /// Remove a file.
-    Rm {
-        /// nfs://host/export/path
-        url: String,
-    },
+    /// Remove files; with -r, directories and everything in them.
+    Rm(remove::RmArgs),
+    /// Remove empty directories.
+    Rmdir(remove::RmdirArgs),
     /// Create a directory.
     Mkdir {
         /// Create missing parents too, and succeed if the directory exists.
@@ -168,13 +168,8 @@ async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
         Command::Ls { long, url } => ls(&url, long).await,
         Command::Cat { url } => cat(&url).await,
         Command::Stat { url } => stat(&url).await,
-        Command::Rm { url } => {
-            let client = connect(&url).await?;
-            client
-                .remove_path(client.url_path())
-                .await
-                .map_err(|e| Failure::nfs(&url, e))
-        }
+        Command::Rm(args) => remove::rm(&args).await,
+        Command::Rmdir(args) => remove::rmdir(&args).await,
         Command::Mkdir { parents, url } => mkdir(&url, parents).await,
         Command::Mv { from, to } => mv(&from, &to).await,
     }
