@@ -3,8 +3,11 @@
 //! Each subcommand is a thin shell over `nfsio-client`: parse arguments, connect, run, and on
 //! failure print one line naming the path, the NFS status and the errno, and exit non-zero.
 
+mod change;
 mod copy;
 mod demo;
+mod df;
+mod links;
 mod mount;
 mod output;
 mod remove;
@@ -58,6 +61,18 @@ enum Command {
     Rm(remove::RmArgs),
     /// Remove empty directories.
     Rmdir(remove::RmdirArgs),
+    /// Change the mode of files (octal, or symbolic as u+x,go-w).
+    Chmod(change::ChmodArgs),
+    /// Shrink or extend files to a size (created when missing, unless -c).
+    Truncate(change::TruncateArgs),
+    /// Set files' times to now (created when missing, unless -c).
+    Touch(change::TouchArgs),
+    /// Make a hard link, or with -s a symbolic link.
+    Ln(links::LnArgs),
+    /// Print a symbolic link's target.
+    Readlink(links::ReadlinkArgs),
+    /// Show an export's size, used and available space.
+    Df(df::DfArgs),
     /// Create a directory.
     Mkdir {
         /// Create missing parents too, and succeed if the directory exists.
@@ -170,6 +185,12 @@ async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
         Command::Stat { url } => stat(&url).await,
         Command::Rm(args) => remove::rm(&args).await,
         Command::Rmdir(args) => remove::rmdir(&args).await,
+        Command::Chmod(args) => change::chmod(&args).await,
+        Command::Truncate(args) => change::truncate(&args).await,
+        Command::Touch(args) => change::touch(&args).await,
+        Command::Ln(args) => links::ln(&args).await,
+        Command::Readlink(args) => links::readlink(&args).await,
+        Command::Df(args) => df::df(&args).await,
         Command::Mkdir { parents, url } => mkdir(&url, parents).await,
         Command::Mv { from, to } => mv(&from, &to).await,
     }

@@ -1,6 +1,7 @@
 //! The CLI's namespace commands against `nfsio serve` (a spawned server on a scratch
 //! export): `rm` of files and, with `-r`, of whole trees; `rm -f` of missing names; `rmdir`
-//! of empty directories. Results are checked on the export's disk; errors are one line
+//! of empty directories; `chmod` (octal and symbolic), `truncate -s`, `touch`, `ln [-s]`,
+//! `readlink` and `df [-h]`. Results are checked on the export's disk; errors are one line
 //! naming the path, the NFS status and the errno name, with exit status 1.
 
 mod common;
@@ -89,4 +90,129 @@ fn rm_r_removes_a_whole_tree_and_rmdir_only_empty_directories() {
         &["rm", &server.url_of("missing")],
         &["missing", "NFS3ERR_NOENT", "ENOENT"],
     );
+}
+
+#[test]
+fn chmod_truncate_and_touch_change_what_coreutils_would() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let server = Serve::start("cli-attrs");
+    let file = server.export.join("f.txt");
+    fs::write(&file, b"0123456789").unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    let mode = |path: &std::path::Path| fs::metadata(path).unwrap().mode() & 0o7777;
+
+    ok(&["chmod", "644", &server.url_of("f.txt")]);
+    assert_eq!(mode(&file), 0o644);
+    ok(&["chmod", "u+x,go-r", &server.url_of("f.txt")]);
+    assert_eq!(mode(&file), 0o700);
+    ok(&["chmod", "a=r", &server.url_of("f.txt")]);
+    assert_eq!(mode(&file), 0o444);
+    fails(
+        &["chmod", "u+q", &server.url_of("f.txt")],
+        &["invalid mode"],
+    );
+    fails(
+        &["chmod", "644", &server.url_of("nope")],
+        &["nope", "NFS3ERR_NOENT", "ENOENT"],
+    );
+    ok(&["chmod", "644", &server.url_of("f.txt")]);
+
+    ok(&["truncate", "-s", "4", &server.url_of("f.txt")]);
+    assert_eq!(fs::read(&file).unwrap(), b"0123");
+    ok(&["truncate", "-s", "10K", &server.url_of("grown.bin")]);
+    assert_eq!(
+        fs::metadata(server.export.join("grown.bin")).unwrap().len(),
+        10240
+    );
+    ok(&["truncate", "-c", "-s", "1", &server.url_of("never.bin")]);
+    assert!(
+        !server.export.join("never.bin").exists(),
+        "-c creates nothing"
+    );
+    fails(
+        &["truncate", "-s", "5Q", &server.url_of("f.txt")],
+        &["invalid size"],
+    );
+
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    ok(&["touch", &server.url_of("f.txt"), &server.url_of("new.txt")]);
+    let mtime = fs::metadata(&file).unwrap().modified().unwrap();
+    assert!(
+        mtime > old + std::time::Duration::from_secs(86400 * 365 * 20),
+        "{mtime:?}"
+    );
+    let made = fs::metadata(server.export.join("new.txt")).unwrap();
+    assert_eq!(made.len(), 0);
+    assert_eq!(made.mode() & 0o777, 0o666 & !umask(), "0666 less the umask");
+    ok(&["touch", "-c", &server.url_of("not-made.txt")]);
+    assert!(!server.export.join("not-made.txt").exists());
+}
+
+/// This process's umask (the nfsio it runs inherits it).
+fn umask() -> u32 {
+    // SAFETY: umask has no preconditions; the old mask is put straight back.
+    unsafe {
+        let mask = libc::umask(0o022);
+        libc::umask(mask);
+        mask
+    }
+}
+
+#[test]
+fn ln_readlink_and_df() {
+    use std::os::unix::fs::MetadataExt;
+    let server = Serve::start("cli-links");
+    fs::write(server.export.join("target.txt"), b"t").unwrap();
+
+    ok(&["ln", "-s", "target.txt", &server.url_of("sym")]);
+    assert_eq!(
+        fs::read_link(server.export.join("sym")).unwrap(),
+        std::path::Path::new("target.txt")
+    );
+    let output = Run::nfsio(&["readlink", &server.url_of("sym")]).output();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_eq!(output.stdout, b"target.txt\n");
+    fails(
+        &["readlink", &server.url_of("target.txt")],
+        &["target.txt", "NFS3ERR_INVAL", "EINVAL"],
+    );
+
+    ok(&["ln", &server.url_of("target.txt"), &server.url_of("hard")]);
+    let (a, b) = (
+        fs::metadata(server.export.join("target.txt")).unwrap(),
+        fs::metadata(server.export.join("hard")).unwrap(),
+    );
+    assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "one file, two names");
+    fails(
+        &["ln", &server.url_of("target.txt"), &server.url_of("hard")],
+        &["hard", "NFS3ERR_EXIST", "EEXIST"],
+    );
+
+    for args in [vec!["df"], vec!["df", "-h"]] {
+        let mut args = args.clone();
+        let url = server.url_of("");
+        args.push(&url);
+        let output = Run::nfsio(&args).output();
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        let text = String::from_utf8(output.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].starts_with("Filesystem"), "{text}");
+        let fields: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(fields.len(), 5, "{text}");
+        assert!(fields[4].ends_with('%'), "{text}");
+        if args.contains(&"-h") {
+            assert!(fields[1].ends_with(['K', 'M', 'G', 'T', 'P']), "{text}");
+        } else {
+            assert!(fields[1].parse::<u64>().unwrap() > 0, "{text}");
+        }
+    }
+    let output = Run::nfsio(&["df", "--help"]).output();
+    assert!(output.status.success() && String::from_utf8_lossy(&output.stdout).contains("-h"));
 }

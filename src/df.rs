@@ -1,0 +1,112 @@
+//! `df [-h]`: the export's space and files (FSSTAT), in coreutils' layout: size, used and
+//! available in 1K blocks (or with `-h` in powers of 1024 with a unit), the use percentage
+//! rounded up as df rounds it, and the export's URL in place of a device.
+
+use clap::Args;
+
+use crate::connect;
+use crate::report::Failure;
+
+/// `nfsio df` (`-h` is df's, as in coreutils: help is `--help` only).
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+pub struct DfArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Sizes in powers of 1024 with a unit (K, M, G, T), as `df -h`.
+    #[arg(short = 'h', long = "human-readable")]
+    pub human: bool,
+    /// nfs://host/export[/path] (one or more)
+    #[arg(required = true)]
+    pub urls: Vec<String>,
+}
+
+/// `nfsio df`.
+pub async fn df(args: &DfArgs) -> Result<(), Failure> {
+    let mut rows = vec![[
+        "Filesystem".to_owned(),
+        if args.human { "Size" } else { "1K-blocks" }.to_owned(),
+        "Used".to_owned(),
+        if args.human { "Avail" } else { "Available" }.to_owned(),
+        "Use%".to_owned(),
+    ]];
+    for url in &args.urls {
+        let client = connect(url).await?;
+        let stat = client
+            .fsstat(client.root())
+            .await
+            .map_err(|e| Failure::nfs(url, e))?;
+        let used = stat.tbytes.saturating_sub(stat.fbytes);
+        let size = |bytes: u64| {
+            if args.human {
+                human(bytes)
+            } else {
+                bytes.div_ceil(1024).to_string()
+            }
+        };
+        rows.push([
+            format!("{}:{}", client.server(), client.export()),
+            size(stat.tbytes),
+            size(used),
+            size(stat.abytes),
+            use_percent(used, stat.abytes),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|col| rows.iter().map(|row| row[col].len()).max().unwrap_or(0))
+        .collect();
+    for row in &rows {
+        let mut line = format!("{:<w$}", row[0], w = widths[0]);
+        for col in 1..5 {
+            line.push_str(&format!(" {:>w$}", row[col], w = widths[col]));
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// Used over used + available, rounded up (df's rule), or `-` when both are 0.
+fn use_percent(used: u64, avail: u64) -> String {
+    let total = u128::from(used) + u128::from(avail);
+    if total == 0 {
+        return "-".to_owned();
+    }
+    format!("{}%", (u128::from(used) * 100).div_ceil(total))
+}
+
+/// `bytes` as `df -h` prints it: one decimal below 10 of a unit, rounded up.
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
+    if bytes < 1024 {
+        return bytes.to_string();
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 {
+        format!("{:.1}{}", (value * 10.0).ceil() / 10.0, UNITS[unit])
+    } else {
+        format!("{}{}", value.ceil(), UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_percentages_round_up_as_df_does() {
+        assert_eq!(human(512), "512");
+        assert_eq!(human(1536), "1.5K");
+        assert_eq!(human(10 << 20), "10M");
+        assert_eq!(human((5 << 30) + 1), "5.1G");
+        assert_eq!(use_percent(1, 99), "1%");
+        assert_eq!(use_percent(1, 199), "1%");
+        assert_eq!(use_percent(0, 0), "-");
+        assert_eq!(use_percent(50, 50), "50%");
+    }
+}
