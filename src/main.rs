@@ -11,6 +11,7 @@ mod links;
 mod mount;
 mod output;
 mod remove;
+mod rename;
 mod report;
 mod serve;
 mod signals;
@@ -91,13 +92,8 @@ enum Command {
     Mount(mount::MountArgs),
     /// Unmount a mount made by `nfsio mount`.
     Umount(mount::UmountArgs),
-    /// Rename a file or directory within one export.
-    Mv {
-        /// nfs://host/export/from
-        from: String,
-        /// nfs://host/export/to
-        to: String,
-    },
+    /// Rename files or directories within one export, or move them into a directory.
+    Mv(rename::MvArgs),
 }
 
 /// Logs go to stderr, coloured only when it is a terminal and `NO_COLOR` is not set
@@ -192,7 +188,7 @@ async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
         Command::Readlink(args) => links::readlink(&args).await,
         Command::Df(args) => df::df(&args).await,
         Command::Mkdir { parents, url } => mkdir(&url, parents).await,
-        Command::Mv { from, to } => mv(&from, &to).await,
+        Command::Mv(args) => rename::mv(&args).await,
     }
 }
 
@@ -386,26 +382,4 @@ async fn mkdir(url: &str, parents: bool) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-async fn mv(from: &str, to: &str) -> Result<(), Failure> {
-    let from_url = NfsUrl::parse(from).map_err(|e| Failure::nfs(from, e.into()))?;
-    let to_url = NfsUrl::parse(to).map_err(|e| Failure::nfs(to, e.into()))?;
-    let client = connect(from).await?;
-    let same_server = from_url.host == to_url.host
-        && to_url.nfs_port.is_none_or(|p| Some(p) == from_url.nfs_port)
-        && (to_url.path == client.export()
-            || to_url
-                .path
-                .starts_with(&format!("{}/", client.export().trim_end_matches('/'))));
-    if !same_server {
-        return Err(Failure::message(format!(
-            "{to}: not on the same export as {from} (EXDEV)"
-        )));
-    }
-    let to_path = to_url.path[client.export().trim_end_matches('/').len()..].to_owned();
-    client
-        .rename_path(client.url_path(), &to_path)
-        .await
-        .map_err(|e| Failure::nfs(from, e))
 }

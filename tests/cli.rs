@@ -1,8 +1,9 @@
 //! The CLI's namespace commands against `nfsio serve` (a spawned server on a scratch
 //! export): `rm` of files and, with `-r`, of whole trees; `rm -f` of missing names; `rmdir`
 //! of empty directories; `chmod` (octal and symbolic), `truncate -s`, `touch`, `ln [-s]`,
-//! `readlink` and `df [-h]`. Results are checked on the export's disk; errors are one line
-//! naming the path, the NFS status and the errno name, with exit status 1.
+//! `readlink`, `df [-h]` and `mv` (renames, and moves into directories). Results are
+//! checked on the export's disk; errors are one line naming the path, the NFS status and
+//! the errno name, with exit status 1.
 
 mod common;
 
@@ -215,4 +216,55 @@ fn ln_readlink_and_df() {
     }
     let output = Run::nfsio(&["df", "--help"]).output();
     assert!(output.status.success() && String::from_utf8_lossy(&output.stdout).contains("-h"));
+}
+
+#[test]
+fn mv_renames_and_moves_into_directories_as_coreutils_does() {
+    let server = Serve::start("cli-mv");
+    let export = &server.export;
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        fs::write(export.join(name), name).unwrap();
+    }
+    fs::create_dir(export.join("dir")).unwrap();
+    fs::create_dir(export.join("sub")).unwrap();
+    fs::write(export.join("sub/inner"), b"in").unwrap();
+
+    // Onto a new name: a rename.
+    ok(&["mv", &server.url_of("a.txt"), &server.url_of("renamed.txt")]);
+    assert_eq!(fs::read(export.join("renamed.txt")).unwrap(), b"a.txt");
+    // Onto an existing directory: into it, keeping the name (before: EISDIR).
+    ok(&["mv", &server.url_of("renamed.txt"), &server.url_of("dir")]);
+    assert!(export.join("dir/renamed.txt").exists());
+    // Several sources into a directory, a directory among them.
+    ok(&[
+        "mv",
+        &server.url_of("b.txt"),
+        &server.url_of("c.txt"),
+        &server.url_of("sub"),
+        &server.url_of("dir"),
+    ]);
+    for moved in ["dir/b.txt", "dir/c.txt", "dir/sub/inner"] {
+        assert!(export.join(moved).exists(), "{moved}");
+    }
+    assert!(!export.join("b.txt").exists() && !export.join("sub").exists());
+    // Several sources need a directory; nothing moves otherwise.
+    fs::write(export.join("x"), b"x").unwrap();
+    fs::write(export.join("y"), b"y").unwrap();
+    fails(
+        &[
+            "mv",
+            &server.url_of("x"),
+            &server.url_of("y"),
+            &server.url_of("nodir"),
+        ],
+        &["nodir", "ENOTDIR"],
+    );
+    assert!(export.join("x").exists() && export.join("y").exists());
+    // A file onto a file replaces it.
+    ok(&["mv", &server.url_of("x"), &server.url_of("y")]);
+    assert_eq!(fs::read(export.join("y")).unwrap(), b"x");
+    fails(
+        &["mv", &server.url_of("gone"), &server.url_of("dir")],
+        &["gone", "NFS3ERR_NOENT", "ENOENT"],
+    );
 }
