@@ -74,13 +74,14 @@ enum Command {
     Readlink(links::ReadlinkArgs),
     /// Show an export's size, used and available space.
     Df(df::DfArgs),
-    /// Create a directory.
+    /// Create directories.
     Mkdir {
         /// Create missing parents too, and succeed if the directory exists.
         #[arg(short = 'p')]
         parents: bool,
-        /// nfs://host/export/path
-        url: String,
+        /// nfs://host/export/path (one or more)
+        #[arg(required = true)]
+        urls: Vec<String>,
     },
     /// Serve a local directory over NFSv3 (MOUNT v3, and portmap v2 with --portmap-port).
     Serve(serve::ServeArgs),
@@ -187,7 +188,12 @@ async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
         Command::Ln(args) => links::ln(&args).await,
         Command::Readlink(args) => links::readlink(&args).await,
         Command::Df(args) => df::df(&args).await,
-        Command::Mkdir { parents, url } => mkdir(&url, parents).await,
+        Command::Mkdir { parents, urls } => {
+            for url in &urls {
+                mkdir(url, parents).await?;
+            }
+            Ok(())
+        }
         Command::Mv(args) => rename::mv(&args).await,
     }
 }

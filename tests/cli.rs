@@ -268,3 +268,26 @@ fn mv_renames_and_moves_into_directories_as_coreutils_does() {
         &["gone", "NFS3ERR_NOENT", "ENOENT"],
     );
 }
+
+#[test]
+fn mkdir_makes_several_directories_and_p_their_parents() {
+    let server = Serve::start("cli-mkdir");
+    ok(&["mkdir", &server.url_of("one"), &server.url_of("two")]);
+    assert!(server.export.join("one").is_dir() && server.export.join("two").is_dir());
+    ok(&[
+        "mkdir",
+        "-p",
+        &server.url_of("a/b/c"),
+        &server.url_of("a/d"),
+        &server.url_of("one"),
+    ]);
+    assert!(server.export.join("a/b/c").is_dir() && server.export.join("a/d").is_dir());
+    fails(
+        &["mkdir", &server.url_of("one")],
+        &["one", "NFS3ERR_EXIST", "EEXIST"],
+    );
+    fails(
+        &["mkdir", &server.url_of("x/y")],
+        &["x/y", "NFS3ERR_NOENT", "ENOENT"],
+    );
+}
