@@ -7,6 +7,7 @@ mod change;
 mod copy;
 mod demo;
 mod df;
+mod docs;
 mod links;
 mod mount;
 mod output;
@@ -19,7 +20,7 @@ mod signals;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use nfsio_client::proto::nfs3::{Fattr, FileType};
 use nfsio_client::{Client, NfsUrl};
 
@@ -74,6 +75,10 @@ enum Command {
     Readlink(links::ReadlinkArgs),
     /// Show an export's size, used and available space.
     Df(df::DfArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff), or write every page into a directory with --dir.
+    Man(docs::ManArgs),
     /// Create directories.
     Mkdir {
         /// Create missing parents too, and succeed if the directory exists.
@@ -188,6 +193,8 @@ async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
         Command::Ln(args) => links::ln(&args).await,
         Command::Readlink(args) => links::readlink(&args).await,
         Command::Df(args) => df::df(&args).await,
+        Command::Completions(args) => docs::completions(&args, Cli::command()),
+        Command::Man(args) => docs::man(&args, Cli::command()),
         Command::Mkdir { parents, urls } => {
             for url in &urls {
                 mkdir(url, parents).await?;

@@ -291,3 +291,39 @@ fn mkdir_makes_several_directories_and_p_their_parents() {
         &["x/y", "NFS3ERR_NOENT", "ENOENT"],
     );
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_parser() {
+    let run = |args: &[&str]| {
+        let output = Run::nfsio(args).output();
+        assert!(
+            output.status.success(),
+            "nfsio {args:?}: {}",
+            stderr_of(&output)
+        );
+        String::from_utf8(output.stdout).expect("text")
+    };
+    let bash = run(&["completions", "bash"]);
+    assert!(bash.contains("_nfsio()") && bash.contains("rmdir") && bash.contains("--recursive"));
+    assert!(run(&["completions", "zsh"]).starts_with("#compdef nfsio"));
+    assert!(run(&["completions", "fish"]).contains("complete -c nfsio"));
+    let page = run(&["man"]);
+    assert!(
+        page.contains(".TH nfsio 1") && page.contains("rmdir"),
+        "{page}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(&["man", "--dir", dir.path().to_str().expect("utf-8")]);
+    let rm = fs::read_to_string(dir.path().join("nfsio-rm.1")).expect("nfsio-rm.1");
+    assert!(
+        rm.contains(".TH nfsio-rm 1") && rm.contains("recursive"),
+        "{rm}"
+    );
+    assert!(dir.path().join("nfsio.1").exists() && dir.path().join("nfsio-mount.1").exists());
+    let output = Run::nfsio(&["completions", "tcsh"]).output();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
