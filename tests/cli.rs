@@ -327,3 +327,37 @@ fn completions_and_man_pages_come_from_the_parser() {
         "an unknown shell is a usage error"
     );
 }
+
+#[test]
+fn exit_statuses_are_0_1_and_2() {
+    let server = Serve::start("cli-exit");
+    assert_eq!(
+        Run::nfsio(&["mkdir", &server.url_of("d")])
+            .output()
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        Run::nfsio(&["rmdir", &server.url_of("missing")])
+            .output()
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        Run::nfsio(&["rmdir", "--no-such-flag", &server.url_of("d")])
+            .output()
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        Run::nfsio(&["no-such-command"]).output().status.code(),
+        Some(2)
+    );
+    assert!(
+        server.export.join("d").is_dir(),
+        "a usage error does nothing"
+    );
+}
