@@ -76,7 +76,7 @@ fn use_percent(used: u64, avail: u64) -> String {
 }
 
 /// `bytes` as `df -h` prints it: one decimal below 10 of a unit, rounded up.
-fn human(bytes: u64) -> String {
+pub(crate) fn human(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
     if bytes < 1024 {
         return bytes.to_string();

@@ -9,6 +9,7 @@ mod demo;
 mod df;
 mod docs;
 mod links;
+mod listing;
 mod mount;
 mod output;
 mod remove;
@@ -41,14 +42,8 @@ struct Cli {
 enum Command {
     /// Copy a file; each side is a local path or an nfs:// URL.
     Cp(copy::CpArgs),
-    /// List a directory (or show one file).
-    Ls {
-        /// Long listing: type and mode, links, owner, size, modification time.
-        #[arg(short = 'l')]
-        long: bool,
-        /// nfs://host/export/path
-        url: String,
-    },
+    /// List directories (or show files), as GNU ls with LC_ALL=C.
+    Ls(listing::LsArgs),
     /// Write a file's contents to standard output.
     Cat {
         /// nfs://host/export/path
@@ -182,7 +177,7 @@ async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
         Command::Cp(args) => copy::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Demo(args) => demo::run(args).await,
-        Command::Ls { long, url } => ls(&url, long).await,
+        Command::Ls(args) => listing::ls(&args).await,
         Command::Cat { url } => cat(&url).await,
         Command::Stat { url } => stat(&url).await,
         Command::Rm(args) => remove::rm(&args).await,
@@ -233,7 +228,7 @@ fn type_char(file_type: FileType) -> char {
     }
 }
 
-fn mode_string(attributes: &Fattr) -> String {
+pub(crate) fn mode_string(attributes: &Fattr) -> String {
     let mut out = String::with_capacity(10);
     out.push(type_char(attributes.file_type));
     let mode = attributes.mode;
@@ -250,69 +245,6 @@ fn mode_string(attributes: &Fattr) -> String {
         });
     }
     out
-}
-
-fn long_line(attributes: &Fattr, name: &str) -> String {
-    format!(
-        "{} {:>3} {:>6} {:>6} {:>14} {:>10} {}",
-        mode_string(attributes),
-        attributes.nlink,
-        attributes.uid,
-        attributes.gid,
-        attributes.size,
-        attributes.mtime.seconds,
-        name
-    )
-}
-
-async fn ls(url: &str, long: bool) -> Result<(), Failure> {
-    let client = connect(url).await?;
-    let (handle, attributes) = client
-        .lookup_path(client.url_path())
-        .await
-        .map_err(|e| Failure::nfs(url, e))?;
-    let mut out = std::io::stdout().lock();
-    if attributes.file_type != FileType::Directory {
-        let name = client.url_path().rsplit('/').next().unwrap_or_default();
-        let line = if long {
-            long_line(&attributes, name)
-        } else {
-            name.to_owned()
-        };
-        return writeln!(out, "{line}")
-            .and_then(|()| out.flush())
-            .map_err(Failure::stdout);
-    }
-    let mut entries = client
-        .readdirplus(&handle)
-        .collect_all()
-        .await
-        .map_err(|e| Failure::nfs(url, e))?;
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    for entry in entries {
-        let name = entry.name_lossy();
-        let line = if long {
-            let attributes = match entry.attributes {
-                Some(attributes) => attributes,
-                None => match &entry.handle {
-                    Some(h) => client.getattr(h).await.map_err(|e| Failure::nfs(url, e))?,
-                    None => {
-                        let found = client.lookup(&handle, &name).await;
-                        let found = found.map_err(|e| Failure::nfs(url, e))?;
-                        client
-                            .getattr(&found.object)
-                            .await
-                            .map_err(|e| Failure::nfs(url, e))?
-                    }
-                },
-            };
-            long_line(&attributes, &name)
-        } else {
-            name
-        };
-        writeln!(out, "{line}").map_err(Failure::stdout)?;
-    }
-    out.flush().map_err(Failure::stdout)
 }
 
 async fn cat(url: &str) -> Result<(), Failure> {

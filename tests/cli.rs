@@ -361,3 +361,91 @@ fn exit_statuses_are_0_1_and_2() {
         "a usage error does nothing"
     );
 }
+
+/// `nfsio ls` prints what GNU `ls` (LC_ALL=C) prints for the same files on the export's
+/// disk, byte for byte, for each set of flags and operands (in a subdirectory: `..` of the
+/// export's root is the root itself over NFS).
+#[test]
+fn ls_prints_what_gnu_ls_prints() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Serve::start("cli-ls");
+    let top = server.export.join("t");
+    fs::create_dir_all(top.join("sub")).unwrap();
+    fs::create_dir_all(top.join("dir2")).unwrap();
+    fs::write(top.join("a.txt"), b"hello\n").unwrap();
+    fs::write(top.join("big"), vec![0u8; 5000]).unwrap();
+    fs::write(top.join(".hidden"), b"h").unwrap();
+    fs::write(top.join("dir2/inner"), b"i").unwrap();
+    fs::write(top.join("setuid"), b"s").unwrap();
+    fs::set_permissions(top.join("setuid"), fs::Permissions::from_mode(0o4755)).unwrap();
+    std::os::unix::fs::symlink("a.txt", top.join("link")).unwrap();
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(978_307_200);
+    fs::File::options()
+        .write(true)
+        .open(top.join("big"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let fifo = std::ffi::CString::new(top.join("fifo").as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path that lives across the call.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    if common::is_root() {
+        let big = std::ffi::CString::new(top.join("big").as_os_str().as_bytes()).unwrap();
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::chown(big.as_ptr(), 65534, 65534) }, 0);
+    }
+    let url = server.url_of("t");
+    let ls = |flags: &[&str]| {
+        let mut args = vec!["ls"];
+        args.extend_from_slice(flags);
+        args.into_iter().map(str::to_owned).collect::<Vec<String>>()
+    };
+    let cases: [(&[&str], &[&str]); 9] = [
+        (&[], &[""]),
+        (&["-l"], &[""]),
+        (&["-la"], &[""]),
+        (&["-lA"], &[""]),
+        (&["-ln"], &[""]),
+        (&["-lh"], &[""]),
+        (&["-ld"], &["sub", "a.txt"]),
+        (&["-l"], &["dir2", "sub", "a.txt", "link"]),
+        (&[], &["dir2", "big"]),
+    ];
+    for (flags, operands) in cases {
+        let mut ours = ls(flags);
+        let mut theirs: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let mut named = Vec::new();
+        for operand in operands {
+            let (mine, gnu) = if operand.is_empty() {
+                (url.clone(), ".".to_owned())
+            } else {
+                (server.url_of(&format!("t/{operand}")), operand.to_string())
+            };
+            named.push((mine.clone(), gnu.clone()));
+            ours.push(mine);
+            theirs.push(gnu);
+        }
+        let output = Run::nfsio(&ours).output();
+        assert!(
+            output.status.success(),
+            "nfsio ls {ours:?}: {}",
+            stderr_of(&output)
+        );
+        // Headers name the operands as given: URLs here, paths for GNU ls.
+        let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
+        for (mine, gnu) in &named {
+            printed = printed.replace(&format!("{mine}:"), &format!("{gnu}:"));
+        }
+        let gnu = std::process::Command::new("ls")
+            .args(&theirs)
+            .current_dir(&top)
+            .env("LC_ALL", "C")
+            .output()
+            .expect("GNU ls");
+        assert_eq!(
+            printed,
+            String::from_utf8_lossy(&gnu.stdout),
+            "ls {flags:?} {operands:?}"
+        );
+    }
+}

@@ -162,7 +162,7 @@ fn ganesha_ls_agrees_with_nfs_ls() {
     );
     assert!(
         long.lines()
-            .any(|l| l.starts_with('l') && l.ends_with(" link"))
+            .any(|l| l.starts_with('l') && l.ends_with(" link -> file-01"))
     );
 }
 
