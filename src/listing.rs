@@ -356,7 +356,8 @@ impl Names {
     }
 }
 
-fn user_name(uid: u32) -> Option<String> {
+/// This machine's name of user `uid`.
+pub(crate) fn user_name(uid: u32) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 4096];
     // SAFETY: getpwuid_r fills `pwd` and `buf` (of the length given); `found` points at
     // `pwd` or is null; the name is read before either goes away.
@@ -375,7 +376,8 @@ fn user_name(uid: u32) -> Option<String> {
     }
 }
 
-fn group_name(gid: u32) -> Option<String> {
+/// This machine's name of group `gid`.
+pub(crate) fn group_name(gid: u32) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 4096];
     // SAFETY: as in `user_name`, with getgrgid_r.
     unsafe {

@@ -17,6 +17,7 @@ mod rename;
 mod report;
 mod serve;
 mod signals;
+mod stat;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -49,11 +50,8 @@ enum Command {
         /// nfs://host/export/path
         url: String,
     },
-    /// Show a file's attributes.
-    Stat {
-        /// nfs://host/export/path
-        url: String,
-    },
+    /// Show files' attributes, in GNU stat's layout.
+    Stat(stat::StatArgs),
     /// Remove files; with -r, directories and everything in them.
     Rm(remove::RmArgs),
     /// Remove empty directories.
@@ -179,7 +177,7 @@ async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
         Command::Demo(args) => demo::run(args).await,
         Command::Ls(args) => listing::ls(&args).await,
         Command::Cat { url } => cat(&url).await,
-        Command::Stat { url } => stat(&url).await,
+        Command::Stat(args) => stat::stat(&args).await,
         Command::Rm(args) => remove::rm(&args).await,
         Command::Rmdir(args) => remove::rmdir(&args).await,
         Command::Chmod(args) => change::chmod(&args).await,
@@ -256,44 +254,6 @@ async fn cat(url: &str) -> Result<(), Failure> {
     }
     out.flush().map_err(Failure::stdout)?;
     file.close().await.map_err(|e| Failure::nfs(url, e))
-}
-
-async fn stat(url: &str) -> Result<(), Failure> {
-    let client = connect(url).await?;
-    let (handle, a) = client
-        .lookup_path(client.url_path())
-        .await
-        .map_err(|e| Failure::nfs(url, e))?;
-    let mut out = std::io::stdout().lock();
-    let text = format!(
-        "  File: {url}\n  Type: {:?}\n  Mode: {:04o} ({})\n  Size: {}\n  Used: {}\n Links: {}\n   Uid: {}\n   Gid: {}\n  Fsid: {:#x}\nFileid: {}\n  Rdev: {},{}\n Atime: {}.{:09}\n Mtime: {}.{:09}\n Ctime: {}.{:09}\nHandle: {}\n",
-        a.file_type,
-        a.mode & 0o7777,
-        mode_string(&a),
-        a.size,
-        a.used,
-        a.nlink,
-        a.uid,
-        a.gid,
-        a.fsid,
-        a.fileid,
-        a.rdev.major,
-        a.rdev.minor,
-        a.atime.seconds,
-        a.atime.nseconds,
-        a.mtime.seconds,
-        a.mtime.nseconds,
-        a.ctime.seconds,
-        a.ctime.nseconds,
-        handle
-            .0
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>(),
-    );
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(Failure::stdout)
 }
 
 async fn mkdir(url: &str, parents: bool) -> Result<(), Failure> {

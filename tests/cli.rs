@@ -449,3 +449,74 @@ fn ls_prints_what_gnu_ls_prints() {
         );
     }
 }
+
+/// The fields of one `stat` output that NFS and the local disk share: the name line, size,
+/// blocks, type in words, inode, links, the access line and (`times`) the three times.
+fn stat_fields(text: &str, times: bool) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 8, "{text}");
+    let words = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let size_line = words(lines[1]);
+    let device_line = words(lines[2]);
+    let io_at = size_line
+        .iter()
+        .position(|w| w == "Block:")
+        .expect("IO Block");
+    let mut fields = vec![
+        lines[0].to_owned(),
+        size_line[1].clone(),
+        size_line[3].clone(),
+        size_line[io_at + 2..].join(" "),
+        device_line[2].clone(),
+        device_line[4].clone(),
+        lines[3].to_owned(),
+    ];
+    if times {
+        fields.extend(lines[4..7].iter().map(|l| l.to_string()));
+    }
+    fields
+}
+
+/// `nfsio stat` prints GNU stat's layout, and every field the server's disk and NFS share
+/// is what GNU `stat` (LC_ALL=C) prints for the file on the export.
+#[test]
+fn stat_agrees_with_gnu_stat_field_by_field() {
+    let server = Serve::start("cli-stat");
+    let export = &server.export;
+    fs::write(export.join("a.txt"), b"hello\n").unwrap();
+    fs::write(export.join("empty"), b"").unwrap();
+    fs::create_dir(export.join("d")).unwrap();
+    std::os::unix::fs::symlink("a.txt", export.join("l")).unwrap();
+    let fifo = std::ffi::CString::new(export.join("p").as_os_str().as_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path that lives across the call.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o640) }, 0);
+    for (name, times) in [
+        ("a.txt", true),
+        ("empty", true),
+        ("d", true),
+        ("l", false),
+        ("p", true),
+    ] {
+        let url = server.url_of(name);
+        let output = Run::nfsio(&["stat", &url]).output();
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        let ours = String::from_utf8_lossy(&output.stdout).replace(&url, name);
+        assert!(ours.contains("\n Birth: -\n"), "{ours}");
+        let gnu = std::process::Command::new("stat")
+            .arg(name)
+            .current_dir(export)
+            .env("LC_ALL", "C")
+            .output()
+            .expect("GNU stat");
+        let gnu = String::from_utf8_lossy(&gnu.stdout).into_owned();
+        assert_eq!(
+            stat_fields(&ours, times),
+            stat_fields(&gnu, times),
+            "{ours}\n{gnu}"
+        );
+    }
+}
