@@ -8,6 +8,7 @@ mod copy;
 mod demo;
 mod df;
 mod docs;
+mod du;
 mod links;
 mod listing;
 mod mount;
@@ -68,6 +69,8 @@ enum Command {
     Readlink(links::ReadlinkArgs),
     /// Show an export's size, used and available space.
     Df(df::DfArgs),
+    /// Show the space files and directory trees use.
+    Du(du::DuArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(docs::CompletionsArgs),
     /// Print the manual page (roff), or write every page into a directory with --dir.
@@ -186,6 +189,7 @@ async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
         Command::Ln(args) => links::ln(&args).await,
         Command::Readlink(args) => links::readlink(&args).await,
         Command::Df(args) => df::df(&args).await,
+        Command::Du(args) => du::du(&args).await,
         Command::Completions(args) => docs::completions(&args, Cli::command()),
         Command::Man(args) => docs::man(&args, Cli::command()),
         Command::Mkdir { parents, urls } => {
