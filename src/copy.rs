@@ -23,9 +23,9 @@ use crate::report::Failure;
 /// Arguments of `nfsio cp`.
 #[derive(clap::Args)]
 pub struct CpArgs {
-    /// Source: a local path or nfs://host/export/path
+    /// Source: a local path, an nfs://host/export/path URL, or nfs:PATH under NFSIO_URL
     src: String,
-    /// Destination: a local path or nfs:// URL (an existing directory receives the source's name)
+    /// Destination: as the source (an existing directory receives the source's name)
     dst: String,
     /// No progress bar.
     #[arg(short, long)]
@@ -260,7 +260,13 @@ fn same_file(src: &Source, dst: &Dest) -> bool {
     }
 }
 
-pub(crate) async fn run(args: CpArgs) -> Result<(), Failure> {
+pub(crate) async fn run(mut args: CpArgs) -> Result<(), Failure> {
+    // `nfs:PATH` is PATH on the server NFSIO_URL names (see `short.rs`); a bare path is local.
+    for side in [&mut args.src, &mut args.dst] {
+        if crate::short::is_nfs(side) {
+            *side = crate::short::resolve(side)?;
+        }
+    }
     let src = Source::open(&args.src, usize::from(args.inflight)).await?;
     let dst = Dest::resolve(&args.dst, &args.src).await?;
     if same_file(&src, &dst) {

@@ -17,6 +17,7 @@ mod remove;
 mod rename;
 mod report;
 mod serve;
+mod short;
 mod signals;
 mod stat;
 
@@ -212,7 +213,8 @@ pub(crate) async fn connect_with(
     url: &str,
     options: nfsio_client::ClientOptions,
 ) -> Result<Client, Failure> {
-    let parsed = NfsUrl::parse(url).map_err(|e| Failure::nfs(url, e.into()))?;
+    let full = short::resolve(url)?;
+    let parsed = NfsUrl::parse(&full).map_err(|e| Failure::nfs(url, e.into()))?;
     Client::connect_with(&parsed, options)
         .await
         .map_err(|e| Failure::nfs(url, e))

@@ -70,7 +70,8 @@ pub async fn mv(args: &MvArgs) -> Result<(), Failure> {
 /// `src`'s path inside the export `client` (connected for `dst`) serves, or EXDEV when it
 /// names another server or export.
 fn path_on_export(client: &Client, src: &str, dst: &str) -> Result<String, Failure> {
-    let src_url = NfsUrl::parse(src).map_err(|e| Failure::nfs(src, e.into()))?;
+    let full = crate::short::resolve(src)?;
+    let src_url = NfsUrl::parse(&full).map_err(|e| Failure::nfs(src, e.into()))?;
     let dst_url = client.url();
     let export = client.export().trim_end_matches('/');
     let same_server = src_url.host == dst_url.host

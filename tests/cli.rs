@@ -561,3 +561,46 @@ fn du_agrees_with_gnu_du() {
         assert_eq!(ours, gnu, "du {flags:?}");
     }
 }
+
+/// NFSIO_URL names a default server: bare paths for the NFS-only commands, `nfs:PATH` for
+/// every command (cp's bare paths stay local), a full URL always wins, and without the
+/// variable a short path is a one-line error.
+#[test]
+fn nfsio_url_lets_paths_be_short() {
+    let server = Serve::start("cli-short");
+    let other = Serve::start("cli-short-other");
+    fs::create_dir(server.export.join("sub")).unwrap();
+    fs::write(server.export.join("sub/x.txt"), b"x marks").unwrap();
+    fs::write(other.export.join("y.txt"), b"elsewhere").unwrap();
+    let base = server.url_of("");
+    let with_env = |args: &[&str]| {
+        let output = Run::nfsio(args).env("NFSIO_URL", &base).output();
+        assert!(
+            output.status.success(),
+            "nfsio {args:?}: {}",
+            stderr_of(&output)
+        );
+        output.stdout
+    };
+    assert_eq!(with_env(&["ls", "sub"]), b"x.txt\n");
+    assert_eq!(with_env(&["cat", "/sub/x.txt"]), b"x marks");
+    assert_eq!(with_env(&["cat", "nfs:sub/x.txt"]), b"x marks");
+    let local = tempfile::tempdir().expect("tempdir");
+    let copy = local.path().join("copy.txt");
+    with_env(&["cp", "nfs:sub/x.txt", copy.to_str().unwrap()]);
+    assert_eq!(fs::read(&copy).unwrap(), b"x marks");
+    with_env(&["cp", copy.to_str().unwrap(), "nfs:back.txt"]);
+    assert_eq!(
+        fs::read(server.export.join("back.txt")).unwrap(),
+        b"x marks"
+    );
+    // A full URL is its own server.
+    assert_eq!(with_env(&["cat", &other.url_of("y.txt")]), b"elsewhere");
+    let output = Run::nfsio(&["cat", "sub/x.txt"]).output();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr_of(&output).contains("NFSIO_URL"),
+        "{}",
+        stderr_of(&output)
+    );
+}
