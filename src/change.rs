@@ -1,11 +1,12 @@
-//! `chmod`, `truncate` and `touch`: one SETATTR each, as coreutils' commands of those names
+//! `chmod`, `chown`, `truncate` and `touch`: one SETATTR each, as coreutils' commands of those names
 //! change a local file. Modes are octal (`644`) or symbolic (`u+x,go-w`, `a=r`); sizes take
 //! coreutils' suffixes (K, M, G, T for powers of 1024; KB, MB, GB, TB for powers of 1000);
 //! `touch` sets both times to the server's clock (what Linux's NFS client sends for
-//! `utimensat(NULL)`), creating a missing file unless `-c`.
+//! `utimensat(NULL)`), or to `-d`/`-t`'s time (see `when.rs`), creating a missing file
+//! unless `-c`.
 
 use clap::Args;
-use nfsio_client::proto::nfs3::{CreateHow, Nfs3Status, Sattr, SetTime};
+use nfsio_client::proto::nfs3::{CreateHow, Nfs3Status, NfsTime, Sattr, SetTime};
 use nfsio_client::{Client, NfsError};
 
 use crate::connect;
@@ -16,6 +17,17 @@ use crate::report::Failure;
 pub struct ChmodArgs {
     /// Octal (644) or symbolic (u+x,go-w) mode
     pub mode: String,
+    /// nfs://host/export/path (one or more)
+    #[arg(required = true)]
+    pub urls: Vec<String>,
+}
+
+/// `nfsio chown`.
+#[derive(Debug, Args)]
+pub struct ChownArgs {
+    /// OWNER, OWNER:GROUP, OWNER: (the owner's login group) or :GROUP; names of this
+    /// machine or numbers
+    pub owner: String,
     /// nfs://host/export/path (one or more)
     #[arg(required = true)]
     pub urls: Vec<String>,
@@ -41,6 +53,12 @@ pub struct TouchArgs {
     /// Do not create a missing file.
     #[arg(short = 'c', long = "no-create")]
     pub no_create: bool,
+    /// This time instead of now: @SECONDS, YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS] (local).
+    #[arg(short = 'd', long = "date", conflicts_with = "stamp")]
+    pub date: Option<String>,
+    /// This time instead of now: [[CC]YY]MMDDhhmm[.ss] (local), as POSIX touch -t.
+    #[arg(short = 't')]
+    pub stamp: Option<String>,
     /// nfs://host/export/path (one or more)
     #[arg(required = true)]
     pub urls: Vec<String>,
@@ -70,6 +88,95 @@ pub async fn chmod(args: &ChmodArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `nfsio chown`: one SETATTR of the owner and/or group; the server decides who may.
+pub async fn chown(args: &ChownArgs) -> Result<(), Failure> {
+    let (uid, gid) = parse_owner(&args.owner)
+        .ok_or_else(|| Failure::message(format!("invalid user or group: '{}'", args.owner)))?;
+    let sattr = Sattr {
+        uid,
+        gid,
+        ..Sattr::default()
+    };
+    for url in &args.urls {
+        let client = connect(url).await?;
+        let (handle, _) = client
+            .lookup_path(client.url_path())
+            .await
+            .map_err(|e| Failure::nfs(url, e))?;
+        client
+            .setattr(&handle, sattr.clone(), None)
+            .await
+            .map_err(|e| Failure::nfs(url, e))?;
+    }
+    Ok(())
+}
+
+/// chown's OWNER[:[GROUP]] or :GROUP, as (uid, gid) to set.
+fn parse_owner(text: &str) -> Option<(Option<u32>, Option<u32>)> {
+    let (owner, group) = match text.split_once(':') {
+        Some((owner, group)) => (owner, Some(group)),
+        None => (text, None),
+    };
+    let user = if owner.is_empty() {
+        None
+    } else {
+        Some(lookup_user(owner)?)
+    };
+    let gid = match group {
+        None => None,
+        // OWNER: takes the owner's login group.
+        Some("") => Some(user?.1),
+        Some(group) => Some(lookup_group(group)?),
+    };
+    let uid = user.map(|(uid, _)| uid);
+    (uid.is_some() || gid.is_some()).then_some((uid, gid))
+}
+
+/// A user name of this machine or a number: its uid and login group.
+fn lookup_user(name: &str) -> Option<(u32, u32)> {
+    if let Ok(uid) = name.parse::<u32>() {
+        return Some((uid, uid));
+    }
+    let c_name = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: getpwnam_r fills `pwd` and `buf` (of the length given); `found` is null or
+    // points at `pwd`, read before either goes away.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwnam_r(
+            c_name.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        );
+        (rc == 0 && !found.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
+    }
+}
+
+/// A group name of this machine or a number: its gid.
+fn lookup_group(name: &str) -> Option<u32> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Some(gid);
+    }
+    let c_name = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: as in `lookup_user`, with getgrnam_r.
+    unsafe {
+        let mut grp: libc::group = std::mem::zeroed();
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        let rc = libc::getgrnam_r(
+            c_name.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        );
+        (rc == 0 && !found.is_null()).then_some(grp.gr_gid)
+    }
+}
+
 /// `nfsio truncate`.
 pub async fn truncate(args: &TruncateArgs) -> Result<(), Failure> {
     let size_bytes = parse_size(&args.size)
@@ -86,9 +193,29 @@ pub async fn truncate(args: &TruncateArgs) -> Result<(), Failure> {
 
 /// `nfsio touch`.
 pub async fn touch(args: &TouchArgs) -> Result<(), Failure> {
+    let given = match (&args.date, &args.stamp) {
+        (Some(date), _) => Some(
+            crate::when::parse_date(date)
+                .ok_or_else(|| Failure::message(format!("invalid date format '{date}'")))?,
+        ),
+        (None, Some(stamp)) => Some(
+            crate::when::parse_stamp(stamp)
+                .ok_or_else(|| Failure::message(format!("invalid date format '{stamp}'")))?,
+        ),
+        (None, None) => None,
+    };
+    let time = match given {
+        None => SetTime::ServerTime,
+        Some(seconds) => SetTime::ClientTime(NfsTime {
+            seconds: u32::try_from(seconds).map_err(|_| {
+                Failure::message(format!("{seconds}: outside NFSv3's times (1970-2106)"))
+            })?,
+            nseconds: 0,
+        }),
+    };
     let sattr = Sattr {
-        atime: SetTime::ServerTime,
-        mtime: SetTime::ServerTime,
+        atime: time,
+        mtime: time,
         ..Sattr::default()
     };
     for url in &args.urls {

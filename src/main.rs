@@ -20,6 +20,7 @@ mod serve;
 mod short;
 mod signals;
 mod stat;
+mod when;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -60,6 +61,8 @@ enum Command {
     Rmdir(remove::RmdirArgs),
     /// Change the mode of files (octal, or symbolic as u+x,go-w).
     Chmod(change::ChmodArgs),
+    /// Change the owner and/or group of files.
+    Chown(change::ChownArgs),
     /// Shrink or extend files to a size (created when missing, unless -c).
     Truncate(change::TruncateArgs),
     /// Set files' times to now (created when missing, unless -c).
@@ -185,6 +188,7 @@ async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
         Command::Rm(args) => remove::rm(&args).await,
         Command::Rmdir(args) => remove::rmdir(&args).await,
         Command::Chmod(args) => change::chmod(&args).await,
+        Command::Chown(args) => change::chown(&args).await,
         Command::Truncate(args) => change::truncate(&args).await,
         Command::Touch(args) => change::touch(&args).await,
         Command::Ln(args) => links::ln(&args).await,

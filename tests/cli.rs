@@ -604,3 +604,48 @@ fn nfsio_url_lets_paths_be_short() {
         stderr_of(&output)
     );
 }
+
+/// `chown` sets owner and group (names or numbers; `OWNER:` takes the login group), and
+/// `touch -d`/`-t` set a given time (the server decides who may chown: root here).
+#[test]
+fn chown_and_touch_with_a_given_time() {
+    use std::os::unix::fs::MetadataExt;
+    if !common::is_root() {
+        eprintln!("skipped: chown to another user needs root");
+        return;
+    }
+    let server = Serve::start("cli-chown");
+    let file = server.export.join("f");
+    fs::write(&file, b"f").unwrap();
+    let ids = || {
+        let m = fs::metadata(&file).unwrap();
+        (m.uid(), m.gid())
+    };
+    ok(&["chown", "nobody:nogroup", &server.url_of("f")]);
+    assert_eq!(ids(), (65534, 65534));
+    ok(&["chown", "0", &server.url_of("f")]);
+    assert_eq!(ids(), (0, 65534));
+    ok(&["chown", ":0", &server.url_of("f")]);
+    assert_eq!(ids(), (0, 0));
+    ok(&["chown", "nobody:", &server.url_of("f")]);
+    assert_eq!(ids(), (65534, 65534), "OWNER: takes the login group");
+    fails(
+        &["chown", "no-such-user-here", &server.url_of("f")],
+        &["invalid user"],
+    );
+
+    let mtime = || fs::metadata(&file).unwrap().mtime();
+    ok(&["touch", "-d", "@1000000000", &server.url_of("f")]);
+    assert_eq!(mtime(), 1_000_000_000);
+    ok(&["touch", "-t", "200109090146.40", &server.url_of("f")]);
+    let gnu = std::process::Command::new("date")
+        .args(["-d", "2001-09-09 01:46:40", "+%s"])
+        .output()
+        .expect("date");
+    let expected: i64 = String::from_utf8_lossy(&gnu.stdout).trim().parse().unwrap();
+    assert_eq!(mtime(), expected, "local time, as GNU date reads it");
+    fails(
+        &["touch", "-d", "yesterday", &server.url_of("f")],
+        &["invalid date format"],
+    );
+}
