@@ -4,11 +4,14 @@
 //! with `-n`), size (`major, minor` for devices; `-h` in powers of 1024), the modification
 //! time as `Mon dd HH:MM` within six months and `Mon dd  YYYY` otherwise, in local time, the
 //! name and, for a symbolic link, ` -> target` — with columns aligned and a `total` of
-//! 1 KiB blocks first; `-d` lists a directory itself. Names are written as their bytes, as
+//! 1 KiB blocks first; `-d` lists a directory itself; `-R` lists subdirectories below,
+//! each under its header, without following links. Names are written as their bytes, as
 //! `ls` writes them when its output is not a terminal.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::Write;
+use std::pin::Pin;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
@@ -43,6 +46,9 @@ pub struct LsArgs {
     /// List directories themselves, not their contents.
     #[arg(short = 'd', long = "directory")]
     pub directory: bool,
+    /// List subdirectories recursively (symbolic links are not followed).
+    #[arg(short = 'R', long = "recursive")]
+    pub recursive: bool,
     /// nfs://host/export/path (one or more)
     #[arg(required = true)]
     pub urls: Vec<String>,
@@ -53,6 +59,8 @@ struct Item {
     name: Vec<u8>,
     attributes: Fattr,
     target: Option<Vec<u8>>,
+    /// A directory entry's handle, for `-R` (none for `.` and `..` and operands).
+    handle: Option<FileHandle>,
 }
 
 /// `nfsio ls`: as GNU ls orders its operands, the ones that are not directories (all of
@@ -73,12 +81,13 @@ pub async fn ls(args: &LsArgs) -> Result<(), Failure> {
             let items = directory_items(&client, &handle, attributes.clone(), args, long)
                 .await
                 .map_err(at)?;
-            dirs.push((url.clone(), items));
+            dirs.push((url.clone(), items, client));
             // GNU ls sizes the operands' columns with the directory operands among them.
             operand_widths.push(Item {
                 name: Vec::new(),
                 attributes,
                 target: None,
+                handle: None,
             });
         } else {
             let name = path
@@ -93,6 +102,7 @@ pub async fn ls(args: &LsArgs) -> Result<(), Failure> {
                 name: name.as_bytes().to_vec(),
                 attributes,
                 target,
+                handle: None,
             });
         }
     }
@@ -110,18 +120,76 @@ pub async fn ls(args: &LsArgs) -> Result<(), Failure> {
         &mut names,
         Some(widths),
     );
-    let headers = args.urls.len() > 1;
-    for (i, (url, items)) in dirs.iter().enumerate() {
+    let headers = args.urls.len() > 1 || args.recursive;
+    for (i, (url, items, client)) in dirs.iter().enumerate() {
         if headers {
             let gap = if i > 0 || !files.is_empty() { "\n" } else { "" };
             text.extend_from_slice(format!("{gap}{url}:\n").as_bytes());
         }
         render(&mut text, items, long, true, args, &mut names);
+        if args.recursive {
+            let mut walk = Recursion {
+                client,
+                args,
+                long,
+                text: &mut text,
+                names: &mut names,
+            };
+            walk.below(url, items).await?;
+        }
     }
     let mut out = std::io::stdout().lock();
     out.write_all(&text)
         .and_then(|()| out.flush())
         .map_err(Failure::stdout)
+}
+
+/// `ls -R`'s walk below one directory operand, appending to the listing.
+struct Recursion<'a> {
+    client: &'a Client,
+    args: &'a LsArgs,
+    long: bool,
+    text: &'a mut Vec<u8>,
+    names: &'a mut Names,
+}
+
+impl Recursion<'_> {
+    /// Lists each subdirectory among `items` (those of the directory labelled `label`)
+    /// under its own header, and below it, in name order, as GNU ls -R does.
+    fn below<'s>(
+        &'s mut self,
+        label: &'s str,
+        items: &'s [Item],
+    ) -> Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 's>> {
+        Box::pin(async move {
+            for item in items {
+                let Some(handle) = &item.handle else { continue };
+                if item.attributes.file_type != FileType::Directory {
+                    continue;
+                }
+                let child = child_label(label, &item.name);
+                let at = |e| Failure::nfs(&child, e);
+                let (client, args, long) = (self.client, self.args, self.long);
+                let sub = directory_items(client, handle, item.attributes.clone(), args, long)
+                    .await
+                    .map_err(at)?;
+                self.text
+                    .extend_from_slice(format!("\n{child}:\n").as_bytes());
+                render(self.text, &sub, long, true, args, self.names);
+                self.below(&child, &sub).await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The header of directory `name` inside the one labelled `label` (a URL: before its query).
+fn child_label(label: &str, name: &[u8]) -> String {
+    let name = String::from_utf8_lossy(name);
+    match label.split_once('?') {
+        Some((path, query)) => format!("{}/{name}?{query}", path.trim_end_matches('/')),
+        None => format!("{}/{name}", label.trim_end_matches('/')),
+    }
 }
 
 /// The entries of directory `dir` to list, sorted by their bytes.
@@ -144,6 +212,7 @@ async fn directory_items(
                 name: name.as_bytes().to_vec(),
                 attributes,
                 target: None,
+                handle: None,
             });
         }
     }
@@ -168,6 +237,7 @@ async fn directory_items(
             name: entry.name.to_vec(),
             attributes,
             target,
+            handle: Some(handle),
         });
     }
     items.sort_by(|a, b| a.name.cmp(&b.name));

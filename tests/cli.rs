@@ -400,7 +400,9 @@ fn ls_prints_what_gnu_ls_prints() {
         args.extend_from_slice(flags);
         args.into_iter().map(str::to_owned).collect::<Vec<String>>()
     };
-    let cases: [(&[&str], &[&str]); 9] = [
+    let cases: [(&[&str], &[&str]); 11] = [
+        (&["-R"], &[""]),
+        (&["-laR"], &[""]),
         (&[], &[""]),
         (&["-l"], &[""]),
         (&["-la"], &[""]),
@@ -436,6 +438,17 @@ fn ls_prints_what_gnu_ls_prints() {
         for (mine, gnu) in &named {
             printed = printed.replace(&format!("{mine}:"), &format!("{gnu}:"));
         }
+        // -R's headers below the operand `.`: URL/dir?query: is GNU's ./dir:.
+        let (base, query) = url.split_once('?').expect("a query");
+        printed = printed
+            .lines()
+            .map(|line| match line.strip_prefix(base) {
+                Some(rest) if line.ends_with(&format!("?{query}:")) => {
+                    format!(".{}:\n", &rest[..rest.len() - query.len() - 2])
+                }
+                _ => format!("{line}\n"),
+            })
+            .collect();
         let gnu = std::process::Command::new("ls")
             .args(&theirs)
             .current_dir(&top)
