@@ -17,6 +17,9 @@ pub struct DfArgs {
     /// Sizes in powers of 1024 with a unit (K, M, G, T), as `df -h`.
     #[arg(short = 'h', long = "human-readable")]
     pub human: bool,
+    /// One JSON array (bytes and file counts per export) instead of text.
+    #[arg(long)]
+    pub json: bool,
     /// nfs://host/export[/path] (one or more)
     #[arg(required = true)]
     pub urls: Vec<String>,
@@ -31,6 +34,7 @@ pub async fn df(args: &DfArgs) -> Result<(), Failure> {
         if args.human { "Avail" } else { "Available" }.to_owned(),
         "Use%".to_owned(),
     ]];
+    let mut json = Vec::new();
     for url in &args.urls {
         let client = connect(url).await?;
         let stat = client
@@ -38,6 +42,17 @@ pub async fn df(args: &DfArgs) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::nfs(url, e))?;
         let used = stat.tbytes.saturating_sub(stat.fbytes);
+        json.push(serde_json::json!({
+            "url": url,
+            "filesystem": format!("{}:{}", client.server(), client.export()),
+            "size_bytes": stat.tbytes,
+            "used_bytes": used,
+            "free_bytes": stat.fbytes,
+            "available_bytes": stat.abytes,
+            "files": stat.tfiles,
+            "files_free": stat.ffiles,
+            "files_available": stat.afiles,
+        }));
         let size = |bytes: u64| {
             if args.human {
                 human(bytes)
@@ -52,6 +67,9 @@ pub async fn df(args: &DfArgs) -> Result<(), Failure> {
             size(stat.abytes),
             use_percent(used, stat.abytes),
         ]);
+    }
+    if args.json {
+        return crate::json::print(&serde_json::Value::Array(json));
     }
     let widths: Vec<usize> = (0..5)
         .map(|col| rows.iter().map(|row| row[col].len()).max().unwrap_or(0))

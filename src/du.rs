@@ -30,6 +30,9 @@ pub struct DuArgs {
     /// Sizes in powers of 1024 with a unit (K, M, G), as `du -h`.
     #[arg(short = 'h', long = "human-readable")]
     pub human: bool,
+    /// One JSON array of {path, used_bytes} instead of text.
+    #[arg(long)]
+    pub json: bool,
     /// nfs://host/export/path (one or more)
     #[arg(required = true)]
     pub urls: Vec<String>,
@@ -40,6 +43,7 @@ struct Walk<'a> {
     args: &'a DuArgs,
     seen: HashSet<u64>,
     out: Vec<u8>,
+    json: Vec<serde_json::Value>,
 }
 
 impl Walk<'_> {
@@ -52,6 +56,8 @@ impl Walk<'_> {
     }
 
     fn line(&mut self, used_bytes: u64, path: &str) {
+        self.json
+            .push(serde_json::json!({ "path": path, "used_bytes": used_bytes }));
         let size = if self.args.human {
             crate::df::human(used_bytes)
         } else {
@@ -68,6 +74,7 @@ pub async fn du(args: &DuArgs) -> Result<(), Failure> {
         args,
         seen: HashSet::new(),
         out: Vec::new(),
+        json: Vec::new(),
     };
     for url in &args.urls {
         let client = connect(url).await?;
@@ -80,6 +87,9 @@ pub async fn du(args: &DuArgs) -> Result<(), Failure> {
                 .map_err(|(path, e)| Failure::nfs(&path, e))?;
         }
         walk.line(total, url);
+    }
+    if args.json {
+        return crate::json::print(&serde_json::Value::Array(walk.json));
     }
     let mut out = std::io::stdout().lock();
     out.write_all(&walk.out)

@@ -6,7 +6,8 @@
 //! name and, for a symbolic link, ` -> target` — with columns aligned and a `total` of
 //! 1 KiB blocks first; `-d` lists a directory itself; `-R` lists subdirectories below,
 //! each under its header, without following links. Names are written as their bytes, as
-//! `ls` writes them when its output is not a terminal.
+//! `ls` writes them when its output is not a terminal. `--json` prints the entries and
+//! their attributes as one JSON array instead (see `json.rs`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -49,6 +50,9 @@ pub struct LsArgs {
     /// List subdirectories recursively (symbolic links are not followed).
     #[arg(short = 'R', long = "recursive")]
     pub recursive: bool,
+    /// One JSON array of the entries (with their attributes) instead of text.
+    #[arg(long)]
+    pub json: bool,
     /// nfs://host/export/path (one or more)
     #[arg(required = true)]
     pub urls: Vec<String>,
@@ -67,7 +71,7 @@ struct Item {
 /// them with `-d`) first, as one block sorted by name, then each directory's listing, under
 /// a `URL:` header when there is more than one operand.
 pub async fn ls(args: &LsArgs) -> Result<(), Failure> {
-    let long = args.long || args.numeric;
+    let long = args.long || args.numeric || args.json;
     let mut names = Names::default();
     let mut files = Vec::new();
     let mut dirs = Vec::new();
@@ -109,6 +113,8 @@ pub async fn ls(args: &LsArgs) -> Result<(), Failure> {
     files.sort_by(|a, b| a.name.cmp(&b.name));
     dirs.sort_by(|a, b| a.0.cmp(&b.0));
     let mut text = Vec::new();
+    let mut json = Vec::new();
+    add_json(&mut json, &files, None);
     let all_operands: Vec<&Item> = files.iter().chain(&operand_widths).collect();
     let widths = long_rows(&all_operands, args, &mut names).1;
     render_with(
@@ -127,16 +133,21 @@ pub async fn ls(args: &LsArgs) -> Result<(), Failure> {
             text.extend_from_slice(format!("{gap}{url}:\n").as_bytes());
         }
         render(&mut text, items, long, true, args, &mut names);
+        add_json(&mut json, items, Some(url));
         if args.recursive {
             let mut walk = Recursion {
                 client,
                 args,
                 long,
                 text: &mut text,
+                json: &mut json,
                 names: &mut names,
             };
             walk.below(url, items).await?;
         }
+    }
+    if args.json {
+        return crate::json::print(&serde_json::Value::Array(json));
     }
     let mut out = std::io::stdout().lock();
     out.write_all(&text)
@@ -150,6 +161,7 @@ struct Recursion<'a> {
     args: &'a LsArgs,
     long: bool,
     text: &'a mut Vec<u8>,
+    json: &'a mut Vec<serde_json::Value>,
     names: &'a mut Names,
 }
 
@@ -176,10 +188,22 @@ impl Recursion<'_> {
                 self.text
                     .extend_from_slice(format!("\n{child}:\n").as_bytes());
                 render(self.text, &sub, long, true, args, self.names);
+                add_json(self.json, &sub, Some(&child));
                 self.below(&child, &sub).await?;
             }
             Ok(())
         })
+    }
+}
+
+/// Adds `items` (entries of the directory labelled `dir`, or operands) to the JSON array.
+fn add_json(json: &mut Vec<serde_json::Value>, items: &[Item], dir: Option<&str>) {
+    for item in items {
+        let mut value = crate::json::entry(&item.name, &item.attributes, item.target.as_deref());
+        if let Some(dir) = dir {
+            value["directory"] = serde_json::json!(dir);
+        }
+        json.push(value);
     }
 }
 

@@ -9,6 +9,7 @@ mod demo;
 mod df;
 mod docs;
 mod du;
+mod json;
 mod links;
 mod listing;
 mod mount;

@@ -18,6 +18,9 @@ use crate::{connect, mode_string};
 /// `nfsio stat`.
 #[derive(Debug, Args)]
 pub struct StatArgs {
+    /// One JSON array of the files' attributes instead of text.
+    #[arg(long)]
+    pub json: bool,
     /// nfs://host/export/path (one or more)
     #[arg(required = true)]
     pub urls: Vec<String>,
@@ -26,16 +29,26 @@ pub struct StatArgs {
 /// `nfsio stat`: each URL in turn (a symbolic link as `URL -> target`, as stat's `%N`).
 pub async fn stat(args: &StatArgs) -> Result<(), Failure> {
     let mut text = String::new();
+    let mut json = Vec::new();
     for url in &args.urls {
         let client = connect(url).await?;
         let at = |e| Failure::nfs(url, e);
         let (handle, attributes) = client.lookup_path(client.url_path()).await.map_err(at)?;
         let mut name = url.clone();
+        let mut target = None;
         if attributes.file_type == FileType::Symlink {
-            let target = client.readlink(&handle).await.map_err(at)?;
-            name = format!("{name} -> {}", String::from_utf8_lossy(&target));
+            let link = client.readlink(&handle).await.map_err(at)?;
+            name = format!("{name} -> {}", String::from_utf8_lossy(&link));
+            target = Some(link);
         }
+        let base = client.url_path().rsplit('/').next().unwrap_or_default();
+        let mut value = crate::json::entry(base.as_bytes(), &attributes, target.as_deref());
+        value["url"] = serde_json::json!(url);
+        json.push(value);
         text.push_str(&layout(&name, &attributes, client.wsize_bytes()));
+    }
+    if args.json {
+        return crate::json::print(&serde_json::Value::Array(json));
     }
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())

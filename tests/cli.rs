@@ -662,3 +662,70 @@ fn chown_and_touch_with_a_given_time() {
         &["invalid date format"],
     );
 }
+
+/// `--json` on ls, stat, df and du: one JSON document each, with the facts of the text.
+#[test]
+fn json_output_carries_what_the_text_shows() {
+    use std::os::unix::fs::MetadataExt;
+    let server = Serve::start("cli-json");
+    let top = server.export.join("j");
+    fs::create_dir_all(top.join("sub")).unwrap();
+    fs::write(top.join("a.txt"), b"hello\n").unwrap();
+    fs::write(top.join("sub/b"), vec![0u8; 10_000]).unwrap();
+    std::os::unix::fs::symlink("a.txt", top.join("l")).unwrap();
+    fs::write(top.join(std::ffi::OsStr::from_bytes(b"caf\xe9")), b"x").unwrap();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let output = Run::nfsio(args).output();
+        assert!(
+            output.status.success(),
+            "nfsio {args:?}: {}",
+            stderr_of(&output)
+        );
+        serde_json::from_slice(&output.stdout).expect("one JSON document")
+    };
+    let url = server.url_of("j");
+    let entries = json(&["ls", "--json", "-R", &url]);
+    let entries = entries.as_array().expect("an array");
+    let named = |name: &str| {
+        entries
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {entries:?}"))
+    };
+    let a = named("a.txt");
+    let meta = fs::metadata(top.join("a.txt")).unwrap();
+    assert_eq!(a["size"], 6);
+    assert_eq!(a["type"], "file");
+    assert_eq!(a["mode"], meta.mode() & 0o7777);
+    assert_eq!(a["fileid"], meta.ino());
+    assert_eq!(a["mtime"]["seconds"], meta.mtime());
+    assert_eq!(named("l")["target"], "a.txt");
+    assert_eq!(named("b")["directory"], server.url_of("j/sub"));
+    let latin1 = entries
+        .iter()
+        .find(|e| e.get("name_bytes").is_some())
+        .expect("the Latin-1 name");
+    assert_eq!(latin1["name_bytes"], serde_json::json!([99, 97, 102, 233]));
+
+    let stat = json(&["stat", "--json", &server.url_of("j/a.txt")]);
+    assert_eq!(stat[0]["size"], 6);
+    assert_eq!(stat[0]["name"], "a.txt");
+    let df = json(&["df", "--json", &url]);
+    assert!(df[0]["size_bytes"].as_u64().unwrap() > 0);
+    assert!(df[0]["used_bytes"].as_u64().unwrap() <= df[0]["size_bytes"].as_u64().unwrap());
+    let du = json(&["du", "--json", "-s", &url]);
+    let used: u64 = ["j", "j/a.txt", "j/sub", "j/sub/b", "j/l"]
+        .iter()
+        .map(|p| {
+            fs::symlink_metadata(server.export.join(p))
+                .unwrap()
+                .blocks()
+                * 512
+        })
+        .sum::<u64>()
+        + fs::metadata(top.join(std::ffi::OsStr::from_bytes(b"caf\xe9")))
+            .unwrap()
+            .blocks()
+            * 512;
+    assert_eq!(du[0]["used_bytes"], used);
+}
