@@ -55,7 +55,7 @@ pub async fn df(args: &DfArgs) -> Result<(), Failure> {
         }));
         let size = |bytes: u64| {
             if args.human {
-                human(bytes)
+                crate::units::human(bytes)
             } else {
                 bytes.div_ceil(1024).to_string()
             }
@@ -93,35 +93,12 @@ fn use_percent(used: u64, avail: u64) -> String {
     format!("{}%", (u128::from(used) * 100).div_ceil(total))
 }
 
-/// `bytes` as `df -h` prints it: one decimal below 10 of a unit, rounded up.
-pub(crate) fn human(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
-    if bytes < 1024 {
-        return bytes.to_string();
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if value < 10.0 {
-        format!("{:.1}{}", (value * 10.0).ceil() / 10.0, UNITS[unit])
-    } else {
-        format!("{}{}", value.ceil(), UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_percentages_round_up_as_df_does() {
-        assert_eq!(human(512), "512");
-        assert_eq!(human(1536), "1.5K");
-        assert_eq!(human(10 << 20), "10M");
-        assert_eq!(human((5 << 30) + 1), "5.1G");
+    fn percentages_round_up_as_df_does() {
         assert_eq!(use_percent(1, 99), "1%");
         assert_eq!(use_percent(1, 199), "1%");
         assert_eq!(use_percent(0, 0), "-");

@@ -59,7 +59,7 @@ impl Walk<'_> {
         self.json
             .push(serde_json::json!({ "path": path, "used_bytes": used_bytes }));
         let size = if self.args.human {
-            crate::df::human(used_bytes)
+            crate::units::human(used_bytes)
         } else {
             used_bytes.div_ceil(1024).to_string()
         };

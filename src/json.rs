@@ -6,7 +6,7 @@
 use nfsio_client::proto::nfs3::{Fattr, FileType, NfsTime};
 use serde_json::{Value, json};
 
-use crate::listing::{group_name, user_name};
+use crate::ids::{group_name, user_name};
 use crate::mode_string;
 use crate::report::Failure;
 

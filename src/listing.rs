@@ -19,6 +19,7 @@ use clap::Args;
 use nfsio_client::proto::nfs3::{Fattr, FileHandle, FileType};
 use nfsio_client::{Client, NfsError};
 
+use crate::ids::{group_name, user_name};
 use crate::report::Failure;
 use crate::{connect, mode_string};
 
@@ -347,7 +348,7 @@ fn render_with(
         let used_bytes: u64 = items.iter().map(|i| i.attributes.used).sum();
         let blocks = used_bytes.div_ceil(1024);
         let blocks = if args.human {
-            crate::df::human(blocks * 1024)
+            crate::units::human(blocks * 1024)
         } else {
             blocks.to_string()
         };
@@ -389,7 +390,7 @@ fn size_text(attributes: &Fattr, human: bool) -> String {
         FileType::Block | FileType::Character => {
             format!("{}, {}", attributes.rdev.major, attributes.rdev.minor)
         }
-        _ if human => crate::df::human(attributes.size),
+        _ if human => crate::units::human(attributes.size),
         _ => attributes.size.to_string(),
     }
 }
@@ -447,44 +448,5 @@ impl Names {
             .entry(gid)
             .or_insert_with(|| group_name(gid).unwrap_or_else(|| gid.to_string()))
             .clone()
-    }
-}
-
-/// This machine's name of user `uid`.
-pub(crate) fn user_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: getpwuid_r fills `pwd` and `buf` (of the length given); `found` points at
-    // `pwd` or is null; the name is read before either goes away.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found);
-        if rc != 0 || found.is_null() {
-            return None;
-        }
-        Some(
-            std::ffi::CStr::from_ptr(pwd.pw_name)
-                .to_string_lossy()
-                .into_owned(),
-        )
-    }
-}
-
-/// This machine's name of group `gid`.
-pub(crate) fn group_name(gid: u32) -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: as in `user_name`, with getgrgid_r.
-    unsafe {
-        let mut grp: libc::group = std::mem::zeroed();
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        let rc = libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut found);
-        if rc != 0 || found.is_null() {
-            return None;
-        }
-        Some(
-            std::ffi::CStr::from_ptr(grp.gr_name)
-                .to_string_lossy()
-                .into_owned(),
-        )
     }
 }

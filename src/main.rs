@@ -9,6 +9,7 @@ mod demo;
 mod df;
 mod docs;
 mod du;
+mod ids;
 mod json;
 mod links;
 mod listing;
@@ -21,6 +22,7 @@ mod serve;
 mod short;
 mod signals;
 mod stat;
+mod units;
 mod when;
 
 use std::io::{IsTerminal, Write};

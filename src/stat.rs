@@ -11,7 +11,7 @@ use std::io::Write;
 use clap::Args;
 use nfsio_client::proto::nfs3::{Fattr, FileType, NfsTime};
 
-use crate::listing::{group_name, user_name};
+use crate::ids::{group_name, user_name};
 use crate::report::Failure;
 use crate::{connect, mode_string};
 
