@@ -10,7 +10,7 @@
 //! child lets go of the caller's stdout and stderr (they point at /dev/null).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -225,9 +225,11 @@ pub async fn run(args: MountArgs, verbose: u8) -> Result<(), Failure> {
         nfsio_fuse::mount(client.clone(), runtime, &args.mountpoint, options)
     })
     .map_err(|e| Failure::message(e.to_string()))?;
-    if let Err(failure) = answers(&args.mountpoint).await {
+    // The mount's own readiness check: a stat answered by it (which also raises root's
+    // readahead once the kernel has the mount).
+    if let Err(error) = tokio::task::block_in_place(|| mounted.wait_ready(READY_TIMEOUT)) {
         unmount(mounted)?;
-        return Err(failure);
+        return Err(Failure::message(error.to_string()));
     }
     outln!("nfsio mount: {} mounted on {mp}", args.url)?;
     if std::env::var_os(DETACHED).is_some() {
@@ -245,24 +247,6 @@ pub async fn run(args: MountArgs, verbose: u8) -> Result<(), Failure> {
     unmount(mounted)?;
     let rest = client.shutdown().await;
     flushed.and(rest).map_err(|e| Failure::nfs(&args.url, e))
-}
-
-/// Waits until a stat of `mountpoint` is answered (by the mount: the caller mounted it).
-async fn answers(mountpoint: &Path) -> Result<(), Failure> {
-    let path = mountpoint.to_owned();
-    let stat = tokio::task::spawn_blocking(move || std::fs::metadata(path));
-    let mp = mountpoint.display();
-    match tokio::time::timeout(READY_TIMEOUT, stat).await {
-        Ok(Ok(Ok(metadata))) if metadata.is_dir() => Ok(()),
-        Ok(Ok(Ok(_))) => Err(Failure::message(format!(
-            "{mp}: the mount's root is not a directory"
-        ))),
-        Ok(Ok(Err(error))) => Err(Failure::io(&mp.to_string(), error)),
-        Ok(Err(error)) => Err(Failure::message(format!("{mp}: {error}"))),
-        Err(_) => Err(Failure::message(format!(
-            "{mp}: the mount did not answer within {READY_TIMEOUT:?}"
-        ))),
-    }
 }
 
 /// Resolves once the session has ended (an unmount from outside).

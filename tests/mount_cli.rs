@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{NFSIO, Run, STOP_TIMEOUT, Scratch, Serve};
+use common::{NFSIO, Run, STOP_TIMEOUT, Scratch, Serve, is_root};
 
 /// Detaches the mount and kills the mount processes it knows of when dropped.
 struct MountGuard {
@@ -73,6 +73,23 @@ fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The kernel's readahead of the mount on `mnt`, in KiB (its device from mountinfo).
+fn readahead_kib(mnt: &Path) -> u32 {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let mnt = mnt.to_string_lossy();
+    let device = info
+        .lines()
+        .rev()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            (fields.get(4) == Some(&&*mnt)).then(|| fields[2].to_owned())
+        })
+        .expect("the mount in mountinfo");
+    let text = std::fs::read_to_string(format!("/sys/class/bdi/{device}/read_ahead_kb"))
+        .expect("read_ahead_kb");
+    text.trim().parse().expect("a number")
 }
 
 /// The PID at the end of a background mount's ready line.
@@ -140,6 +157,13 @@ fn mount_returns_once_the_mount_answers_and_umount_ends_it() {
         mounts.contains(&format!("{url} {} fuse.nfsio ", mnt.display())),
         "FSName is the URL, type fuse.nfsio: {mounts}"
     );
+    if is_root() {
+        assert_eq!(
+            readahead_kib(&mnt),
+            1024,
+            "root's mount raises its readahead"
+        );
+    }
 
     let output = Run::nfsio(&["umount", mnt.to_str().expect("utf-8 path")]).output();
     assert!(

@@ -198,7 +198,8 @@ impl Mounted {
     }
 
     /// Waits until a stat of the mountpoint is answered by this mount (from a thread of its
-    /// own, so a mount that hangs cannot hang the caller past `timeout`).
+    /// own, so a mount that hangs cannot hang the caller past `timeout`); then, as root,
+    /// raises the kernel's readahead for the mount (`readahead.rs`).
     pub fn wait_ready(&self, timeout: Duration) -> Result<(), MountError> {
         let path = self.mountpoint.clone();
         let (tx, rx) = std::sync::mpsc::channel();
