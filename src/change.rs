@@ -120,61 +120,16 @@ fn parse_owner(text: &str) -> Option<(Option<u32>, Option<u32>)> {
     let user = if owner.is_empty() {
         None
     } else {
-        Some(lookup_user(owner)?)
+        Some(crate::ids::lookup_user(owner)?)
     };
     let gid = match group {
         None => None,
         // OWNER: takes the owner's login group.
         Some("") => Some(user?.1),
-        Some(group) => Some(lookup_group(group)?),
+        Some(group) => Some(crate::ids::lookup_group(group)?),
     };
     let uid = user.map(|(uid, _)| uid);
     (uid.is_some() || gid.is_some()).then_some((uid, gid))
-}
-
-/// A user name of this machine or a number: its uid and login group.
-fn lookup_user(name: &str) -> Option<(u32, u32)> {
-    if let Ok(uid) = name.parse::<u32>() {
-        return Some((uid, uid));
-    }
-    let c_name = std::ffi::CString::new(name).ok()?;
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: getpwnam_r fills `pwd` and `buf` (of the length given); `found` is null or
-    // points at `pwd`, read before either goes away.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        let rc = libc::getpwnam_r(
-            c_name.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        );
-        (rc == 0 && !found.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
-    }
-}
-
-/// A group name of this machine or a number: its gid.
-fn lookup_group(name: &str) -> Option<u32> {
-    if let Ok(gid) = name.parse::<u32>() {
-        return Some(gid);
-    }
-    let c_name = std::ffi::CString::new(name).ok()?;
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: as in `lookup_user`, with getgrnam_r.
-    unsafe {
-        let mut grp: libc::group = std::mem::zeroed();
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        let rc = libc::getgrnam_r(
-            c_name.as_ptr(),
-            &mut grp,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        );
-        (rc == 0 && !found.is_null()).then_some(grp.gr_gid)
-    }
 }
 
 /// `nfsio truncate`.

@@ -38,10 +38,11 @@ pub struct DuArgs {
     pub urls: Vec<String>,
 }
 
-/// What the walk keeps: files already counted (by file id) and the lines to print.
+/// What the walk keeps: files already counted (by file system and file id, as du keys them
+/// by device and inode) and the lines to print.
 struct Walk<'a> {
     args: &'a DuArgs,
-    seen: HashSet<u64>,
+    seen: HashSet<(u64, u64)>,
     out: Vec<u8>,
     json: Vec<serde_json::Value>,
 }
@@ -49,7 +50,10 @@ struct Walk<'a> {
 impl Walk<'_> {
     /// The bytes `a` adds: nothing for a file with several links seen before.
     fn charge(&mut self, a: &Fattr) -> u64 {
-        if a.file_type != FileType::Directory && a.nlink > 1 && !self.seen.insert(a.fileid) {
+        if a.file_type != FileType::Directory
+            && a.nlink > 1
+            && !self.seen.insert((a.fsid, a.fileid))
+        {
             return 0;
         }
         a.used

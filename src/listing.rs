@@ -402,14 +402,8 @@ fn date_text(seconds: i64, now: i64) -> String {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     const SIX_MONTHS: i64 = 31_556_952 / 2;
-    // SAFETY: localtime_r writes only the struct it is given, which lives across the call.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        let time: libc::time_t = seconds;
-        if libc::localtime_r(&time, &mut tm).is_null() {
-            return seconds.to_string();
-        }
-        tm
+    let Some(tm) = crate::when::local_tm(seconds) else {
+        return seconds.to_string();
     };
     let month = MONTHS.get(tm.tm_mon as usize).copied().unwrap_or("???");
     if seconds > now || now - seconds > SIX_MONTHS {

@@ -109,14 +109,8 @@ fn type_words(a: &Fattr) -> &'static str {
 
 /// `2026-12-02 07:42:11.123456789 +0000`, in local time.
 fn time_text(time: NfsTime) -> String {
-    // SAFETY: localtime_r writes only the struct it is given, which lives across the call.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        let seconds: libc::time_t = i64::from(time.seconds);
-        if libc::localtime_r(&seconds, &mut tm).is_null() {
-            return format!("{}.{:09}", time.seconds, time.nseconds);
-        }
-        tm
+    let Some(tm) = crate::when::local_tm(i64::from(time.seconds)) else {
+        return format!("{}.{:09}", time.seconds, time.nseconds);
     };
     let offset_minutes = tm.tm_gmtoff / 60;
     let sign = if offset_minutes < 0 { '-' } else { '+' };

@@ -1,7 +1,8 @@
 //! The times `touch -t` and `touch -d` take, in this machine's local time: `-t
 //! [[CC]YY]MMDDhhmm[.ss]` as POSIX touch reads it, and for `-d` the forms scripts use —
 //! `@SECONDS`, `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]` (or with `T`) — not GNU's whole
-//! free-form grammar.
+//! free-form grammar. And the one broken-down local time (`local_tm`) that ls, stat and
+//! these share.
 
 /// Seconds since the epoch of local time `year-month-day hour:minute:second`, if valid.
 fn local(year: i32, month: u32, day: u32, hms: (u32, u32, u32)) -> Option<i64> {
@@ -42,7 +43,7 @@ fn number(text: &str) -> Option<u32> {
 }
 
 /// `touch -t [[CC]YY]MMDDhhmm[.ss]`; a two-digit year is 1969-2068, as POSIX says.
-pub fn parse_stamp(text: &str) -> Option<i64> {
+pub(crate) fn parse_stamp(text: &str) -> Option<i64> {
     let (main, second) = match text.split_once('.') {
         Some((main, ss)) if ss.len() == 2 => (main, number(ss)?),
         Some(_) => return None,
@@ -65,7 +66,7 @@ pub fn parse_stamp(text: &str) -> Option<i64> {
 }
 
 /// `touch -d`: `@SECONDS`, `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]` or with `T`.
-pub fn parse_date(text: &str) -> Option<i64> {
+pub(crate) fn parse_date(text: &str) -> Option<i64> {
     if let Some(seconds) = text.strip_prefix('@') {
         return seconds.parse().ok();
     }
@@ -94,13 +95,22 @@ pub fn parse_date(text: &str) -> Option<i64> {
     local(number(year)? as i32, number(month)?, number(day)?, hms)
 }
 
-fn current_year() -> Option<i32> {
-    // SAFETY: time and localtime_r write only what they are given, which lives across.
+/// The local time of `seconds` since the epoch, broken down (localtime_r).
+pub(crate) fn local_tm(seconds: i64) -> Option<libc::tm> {
+    // SAFETY: localtime_r writes only the struct it is given, which lives across the call.
     unsafe {
-        let now = libc::time(std::ptr::null_mut());
         let mut tm: libc::tm = std::mem::zeroed();
-        (!libc::localtime_r(&now, &mut tm).is_null()).then_some(tm.tm_year + 1900)
+        let time: libc::time_t = seconds;
+        (!libc::localtime_r(&time, &mut tm).is_null()).then_some(tm)
     }
+}
+
+fn current_year() -> Option<i32> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    Some(local_tm(i64::try_from(now).ok()?)?.tm_year + 1900)
 }
 
 #[cfg(test)]
