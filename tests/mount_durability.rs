@@ -12,51 +12,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{NFSIO, Scratch, Serve};
-
-/// Detaches the mount and kills the mount processes it knows of when dropped.
-struct MountGuard {
-    mnt: PathBuf,
-    pids: Vec<u32>,
-}
-
-impl Drop for MountGuard {
-    fn drop(&mut self) {
-        for &pid in &self.pids {
-            if alive(pid) {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
-        let path = std::ffi::CString::new(self.mnt.as_os_str().as_bytes()).unwrap();
-        // SAFETY: a NUL-terminated path that lives across the call.
-        unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
-fn can_mount() -> bool {
-    if !Path::new("/dev/fuse").exists() {
-        nfsio_testkit::skip_or_fail("/dev/fuse is missing");
-        return false;
-    }
-    nfsio_testkit::require_root()
-}
-
-/// Whether process `pid` still runs (a zombie has ended).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
-}
+use common::{MountGuard, NFSIO, Scratch, Serve, can_mount};
 
 /// `nfsio mount -f URL MNT`, started and read up to its ready line; its stderr goes to
 /// `log`.

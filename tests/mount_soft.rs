@@ -12,35 +12,17 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{NFSIO, Scratch, Serve};
+use common::{MountGuard, NFSIO, Scratch, Serve, can_mount};
 
 /// One try's timeout in tenths of a second (`timeo=`), and the retransmissions.
 const TIMEO_DS: u64 = 10;
 const RETRANS: u64 = 1;
 /// What the loaded machine may add to the tries before the EIO arrives.
 const MARGIN: Duration = Duration::from_secs(8);
-
-/// Detaches the mount and kills the mount process when dropped.
-struct MountGuard {
-    mnt: PathBuf,
-    pid: u32,
-}
-
-impl Drop for MountGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-9", &self.pid.to_string()])
-            .status();
-        let path = std::ffi::CString::new(self.mnt.as_os_str().as_bytes()).expect("path");
-        // SAFETY: a NUL-terminated path that lives across the call.
-        unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
-    }
-}
 
 /// Continues the stopped server when dropped.
 struct Continue(u32);
@@ -57,14 +39,6 @@ fn signal(name: &str, pid: u32) {
         .status()
         .expect("kill");
     assert!(status.success(), "kill -s {name} {pid}");
-}
-
-fn can_mount() -> bool {
-    if !Path::new("/dev/fuse").exists() {
-        nfsio_testkit::skip_or_fail("/dev/fuse is missing");
-        return false;
-    }
-    nfsio_testkit::require_root()
 }
 
 /// stat(2) of `path` from a thread of its own: its result and how long it took, or None
@@ -102,7 +76,7 @@ fn a_soft_mount_fails_with_eio_when_the_server_stops_answering() {
         .expect("spawn nfsio mount");
     let _guard = MountGuard {
         mnt: mnt.clone(),
-        pid: child.id(),
+        pids: vec![child.id()],
     };
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))

@@ -470,3 +470,47 @@ impl Run {
         }
     }
 }
+
+/// Detaches a FUSE mount and kills the mount processes it knows of when dropped, so that a
+/// test that fails leaves no mount behind.
+pub struct MountGuard {
+    pub mnt: PathBuf,
+    pub pids: Vec<u32>,
+}
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        for &pid in &self.pids {
+            if alive(pid) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+        let Ok(path) = std::ffi::CString::new(self.mnt.as_os_str().as_encoded_bytes()) else {
+            return;
+        };
+        // SAFETY: a NUL-terminated path that lives across the call.
+        unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// Whether this machine lets the test mount (root and /dev/fuse); else one skip line (a
+/// failure under CI=true).
+pub fn can_mount() -> bool {
+    if !Path::new("/dev/fuse").exists() {
+        nfsio_testkit::skip_or_fail("/dev/fuse is missing");
+        return false;
+    }
+    nfsio_testkit::require_root()
+}
+
+/// Whether process `pid` still runs (a zombie has ended).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
