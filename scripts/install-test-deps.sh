@@ -43,6 +43,8 @@ missing_tools() {
     # pjdfstest links libacl; its build needs the header.
     [ -e /usr/include/sys/acl.h ] || echo "sys/acl.h (libacl1-dev)"
     command -v setfacl >/dev/null 2>&1 || echo "setfacl (acl)"
+    # The crash test of the server's metadata makes, checks and reads an ext4 image.
+    command -v debugfs >/dev/null 2>&1 || [ -x /usr/sbin/debugfs ] || echo "debugfs (e2fsprogs)"
     # libnfs-utils 4.0 (Debian 12) ships no nfs-stat; newer ones do. Not required.
 }
 
@@ -117,7 +119,7 @@ echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-
 apt_get() { apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT" "$@"; }
 apt_get update -qq
 apt_get install -y -qq --no-install-recommends \
-    nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark fuse3 fio libacl1-dev acl >&2
+    nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils tshark fuse3 fio libacl1-dev acl e2fsprogs >&2
 
 missing=$(missing_tools)
 if [ -n "$missing" ]; then

@@ -637,3 +637,10 @@ pub(crate) fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
     // SAFETY: plain system call.
     check(unsafe { libc::ftruncate(fd.as_raw_fd(), len) }).map(drop)
 }
+
+/// `syncfs`: everything of the file system `fd` is on (data, metadata, the journal) to
+/// stable storage. `fd` must not be `O_PATH`.
+pub(crate) fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain system call on a descriptor the caller holds.
+    check(unsafe { libc::syncfs(fd.as_raw_fd()) }).map(drop)
+}

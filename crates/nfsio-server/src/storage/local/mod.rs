@@ -22,7 +22,9 @@
 //! - **Honest stability.** UNSTABLE writes are `pwrite`s answered UNSTABLE; DATA_SYNC writes
 //!   are followed by `fdatasync`, FILE_SYNC writes by `fsync`, COMMIT by `fdatasync`, all
 //!   before the reply. A failing write or sync is reported with
-//!   [`StoreError::write_failed`] so the server changes its write verifier.
+//!   [`StoreError::write_failed`] so the server changes its write verifier. CREATE, MKDIR,
+//!   SYMLINK, MKNOD, REMOVE, RMDIR, RENAME, LINK and SETATTR sync what they changed before
+//!   the reply too (`durable.rs`).
 //!
 //! The store sets the process's umask to 0 when it opens: the modes of new objects are the
 //! client's, as with knfsd (the client applies its own umask).
@@ -32,6 +34,7 @@
 //! buffers kept between calls in `files.rs`.
 
 mod content;
+mod durable;
 mod files;
 mod identity;
 mod locator;
@@ -461,6 +464,7 @@ impl Storage for LocalStore {
             ..Sattr::default()
         };
         self.apply_sattr(caller, object.fd.as_fd(), &times, is_symlink)?;
+        self.commit_attributes(object.fd.as_fd(), &object.stat)?;
         let after = sys::stat_fd(object.fd.as_fd())
             .ok()
             .map(|st| self.fattr(&st));

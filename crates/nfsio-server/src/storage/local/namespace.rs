@@ -197,6 +197,7 @@ impl LocalStore {
                 let created = self.created(&dir_obj, dir, name, fd.as_fd())?;
                 if let Some(size) = attrs.and_then(|a| a.size) {
                     self.truncate_as(caller, created.id, size)?;
+                    self.commit_metadata(&[fd.as_fd()])?;
                     let st = sys::stat_fd(fd.as_fd())?;
                     return Ok(Created {
                         attr: self.fattr(&st),
@@ -216,6 +217,7 @@ impl LocalStore {
         name: &[u8],
         fd: OwnedFd,
     ) -> StoreResult<Created> {
+        self.commit_metadata(&[fd.as_fd(), dir_obj.fd.as_fd()])?;
         let created = self.created(&dir_obj, dir, name, fd.as_fd())?;
         let file = Arc::new(File::from(fd));
         lock(&self.files).insert(created.id, file, true, self.options.open_files);
@@ -242,6 +244,11 @@ impl LocalStore {
         let mut rest = Self::rest_of(attrs);
         rest.size = None;
         self.apply_sattr(caller, fd.as_fd(), &rest, is_symlink)?;
+        if sys::stat_fd(fd.as_fd())?.is_dir() {
+            self.commit_metadata(&[fd.as_fd(), base])?;
+        } else {
+            self.commit_metadata(&[base])?;
+        }
         self.created(&dir_obj, dir, name, fd.as_fd())
     }
 
@@ -348,6 +355,7 @@ impl LocalStore {
         if let Some(id) = victim {
             self.forget(id);
         }
+        self.commit_metadata(&[base])?;
         Ok(self.dir_wcc(&dir_obj.stat, base))
     }
 
@@ -388,6 +396,11 @@ impl LocalStore {
         if let Some(id) = moving {
             self.remember(id, to_dir, to_name);
         }
+        if from_dir == to_dir {
+            self.commit_metadata(&[to_base])?;
+        } else {
+            self.commit_metadata(&[from_base, to_base])?;
+        }
         Ok((
             self.dir_wcc(&from_obj.stat, from_base),
             self.dir_wcc(&to_obj.stat, to_base),
@@ -412,6 +425,11 @@ impl LocalStore {
         self.as_caller(caller, || {
             Ok(sys::link_fd(source.fd.as_fd(), base, &cname)?)
         })?;
+        if source.stat.is_file() {
+            self.commit_metadata(&[source.fd.as_fd(), base])?;
+        } else {
+            self.commit_metadata(&[base])?;
+        }
         let st = sys::stat_fd(source.fd.as_fd())?;
         Ok((self.fattr(&st), self.dir_wcc(&dir_obj.stat, base)))
     }
