@@ -51,6 +51,7 @@ async fn client(server: &TestServer) -> Client {
         cache_config: Some(EngineConfig {
             background_flush_bytes: 256 << 10,
             commit_threshold_bytes: 1 << 30,
+            streaming_window_bytes: 1 << 30,
             ..EngineConfig::default()
         }),
         ..ClientOptions::default()

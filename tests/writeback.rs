@@ -241,6 +241,7 @@ async fn a_server_crash_before_commit_makes_the_client_resend() {
         background_flush_bytes: 1 << 20,
         // No COMMIT before sync_all.
         commit_threshold_bytes: 1 << 40,
+        streaming_window_bytes: 1 << 40,
         ..EngineConfig::default()
     };
     let client = client(&server.url, Some(config)).await;
@@ -463,7 +464,13 @@ impl std::io::Write for Captured {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_last_client_handle_with_bytes_not_durable_logs_them() {
     let (_store, server) = serve_new(35).await;
-    let client = client(&server.url, None).await;
+    // Nothing is sent before the drop (no stream window, no background flush), so the line
+    // comes from the drop itself, on this thread.
+    let config = EngineConfig {
+        streaming_window_bytes: 1 << 40,
+        ..EngineConfig::default()
+    };
+    let client = client(&server.url, Some(config)).await;
     let file = client.create_file("lost.bin", 0o644).await.unwrap();
     file.write_at(&pattern(35, 8 << 20), 0).await.unwrap();
     let captured = Captured::default();

@@ -242,6 +242,10 @@ pub struct EngineStats {
     pub app_writes: u64,
     /// Application writes told to wait at the memory bound.
     pub app_writes_blocked: u64,
+    /// Application writes told to wait at their stream's window.
+    pub stream_writes_blocked: u64,
+    /// Committed bytes of streams dropped from the cache at once (drop-behind).
+    pub stream_bytes_dropped: u64,
 }
 
 impl EngineStats {

@@ -34,6 +34,12 @@ pub struct EngineConfig {
     /// A file whose bytes awaiting COMMIT reach this gets a COMMIT while it is still being
     /// written, so that the server's disk flush overlaps the transfer.
     pub commit_threshold_bytes: u64,
+    /// Non-clean bytes (dirty, in flight, awaiting COMMIT) a file written as a stream may
+    /// hold: its full chunks are sent at once, it is committed when half of this awaits a
+    /// COMMIT, its writer waits when this is reached, and its committed bytes leave the cache
+    /// (see `stream.rs`). Random writers are not held to it. A window at least the write
+    /// limit ([`EngineConfig::write_limit_bytes`]) treats streams as any other writer.
+    pub streaming_window_bytes: u64,
     /// First readahead window of a sequential reader.
     pub readahead_initial_bytes: u64,
     /// The readahead window doubles on each sequential read, up to this.
@@ -64,6 +70,7 @@ impl Default for EngineConfig {
             memory_bound_bytes: 256 << 20,
             background_flush_bytes: 64 << 20,
             commit_threshold_bytes: 64 << 20,
+            streaming_window_bytes: 32 << 20,
             readahead_initial_bytes: 128 << 10,
             readahead_max_bytes: 4 << 20,
             dirty_expire_ms: 30_000,
@@ -136,7 +143,7 @@ impl EngineConfig {
 
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let positive: [(&'static str, u64); 11] = [
+        let positive: [(&'static str, u64); 12] = [
             ("page_bytes", u64::from(self.page_bytes)),
             ("wsize_bytes", u64::from(self.wsize_bytes)),
             ("rsize_bytes", u64::from(self.rsize_bytes)),
@@ -145,6 +152,7 @@ impl EngineConfig {
             ("memory_bound_bytes", self.memory_bound_bytes),
             ("background_flush_bytes", self.background_flush_bytes),
             ("commit_threshold_bytes", self.commit_threshold_bytes),
+            ("streaming_window_bytes", self.streaming_window_bytes),
             ("retry_initial_ms", self.retry_initial_ms),
             (
                 "verifier_mismatch_limit",
@@ -184,6 +192,19 @@ impl EngineConfig {
     /// the bound less the read reserve.
     pub fn write_limit_bytes(&self) -> u64 {
         self.memory_bound_bytes - self.read_reserve_bytes()
+    }
+
+    /// The sequential run after which a file counts as a stream: two full WRITEs.
+    pub fn stream_run_bytes(&self) -> u64 {
+        2 * u64::from(self.wsize_bytes)
+    }
+
+    /// Unstable bytes from which a stream is committed: half its window, or the general
+    /// threshold if that is lower.
+    pub fn stream_commit_bytes(&self) -> u64 {
+        (self.streaming_window_bytes / 2)
+            .max(1)
+            .min(self.commit_threshold_bytes)
     }
 
     /// Non-clean bytes from which the engine flushes and commits everything it can, not only

@@ -56,7 +56,7 @@
 //! Modules: [`config`] (knobs), [`api`] (values crossing the boundary), `extents` (a file's
 //! extent map, its indexes and the checked transitions between extent states), `calls` (the
 //! calls in flight and their counts), `schedule` (active files and named deadlines), `store`
-//! (the cached files), `outbox` (events and results), `engine` (the inputs, which call next,
+//! (the cached files), `stream` (which files are written as a stream), `outbox` (events and results), `engine` (the inputs, which call next,
 //! applying replies, settling), [`invariants`] (the whole-state check, one invariant each).
 
 #![forbid(unsafe_code)]
@@ -74,6 +74,7 @@ mod outbox;
 mod ranges;
 mod schedule;
 mod store;
+mod stream;
 
 pub use api::{
     Advice, EngineStats, Event, ExtentInfo, ExtentState, FileError, FileId, Op, ReadOutcome, Reply,

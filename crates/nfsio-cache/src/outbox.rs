@@ -7,14 +7,23 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::api::{Event, FileError, SyncTicket, WaitToken};
+use crate::inode_id::InodeId;
+
+/// A writer told to wait: for room in the cache, or (`stream` set) in its stream's window.
+#[derive(Debug, Clone, Copy)]
+struct BlockedWriter {
+    token: WaitToken,
+    len_bytes: u64,
+    stream: Option<InodeId>,
+}
 
 /// Events, results and waiting writers.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     events: VecDeque<Event>,
     completed: BTreeMap<SyncTicket, Result<(), FileError>>,
-    /// Writers told to wait, with the bytes they want to write.
-    blocked_writers: Vec<(WaitToken, u64)>,
+    /// Writers told to wait, in the order they were.
+    blocked_writers: Vec<BlockedWriter>,
     next_token: u64,
     next_ticket: u64,
 }
@@ -67,29 +76,40 @@ impl Outbox {
         self.events.pop_front()
     }
 
-    /// A writer of `len_bytes` is told to wait for room.
-    pub(crate) fn block_writer(&mut self, len_bytes: u64) -> WaitToken {
+    /// A writer of `len_bytes` is told to wait for room in the cache (`stream` None) or in
+    /// the window of the stream `stream`.
+    pub(crate) fn block_writer(&mut self, len_bytes: u64, stream: Option<InodeId>) -> WaitToken {
         let token = self.token();
-        self.blocked_writers.push((token, len_bytes));
+        self.blocked_writers.push(BlockedWriter {
+            token,
+            len_bytes,
+            stream,
+        });
         token
     }
 
-    /// True when some writer waits for room.
+    /// True when some writer waits for room in the cache (memory pressure).
     pub(crate) fn has_blocked_writers(&self) -> bool {
-        !self.blocked_writers.is_empty()
+        self.blocked_writers.iter().any(|w| w.stream.is_none())
     }
 
-    /// Wakes the blocked writers for which `fits(len_bytes)`, in the order they blocked.
-    pub(crate) fn wake_writers(&mut self, fits: impl Fn(u64) -> bool) {
+    /// True when a writer waits for room in `ino`'s stream window.
+    pub(crate) fn has_blocked_stream(&self, ino: InodeId) -> bool {
+        self.blocked_writers.iter().any(|w| w.stream == Some(ino))
+    }
+
+    /// Wakes the blocked writers for which `fits(len_bytes, stream)`, in the order they
+    /// blocked.
+    pub(crate) fn wake_writers(&mut self, fits: impl Fn(u64, Option<InodeId>) -> bool) {
         if self.blocked_writers.is_empty() {
             return;
         }
         let mut still = Vec::new();
-        for (token, len_bytes) in std::mem::take(&mut self.blocked_writers) {
-            if fits(len_bytes) {
-                self.events.push_back(Event::Wake(token));
+        for writer in std::mem::take(&mut self.blocked_writers) {
+            if fits(writer.len_bytes, writer.stream) {
+                self.events.push_back(Event::Wake(writer.token));
             } else {
-                still.push((token, len_bytes));
+                still.push(writer);
             }
         }
         self.blocked_writers = still;

@@ -21,6 +21,7 @@ use crate::inode_id::InodeId;
 use crate::invariants::{InvariantViolation, ensure};
 use crate::ranges::{RangeSet, RangeTree};
 use crate::schedule::FileTimers;
+use crate::stream::StreamTracker;
 
 /// A `fsync` or `close` waiting for every byte written up to `version`.
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +95,8 @@ pub(crate) struct Inode {
     /// close-to-open use (no other client writes the file while it is open here), the same
     /// assumption under which clean cached bytes are trusted; a change seen at `open` resets it.
     pub(crate) zeros: RangeTree,
+    /// The sequential run of writes (whether the file is written as a stream).
+    pub(crate) stream: StreamTracker,
     /// Borrowed mutably since the last settling (then listed in [`Store::touched`]).
     touched: bool,
 }
@@ -118,6 +121,7 @@ impl Inode {
             mismatches: 0,
             file_sync: false,
             zeros,
+            stream: StreamTracker::default(),
             touched: false,
         }
     }

@@ -158,6 +158,7 @@ fn config() -> EngineConfig {
         memory_bound_bytes: 8192,
         background_flush_bytes: 2048,
         commit_threshold_bytes: 3072,
+        streaming_window_bytes: 4096,
         readahead_initial_bytes: 1024,
         readahead_max_bytes: 4096,
         dirty_expire_ms: 5_000,

@@ -723,6 +723,7 @@ pub(crate) fn engine_config(
         memory_bound_bytes,
         background_flush_bytes: memory_bound_bytes / 4,
         commit_threshold_bytes: memory_bound_bytes / 4,
+        streaming_window_bytes: defaults.streaming_window_bytes.min(memory_bound_bytes / 2),
         ..defaults
     }
 }

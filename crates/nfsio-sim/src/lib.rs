@@ -238,6 +238,7 @@ fn cache_config() -> EngineConfig {
         memory_bound_bytes: 512 << 10,
         background_flush_bytes: 64 << 10,
         commit_threshold_bytes: 96 << 10,
+        streaming_window_bytes: 128 << 10,
         readahead_initial_bytes: 16 << 10,
         readahead_max_bytes: 64 << 10,
         dirty_expire_ms: 5_000,

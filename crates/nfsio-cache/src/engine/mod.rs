@@ -295,8 +295,43 @@ impl Engine {
     fn wake_writers(&mut self) {
         let limit = self.config.write_limit_bytes();
         let nonclean = self.nonclean_bytes();
-        self.outbox
-            .wake_writers(|len_bytes| nonclean == 0 || nonclean + len_bytes <= limit);
+        let window = self.config.streaming_window_bytes;
+        let store = &self.store;
+        self.outbox.wake_writers(|len_bytes, stream| match stream {
+            None => nonclean == 0 || nonclean + len_bytes <= limit,
+            Some(ino) => store.get(ino).is_none_or(|inode| {
+                let held = inode.extents.bytes().nonclean();
+                held == 0 || held + len_bytes <= window
+            }),
+        });
+    }
+
+    /// True when `ino` is written as a stream (see `stream.rs`) and streams have a window
+    /// smaller than the write limit.
+    fn is_stream(&self, ino: InodeId) -> bool {
+        self.config.streaming_window_bytes < self.config.write_limit_bytes()
+            && self
+                .store
+                .inode(ino)
+                .stream
+                .is_streaming(self.config.stream_run_bytes())
+    }
+
+    /// A stream's bytes that just became clean leave the cache (drop-behind), unless a reader
+    /// waits for them.
+    fn drop_committed(&mut self, ino: InodeId, start: u64) {
+        if !self.is_stream(ino) {
+            return;
+        }
+        let end = start + self.store.inode(ino).extents.at(start).len();
+        let pinned = self
+            .opens
+            .values()
+            .any(|open| open.ino == ino && open.pin.is_some_and(|(a, b)| a < end && start < b));
+        if !pinned && self.store.inode(ino).extents.at(start).state().is_clean() {
+            self.store.remove(ino, start, Removal::Evicted);
+            self.stats.stream_bytes_dropped += end - start;
+        }
     }
 
     /// What every input ends with. Only the files the input touched are settled: settling

@@ -182,6 +182,9 @@ impl Engine {
                 Transition::WrittenUnstable { rpc, verf, seq }
             };
             self.store.restate(ino, start, change);
+            if durable {
+                self.drop_committed(ino, start);
+            }
         }
         self.reset_backoff(ino);
     }
@@ -282,6 +285,7 @@ impl Engine {
             if written == verf {
                 self.store
                     .restate(ino, start, Transition::Committed { verf });
+                self.drop_committed(ino, start);
                 cleaned += 1;
             } else {
                 self.store

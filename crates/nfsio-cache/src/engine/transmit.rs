@@ -125,7 +125,10 @@ impl Engine {
         {
             return None;
         }
-        let threshold = unstable_bytes >= self.config.commit_threshold_bytes;
+        let threshold = unstable_bytes >= self.config.commit_threshold_bytes
+            || (self.is_stream(ino)
+                && (unstable_bytes >= self.config.stream_commit_bytes()
+                    || self.outbox.has_blocked_stream(ino)));
         // A sync (or expiry) whose WRITEs are all answered and that still has unstable bytes.
         let target = inode.flush_target().is_some_and(|t| {
             inode.extents.min_unstable_since().is_some_and(|u| u <= t)
@@ -170,20 +173,20 @@ impl Engine {
 
     /// Background flushing: once the dirty bytes reach `background_flush_bytes`, full chunks
     /// (one aligned wsize WRITE each), fullest first; under memory pressure, any chunk,
-    /// fullest first.
+    /// fullest first. A stream's full chunks go at once, whatever the dirty bytes.
     fn try_background(&mut self) -> Option<Transmit> {
         let pressure = self.under_pressure();
         let index = self.store.index();
-        if index.totals().dirty < self.config.background_flush_bytes && !pressure {
-            return None;
-        }
+        let streams_only = index.totals().dirty < self.config.background_flush_bytes && !pressure;
         let chunk_bytes = index.chunk_bytes();
         let mut found = None;
         for (dirty, ino, chunk) in index.dirty_chunks_fullest_first() {
             if !pressure && dirty < chunk_bytes {
                 break;
             }
-            if self.store.inode(ino).timers.in_backoff(self.now_ms) {
+            if (streams_only && !self.is_stream(ino))
+                || self.store.inode(ino).timers.in_backoff(self.now_ms)
+            {
                 continue;
             }
             let lo = chunk * chunk_bytes;

@@ -117,8 +117,16 @@ impl Engine {
         }
         let nonclean = self.nonclean_bytes();
         if nonclean > 0 && nonclean + len_bytes > self.config.write_limit_bytes() {
-            let token = self.outbox.block_writer(len_bytes);
+            let token = self.outbox.block_writer(len_bytes, None);
             self.stats.app_writes_blocked += 1;
+            self.after_input();
+            return Ok(WriteOutcome::Blocked(token));
+        }
+        let held = self.store.inode(ino).extents.bytes().nonclean();
+        if self.is_stream(ino) && held > 0 && held + len_bytes > self.config.streaming_window_bytes
+        {
+            let token = self.outbox.block_writer(len_bytes, Some(ino));
+            self.stats.stream_writes_blocked += 1;
             self.after_input();
             return Ok(WriteOutcome::Blocked(token));
         }
@@ -136,6 +144,7 @@ impl Engine {
         let inode = self.store.inode_mut(ino);
         inode.zeros.remove(offset_bytes, end);
         inode.size_bytes = inode.size_bytes.max(end);
+        inode.stream.note_write(offset_bytes, len_bytes);
         self.stats.app_writes += 1;
         self.activate(ino);
         self.after_input();

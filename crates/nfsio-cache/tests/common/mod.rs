@@ -349,6 +349,7 @@ pub fn small_config() -> EngineConfig {
         memory_bound_bytes: 64 << 10,
         background_flush_bytes: 16 << 10,
         commit_threshold_bytes: 16 << 10,
+        streaming_window_bytes: 16 << 10,
         readahead_initial_bytes: 1024,
         readahead_max_bytes: 8192,
         dirty_expire_ms: 30_000,
