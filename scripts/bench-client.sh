@@ -38,47 +38,8 @@ done
 [ -x /usr/bin/time ] || die 2 "GNU time (/usr/bin/time) not installed (apt-get install time)"
 servers=${SERVERS:-nfsio ganesha}
 
-if [ -z "${NFSIO_BIN:-}" ]; then
-    echo "$prog: cargo build --release -p nfsio --bin nfsio" >&2
-    cargo build --release -p nfsio --bin nfsio >&2
-    NFSIO_BIN=$repo/target/release/nfsio
-fi
-[ -x "$NFSIO_BIN" ] || die 2 "no nfsio binary at $NFSIO_BIN"
-
-BENCH_DIR=${BENCH_DIR:-$(mktemp -d /var/tmp/nfsio-bench.XXXXXX)}
-mkdir -p "$BENCH_DIR"
-BENCH_DIR=$(cd "$BENCH_DIR" && pwd -P)
-ganesha_state=$BENCH_DIR/ganesha
-ganesha_pid="" nfsio_pid=""
-
-cleanup() {
-    local rc=$?
-    [ -z "$nfsio_pid" ] || stop_pid "$nfsio_pid"
-    [ -z "$ganesha_pid" ] || GANESHA_STATE=$ganesha_state scripts/ganesha.sh stop >/dev/null 2>&1 || true
-    [ "${KEEP:-0}" = 1 ] || rm -rf "$BENCH_DIR"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-declare -A base query export_dir
-for server in $servers; do
-    export_dir[$server]=$BENCH_DIR/$server-export
-    mkdir -p "${export_dir[$server]}"
-done
-if [[ " $servers " == *" nfsio "* ]]; then
-    mkdir -p "$BENCH_DIR/nfsio-state"
-    start_nfsio_serve "$NFSIO_BIN" "${export_dir[nfsio]}" "$BENCH_DIR/nfsio-state" "$BENCH_DIR/nfsio"
-    base[nfsio]=$nfsio_base query[nfsio]=$nfsio_query
-    echo "$prog: nfsio serve pid $nfsio_pid ($nfsio_url)" >&2
-fi
-if [[ " $servers " == *" ganesha "* ]]; then
-    start_ganesha "$ganesha_state" "${export_dir[ganesha]}"
-    base[ganesha]=$ganesha_base query[ganesha]=$ganesha_query
-    echo "$prog: ganesha pid $ganesha_pid" >&2
-fi
-# url SERVER NAME: the URL of NAME in SERVER's export, in the form both tools take.
-url() { echo "${base[$1]}/$2?${query[$1]}"; }
+ensure_nfsio_bin
+start_servers "$servers"
 
 source_file=$BENCH_DIR/source.bin
 size_bytes=$(( size_mib * 1048576 ))

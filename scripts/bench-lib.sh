@@ -81,3 +81,56 @@ start_ganesha() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "nan" || v == "") print "n/a"; else printf f, v }'; }
+
+# ensure_nfsio_bin: NFSIO_BIN, built here (release) when unset; dies if it is not executable.
+ensure_nfsio_bin() {
+    if [ -z "${NFSIO_BIN:-}" ]; then
+        echo "$prog: cargo build --release -p nfsio --bin nfsio" >&2
+        cargo build --release -p nfsio --bin nfsio >&2
+        NFSIO_BIN=$repo/target/release/nfsio
+    fi
+    [ -x "$NFSIO_BIN" ] || die 2 "no nfsio binary at $NFSIO_BIN"
+}
+
+# start_servers "SERVERS": BENCH_DIR (a new /var/tmp/nfsio-bench.XXXXXX unless given; removed
+# at exit unless KEEP=1), an exit trap that stops the servers it started, and each server
+# named in SERVERS (nfsio, ganesha) exporting $BENCH_DIR/SERVER-export. Sets export_dir[S],
+# base[S] and query[S]; `url S NAME` prints the URL of NAME in S's export in the form both
+# nfsio and libnfs's tools take.
+start_servers() {
+    BENCH_DIR=${BENCH_DIR:-$(mktemp -d /var/tmp/nfsio-bench.XXXXXX)}
+    mkdir -p "$BENCH_DIR"
+    BENCH_DIR=$(cd "$BENCH_DIR" && pwd -P)
+    ganesha_state=$BENCH_DIR/ganesha
+    ganesha_pid="" nfsio_pid=""
+    trap stop_servers EXIT
+    trap 'exit 1' INT TERM
+    declare -gA base query export_dir
+    local server
+    for server in $1; do
+        export_dir[$server]=$BENCH_DIR/$server-export
+        mkdir -p "${export_dir[$server]}"
+    done
+    if [[ " $1 " == *" nfsio "* ]]; then
+        mkdir -p "$BENCH_DIR/nfsio-state"
+        start_nfsio_serve "$NFSIO_BIN" "${export_dir[nfsio]}" "$BENCH_DIR/nfsio-state" "$BENCH_DIR/nfsio"
+        base[nfsio]=$nfsio_base query[nfsio]=$nfsio_query
+        echo "$prog: nfsio serve pid $nfsio_pid ($nfsio_url)" >&2
+    fi
+    if [[ " $1 " == *" ganesha "* ]]; then
+        start_ganesha "$ganesha_state" "${export_dir[ganesha]}"
+        base[ganesha]=$ganesha_base query[ganesha]=$ganesha_query
+        echo "$prog: ganesha pid $ganesha_pid" >&2
+    fi
+}
+
+# The exit trap of start_servers.
+stop_servers() {
+    local rc=$?
+    [ -z "$nfsio_pid" ] || stop_pid "$nfsio_pid"
+    [ -z "$ganesha_pid" ] || GANESHA_STATE=$ganesha_state scripts/ganesha.sh stop >/dev/null 2>&1 || true
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$BENCH_DIR"
+    exit "$rc"
+}
+
+url() { echo "${base[$1]}/$2?${query[$1]}"; }

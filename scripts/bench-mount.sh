@@ -59,12 +59,7 @@ if [ -z "${TARBALL:-}" ]; then
 fi
 [ -f "${TARBALL:-}" ] || die 2 "no source tarball: set TARBALL=PATH.tar.gz"
 
-if [ -z "${NFSIO_BIN:-}" ]; then
-    echo "$prog: cargo build --release -p nfsio --bin nfsio" >&2
-    cargo build --release -p nfsio --bin nfsio >&2
-    NFSIO_BIN=$repo/target/release/nfsio
-fi
-[ -x "$NFSIO_BIN" ] || die 2 "no nfsio binary at $NFSIO_BIN"
+ensure_nfsio_bin
 
 BENCH_DIR=${BENCH_DIR:-$(mktemp -d /var/tmp/nfsio-bench.XXXXXX)}
 mkdir -p "$BENCH_DIR"

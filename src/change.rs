@@ -225,7 +225,7 @@ async fn created(
 }
 
 /// This process's umask.
-fn umask() -> u32 {
+pub(crate) fn umask() -> u32 {
     // SAFETY: umask has no preconditions; the old mask is put straight back.
     unsafe {
         let mask = libc::umask(0o022);

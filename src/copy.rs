@@ -23,19 +23,35 @@ use crate::report::Failure;
 /// Arguments of `nfsio cp`.
 #[derive(clap::Args)]
 pub struct CpArgs {
-    /// Source: a local path, an nfs://host/export/path URL, or nfs:PATH under NFSIO_URL
-    src: String,
-    /// Destination: as the source (an existing directory receives the source's name)
-    dst: String,
-    /// No progress bar.
+    /// Sources, then the destination: local paths, nfs://host/export/path URLs, or nfs:PATH
+    /// under NFSIO_URL; with several sources (or -r onto an existing directory) the
+    /// destination is a directory that receives each source's name
+    #[arg(required = true, num_args = 2.., value_name = "SRC... DST")]
+    pub(crate) paths: Vec<String>,
+    /// Copy directories and everything in them (symbolic links as links).
+    #[arg(short = 'r', short_alias = 'R', long)]
+    pub(crate) recursive: bool,
+    /// Keep the mode and the access and modification times.
     #[arg(short, long)]
-    quiet: bool,
+    pub(crate) preserve: bool,
+    /// Never replace an existing file (no clobber).
+    #[arg(short = 'n', long)]
+    pub(crate) no_clobber: bool,
+    /// Replace an existing file only when the source is newer.
+    #[arg(short, long)]
+    pub(crate) update: bool,
+    /// Files copied at once (trees and several sources).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub(crate) jobs: u16,
+    /// No progress bar and no summary.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
     /// Print per-procedure RPC statistics at the end.
     #[arg(long)]
-    stats: bool,
+    pub(crate) stats: bool,
     /// Maximum READs in flight (WRITEs in flight are the write-back cache's to decide).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
-    inflight: u16,
+    pub(crate) inflight: u16,
 }
 
 /// Where `cp` reads from.
@@ -260,19 +276,13 @@ fn same_file(src: &Source, dst: &Dest) -> bool {
     }
 }
 
-pub(crate) async fn run(mut args: CpArgs) -> Result<(), Failure> {
-    // `nfs:PATH` is PATH on the server NFSIO_URL names (see `short.rs`); a bare path is local.
-    for side in [&mut args.src, &mut args.dst] {
-        if crate::short::is_nfs(side) {
-            *side = crate::short::resolve(side)?;
-        }
-    }
-    let src = Source::open(&args.src, usize::from(args.inflight)).await?;
-    let dst = Dest::resolve(&args.dst, &args.src).await?;
+/// Copies one file `src_text` onto `dst_text` (`-` for standard input or output).
+pub(crate) async fn run_one(src_text: &str, dst_text: &str, args: &CpArgs) -> Result<(), Failure> {
+    let src = Source::open(src_text, usize::from(args.inflight)).await?;
+    let dst = Dest::resolve(dst_text, src_text).await?;
     if same_file(&src, &dst) {
         return Err(Failure::message(format!(
-            "'{}' and '{}' are the same file",
-            args.src, args.dst
+            "'{src_text}' and '{dst_text}' are the same file"
         )));
     }
     let started = Instant::now();
@@ -484,12 +494,12 @@ pub(crate) async fn open_nfs(url: &str, inflight: Option<usize>) -> Result<File,
 
 /// Reads a local file (or standard input) on a blocking thread, a bounded number of chunks
 /// ahead.
-struct LocalReader {
+pub(crate) struct LocalReader {
     chunks: mpsc::Receiver<Result<Bytes, Failure>>,
 }
 
 impl LocalReader {
-    fn open(path: &Path, chunk_bytes: usize) -> Result<Self, Failure> {
+    pub(crate) fn open(path: &Path, chunk_bytes: usize) -> Result<Self, Failure> {
         let text = path.display().to_string();
         let file = std::fs::File::open(path).map_err(|e| Failure::io(&text, e))?;
         Ok(Self::spawn(file, text, chunk_bytes))
@@ -580,7 +590,7 @@ impl ChunkSink for NfsWriter {
 }
 
 /// Writes a local file (or standard output) on a blocking thread.
-struct LocalWriter {
+pub(crate) struct LocalWriter {
     chunks: Option<mpsc::Sender<Bytes>>,
     done: Option<std::thread::JoinHandle<Result<(), Failure>>>,
 }
@@ -597,7 +607,7 @@ impl LocalWriter {
         Self::spawn(std::io::stdout(), Failure::stdout)
     }
 
-    fn spawn(
+    pub(crate) fn spawn(
         mut output: impl Write + Send + 'static,
         fail: impl Fn(std::io::Error) -> Failure + Send + 'static,
     ) -> Self {

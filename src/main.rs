@@ -22,6 +22,7 @@ mod serve;
 mod short;
 mod signals;
 mod stat;
+mod tree;
 mod units;
 mod when;
 
@@ -182,7 +183,7 @@ async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
     match command {
         Command::Mount(args) => mount::run(args, verbose).await,
         Command::Umount(args) => mount::umount(&args),
-        Command::Cp(args) => copy::run(args).await,
+        Command::Cp(args) => cp(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Ls(args) => listing::ls(&args).await,
@@ -208,6 +209,24 @@ async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
         }
         Command::Mv(args) => rename::mv(&args).await,
     }
+}
+
+/// `nfsio cp`: one file onto another as before; trees, several sources and -p/-n/-u through
+/// the tree copy (`tree`).
+async fn cp(mut args: copy::CpArgs) -> Result<(), Failure> {
+    // `nfs:PATH` is PATH on the server NFSIO_URL names (see `short.rs`); a bare path is local.
+    for side in &mut args.paths {
+        if crate::short::is_nfs(side) {
+            *side = crate::short::resolve(side)?;
+        }
+    }
+    let simple = args.paths.len() == 2
+        && !(args.recursive || args.preserve || args.no_clobber || args.update);
+    if simple {
+        let (src, dst) = (args.paths[0].clone(), args.paths[1].clone());
+        return copy::run_one(&src, &dst, &args).await;
+    }
+    crate::tree::run(&args).await
 }
 
 /// Connects to the export of `url`, with errors naming the URL.

@@ -1,0 +1,273 @@
+//! `nfsio cp -r` and `nfsio cp SRC... DIR` against `nfsio serve`: trees copied up, down and
+//! across with their shape, symbolic links as links, names that are not UTF-8, `-p`'s modes
+//! and times, `-n` and `-u`, several sources into a directory (and none without one), the
+//! summary line, and an interrupted copy that leaves no half-written file under its name.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Run, Serve, make_file};
+
+const NFSIO: &str = env!("CARGO_BIN_EXE_nfsio");
+
+/// What a tree holds: for each relative path, a file's bytes, a link's target, or a
+/// directory.
+#[derive(Debug, PartialEq, Eq)]
+enum Entry {
+    Dir,
+    File(Vec<u8>),
+    Link(Vec<u8>),
+}
+
+fn read_tree(root: &Path) -> BTreeMap<Vec<u8>, Entry> {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let value = if meta.is_dir() {
+                pending.push(path.clone());
+                Entry::Dir
+            } else if meta.file_type().is_symlink() {
+                Entry::Link(
+                    fs::read_link(&path)
+                        .unwrap()
+                        .as_os_str()
+                        .as_bytes()
+                        .to_vec(),
+                )
+            } else {
+                Entry::File(fs::read(&path).unwrap())
+            };
+            out.insert(rel, value);
+        }
+    }
+    out
+}
+
+/// A tree of 3 levels: 120 files from empty to 300 KiB, a 3 MiB file, 3 links (one dangling,
+/// one to a directory), an empty directory and a Latin-1 name.
+fn make_tree(root: &Path) {
+    for (d, dir) in ["", "a", "a/b"].iter().enumerate() {
+        fs::create_dir_all(root.join(dir)).unwrap();
+        for n in 0..40usize {
+            let data: Vec<u8> = (0..n * 7_500).map(|i| (i * 31 + n + d) as u8).collect();
+            fs::write(root.join(dir).join(format!("f{n}")), data).unwrap();
+        }
+    }
+    make_file(&root.join("a/b/big.bin"), 3 << 20, 7);
+    fs::create_dir_all(root.join("empty")).unwrap();
+    std::os::unix::fs::symlink("../f1", root.join("a/up")).unwrap();
+    std::os::unix::fs::symlink("nowhere", root.join("dangling")).unwrap();
+    std::os::unix::fs::symlink("a/b", root.join("dirlink")).unwrap();
+    let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    fs::write(root.join("a").join(latin1), b"latin-1").unwrap();
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    Run::nfsio(args).output()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "nfsio {args:?}: {stderr}");
+    stderr
+}
+
+/// `nfsio cp FLAG -q SRC DST`, which must succeed.
+fn cp_quiet(flag: &str, src: &Path, dst: &str) {
+    ok(&["cp", flag, "-q", &src.display().to_string(), dst]);
+}
+
+#[test]
+fn trees_go_up_down_and_across_with_their_shape() {
+    let server = Serve::start("cp-tree");
+    let src = server.scratch("src");
+    make_tree(&src);
+    let expected = read_tree(&src);
+    assert!(expected.len() > 120);
+
+    // Up, into the export's root (an existing directory: the tree keeps its name).
+    let stderr = ok(&["cp", "-r", &src.display().to_string(), &server.url_of("")]);
+    assert_eq!(read_tree(&server.export.join("src")), expected);
+    assert!(
+        stderr.contains("copied 125 files"),
+        "the summary counts files and links: {stderr}"
+    );
+    // Across: a new name on the same export is the copy itself.
+    ok(&[
+        "cp",
+        "-r",
+        "-q",
+        &server.url_of("src"),
+        &server.url_of("again"),
+    ]);
+    assert_eq!(read_tree(&server.export.join("again")), expected);
+    // Down, to a new local name.
+    let down = server.scratch("down");
+    ok(&[
+        "cp",
+        "-r",
+        "-q",
+        &server.url_of("again"),
+        &down.display().to_string(),
+    ]);
+    assert_eq!(read_tree(&down), expected);
+    // No temporary file is left anywhere.
+    let left: Vec<_> = read_tree(&server.export)
+        .into_keys()
+        .filter(|k| String::from_utf8_lossy(k).contains(".nfsio-"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+
+    // Without -r a directory is refused.
+    let out = run(&["cp", &src.display().to_string(), &server.url_of("x"), "-n"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("EISDIR"));
+    assert!(!server.export.join("x").exists());
+}
+
+#[test]
+fn p_keeps_modes_and_times_n_and_u_keep_what_is_there() {
+    let server = Serve::start("cp-flags");
+    let src = server.scratch("src");
+    fs::create_dir_all(src.join("d")).unwrap();
+    fs::write(src.join("d/f"), b"new contents").unwrap();
+    fs::set_permissions(src.join("d/f"), fs::Permissions::from_mode(0o640)).unwrap();
+    fs::set_permissions(src.join("d"), fs::Permissions::from_mode(0o750)).unwrap();
+    let old = std::time::UNIX_EPOCH + Duration::new(1_500_000_000, 123_456_789);
+    let times = fs::FileTimes::new().set_accessed(old).set_modified(old);
+    fs::File::open(src.join("d/f"))
+        .unwrap()
+        .set_times(times)
+        .unwrap();
+    fs::File::open(src.join("d"))
+        .unwrap()
+        .set_times(times)
+        .unwrap();
+
+    cp_quiet("-rp", &src.join("d"), &server.url_of("d"));
+    for (name, mode) in [("d", 0o750), ("d/f", 0o640)] {
+        let meta = fs::metadata(server.export.join(name)).unwrap();
+        assert_eq!(meta.mode() & 0o7777, mode, "{name}'s mode");
+        assert_eq!(
+            (meta.mtime(), meta.mtime_nsec()),
+            (1_500_000_000, 123_456_789),
+            "{name}'s mtime"
+        );
+    }
+
+    // -n: an existing file stays as it is; a missing one is copied.
+    fs::write(server.export.join("d/f"), b"server's").unwrap();
+    fs::write(src.join("d/g"), b"g").unwrap();
+    cp_quiet("-rn", &src.join("d"), &server.url_of(""));
+    assert_eq!(fs::read(server.export.join("d/f")).unwrap(), b"server's");
+    assert_eq!(fs::read(server.export.join("d/g")).unwrap(), b"g");
+    // -u: replaced only by a newer source. The server's copy (written just now) is newer
+    // than the source's 2017 file; then the source is touched and wins.
+    cp_quiet("-u", &src.join("d/f"), &server.url_of("d/f"));
+    assert_eq!(fs::read(server.export.join("d/f")).unwrap(), b"server's");
+    let later = std::time::SystemTime::now() + Duration::from_secs(60);
+    let times = fs::FileTimes::new().set_modified(later);
+    fs::File::options()
+        .write(true)
+        .open(src.join("d/f"))
+        .unwrap()
+        .set_times(times)
+        .unwrap();
+    cp_quiet("-u", &src.join("d/f"), &server.url_of("d/f"));
+    assert_eq!(
+        fs::read(server.export.join("d/f")).unwrap(),
+        b"new contents"
+    );
+}
+
+#[test]
+fn several_sources_go_into_a_directory_and_need_one() {
+    let server = Serve::start("cp-many");
+    let a = server.scratch("a.txt");
+    let b = server.scratch("b.txt");
+    fs::write(&a, b"aaa").unwrap();
+    fs::write(&b, b"bbb").unwrap();
+    fs::create_dir(server.export.join("into")).unwrap();
+    let (a_text, b_text) = (a.display().to_string(), b.display().to_string());
+    ok(&["cp", "-q", &a_text, &b_text, &server.url_of("into")]);
+    assert_eq!(fs::read(server.export.join("into/a.txt")).unwrap(), b"aaa");
+    assert_eq!(fs::read(server.export.join("into/b.txt")).unwrap(), b"bbb");
+    // Onto a name that is not a directory: refused, nothing copied.
+    let out = run(&["cp", "-q", &a_text, &b_text, &server.url_of("nodir")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ENOTDIR"), "{stderr}");
+    assert!(!server.export.join("nodir").exists());
+}
+
+#[test]
+fn an_interrupted_tree_copy_leaves_no_half_written_file_under_its_name() {
+    let server = Serve::start("cp-interrupt");
+    let src = server.scratch("src");
+    fs::create_dir(&src).unwrap();
+    for i in 0..4u64 {
+        make_file(&src.join(format!("big{i}.bin")), 64 << 20, i + 1);
+    }
+    let mut cp = Command::new(NFSIO)
+        .args(["cp", "-r", "-q", "--jobs", "2"])
+        .arg(&src)
+        .arg(server.url_of("dst"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nfsio cp");
+    // Wait until a file is being written under its temporary name, then interrupt.
+    let dst = server.export.join("dst");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let partial = fs::read_dir(&dst).into_iter().flatten().flatten().any(|e| {
+            e.file_name().to_string_lossy().ends_with(".part")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        });
+        if partial {
+            break;
+        }
+        assert!(
+            cp.try_wait().unwrap().is_none(),
+            "cp ended before it was interrupted"
+        );
+        assert!(Instant::now() < deadline, "no partial file appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &cp.id().to_string()])
+        .status();
+    let out = cp.wait_with_output().expect("wait for cp");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    for entry in fs::read_dir(&dst).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert!(!name.ends_with(".part"), "{name} was left behind");
+        // Whatever has its final name is whole.
+        assert_eq!(
+            fs::read(entry.path()).unwrap(),
+            fs::read(src.join(&name)).unwrap(),
+            "{name} is not the whole file"
+        );
+    }
+}
