@@ -65,7 +65,7 @@ echo "$prog: making the trees ($small_files x 4 KiB in $small_dirs dirs, $large_
 make_tree "$BENCH_DIR/small" "$small_files" "$small_dirs" 4096
 make_tree "$BENCH_DIR/large" "$large_files" 10 1048576
 find "$BENCH_DIR/large" -type f | sort | xargs cat >"$BENCH_DIR/large.bin"
-(cd "$BENCH_DIR/small" && find . -type f | sort | head -n "$loop_files") >"$BENCH_DIR/loop-list"
+(cd "$BENCH_DIR/small" && find . -type f | sort | awk -v n="$loop_files" 'NR <= n') >"$BENCH_DIR/loop-list"
 (cd "$BENCH_DIR/large" && find . -type f | sort) >"$BENCH_DIR/large-list"
 chmod -R a+rX "$BENCH_DIR/small" "$BENCH_DIR/large"
 sync
@@ -79,7 +79,7 @@ record() {
 elapsed() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 
 bench() { # SERVER TREE TOOL ROUND
-    local server=$1 tree=$2 tool=$3 round=$4 name="copy-$3-$4" t0 exp
+    local server=$1 tree=$2 tool=$3 round=$4 name="copy-$2-$3-$4" t0 exp
     exp=${export_dir[$server]:-}
     sync
     case $tool in

@@ -31,7 +31,7 @@ use tracing::{debug, error};
 
 use crate::error::{NfsError, NfsResult};
 use crate::options::ClientOptions;
-use crate::owners::Owners;
+use crate::owners::{Owners, Sweep};
 use crate::procedures::Procedures;
 use crate::sender::{self, Started};
 
@@ -59,6 +59,7 @@ struct State {
     labels: HashMap<FileId, Arc<str>>,
     /// The name of every handle the engine may still hold bytes of.
     handle_labels: HashMap<FileHandle, Arc<str>>,
+    labels_sweep: Sweep,
     /// Closes of files dropped without `close`, with the file's name.
     detached: HashMap<SyncTicket, Arc<str>>,
     /// The first error that background work met with nobody to report it to, for
@@ -117,10 +118,10 @@ impl State {
     /// Remembers `label` as the name of `file` and of its handle; forgets the names of
     /// handles the engine no longer holds once there are many.
     fn name(&mut self, file: FileId, handle: FileHandle, label: Arc<str>) {
-        const PRUNE_AT_LABELS: usize = 1024;
-        if self.handle_labels.len() >= PRUNE_AT_LABELS {
+        if self.labels_sweep.due(self.handle_labels.len()) {
             let engine = &self.engine;
             self.handle_labels.retain(|handle, _| engine.holds(handle));
+            self.labels_sweep.swept(self.handle_labels.len());
         }
         self.owners.prune(&self.engine);
         self.handle_labels.insert(handle, Arc::clone(&label));
@@ -220,6 +221,7 @@ impl Cache {
                 syncs: HashMap::new(),
                 labels: HashMap::new(),
                 handle_labels: HashMap::new(),
+                labels_sweep: Sweep::default(),
                 detached: HashMap::new(),
                 orphan_error: None,
             }),
