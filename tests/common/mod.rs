@@ -514,3 +514,34 @@ pub fn alive(pid: u32) -> bool {
             .starts_with('Z')
     })
 }
+
+/// The fields of one `stat` output that NFS and the local disk share: the name line, size,
+/// blocks, type in words, inode, links, the access line and (`times`) the three times.
+pub fn stat_fields(text: &str, times: bool) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 8, "{text}");
+    let words = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let size_line = words(lines[1]);
+    let device_line = words(lines[2]);
+    let io_at = size_line
+        .iter()
+        .position(|w| w == "Block:")
+        .expect("IO Block");
+    let mut fields = vec![
+        lines[0].to_owned(),
+        size_line[1].clone(),
+        size_line[3].clone(),
+        size_line[io_at + 2..].join(" "),
+        device_line[2].clone(),
+        device_line[4].clone(),
+        lines[3].to_owned(),
+    ];
+    if times {
+        fields.extend(lines[4..7].iter().map(|l| l.to_string()));
+    }
+    fields
+}
