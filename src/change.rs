@@ -68,7 +68,7 @@ pub struct TouchArgs {
 pub async fn chmod(args: &ChmodArgs) -> Result<(), Failure> {
     let change = ModeChange::parse(&args.mode)
         .ok_or_else(|| Failure::message(format!("invalid mode: '{}'", args.mode)))?;
-    for url in &args.urls {
+    for url in &crate::glob::expand(&args.urls).await? {
         let client = connect(url).await?;
         let (handle, attributes) = client
             .lookup_path(client.url_path())
@@ -97,7 +97,7 @@ pub async fn chown(args: &ChownArgs) -> Result<(), Failure> {
         gid,
         ..Sattr::default()
     };
-    for url in &args.urls {
+    for url in &crate::glob::expand(&args.urls).await? {
         let client = connect(url).await?;
         let (handle, _) = client
             .lookup_path(client.url_path())
@@ -140,7 +140,7 @@ pub async fn truncate(args: &TruncateArgs) -> Result<(), Failure> {
         size: Some(size_bytes),
         ..Sattr::default()
     };
-    for url in &args.urls {
+    for url in &crate::glob::expand(&args.urls).await? {
         set_or_create(url, sattr.clone(), !args.no_create).await?;
     }
     Ok(())
@@ -173,7 +173,7 @@ pub async fn touch(args: &TouchArgs) -> Result<(), Failure> {
         mtime: time,
         ..Sattr::default()
     };
-    for url in &args.urls {
+    for url in &crate::glob::expand(&args.urls).await? {
         set_or_create(url, sattr.clone(), !args.no_create).await?;
     }
     Ok(())

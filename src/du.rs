@@ -80,7 +80,7 @@ pub async fn du(args: &DuArgs) -> Result<(), Failure> {
         out: Vec::new(),
         json: Vec::new(),
     };
-    for url in &args.urls {
+    for url in &crate::glob::expand(&args.urls).await? {
         let client = connect(url).await?;
         let at = |e| Failure::nfs(url, e);
         let (handle, attributes) = client.lookup_path(client.url_path()).await.map_err(at)?;

@@ -77,7 +77,8 @@ pub async fn ls(args: &LsArgs) -> Result<(), Failure> {
     let mut files = Vec::new();
     let mut dirs = Vec::new();
     let mut operand_widths = Vec::new();
-    for url in &args.urls {
+    let urls = crate::glob::expand(&args.urls).await?;
+    for url in &urls {
         let client = connect(url).await?;
         let at = |e| Failure::nfs(url, e);
         let path = client.url_path().to_owned();
@@ -127,7 +128,7 @@ pub async fn ls(args: &LsArgs) -> Result<(), Failure> {
         &mut names,
         Some(widths),
     );
-    let headers = args.urls.len() > 1 || args.recursive;
+    let headers = urls.len() > 1 || args.recursive;
     for (i, (url, items, client)) in dirs.iter().enumerate() {
         if headers {
             let gap = if i > 0 || !files.is_empty() { "\n" } else { "" };

@@ -9,6 +9,7 @@ mod demo;
 mod df;
 mod docs;
 mod du;
+mod glob;
 mod ids;
 mod json;
 mod links;
@@ -219,6 +220,11 @@ async fn cp(mut args: copy::CpArgs) -> Result<(), Failure> {
         if crate::short::is_nfs(side) {
             *side = crate::short::resolve(side)?;
         }
+    }
+    if let Some((dst, srcs)) = args.paths.split_last() {
+        let mut expanded = glob::expand(srcs).await?;
+        expanded.push(dst.clone());
+        args.paths = expanded;
     }
     let simple = args.paths.len() == 2
         && !(args.recursive || args.preserve || args.no_clobber || args.update);

@@ -41,7 +41,7 @@ pub struct RmdirArgs {
 
 /// `nfsio rm`: each URL in turn; the first failure ends the command.
 pub async fn rm(args: &RmArgs) -> Result<(), Failure> {
-    for url in &args.urls {
+    for url in &crate::glob::expand(&args.urls).await? {
         let client = connect(url).await?;
         let path = client.url_path().to_owned();
         match remove_one(&client, &path, url, args.recursive).await {
@@ -55,7 +55,7 @@ pub async fn rm(args: &RmArgs) -> Result<(), Failure> {
 
 /// `nfsio rmdir`: each URL in turn; the first failure ends the command.
 pub async fn rmdir(args: &RmdirArgs) -> Result<(), Failure> {
-    for url in &args.urls {
+    for url in &crate::glob::expand(&args.urls).await? {
         let client = connect(url).await?;
         client
             .rmdir_path(client.url_path())

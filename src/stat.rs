@@ -30,7 +30,7 @@ pub struct StatArgs {
 pub async fn stat(args: &StatArgs) -> Result<(), Failure> {
     let mut text = String::new();
     let mut json = Vec::new();
-    for url in &args.urls {
+    for url in &crate::glob::expand(&args.urls).await? {
         let client = connect(url).await?;
         let at = |e| Failure::nfs(url, e);
         let (handle, attributes) = client.lookup_path(client.url_path()).await.map_err(at)?;

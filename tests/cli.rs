@@ -698,3 +698,50 @@ fn json_output_carries_what_the_text_shows() {
             * 512;
     assert_eq!(du[0]["used_bytes"], used);
 }
+
+/// A glob in a URL's last component is expanded against the directory on the server:
+/// `*` and `[...]`, `?` as `%3F`, dot files only by a pattern that starts with `.`, sorted
+/// as the shell sorts with LC_ALL=C; a pattern that matches nothing is passed on as it is.
+#[test]
+fn globs_in_the_last_component_are_expanded_on_the_server() {
+    let server = Serve::start("cli-glob");
+    let dir = server.export.join("g");
+    fs::create_dir(&dir).unwrap();
+    for name in [
+        "b2.txt",
+        "a1.txt",
+        "a10.txt",
+        ".hidden.txt",
+        "c.log",
+        "d.log",
+    ] {
+        fs::write(dir.join(name), name.as_bytes()).unwrap();
+    }
+    let ls = |pattern: &str| {
+        let output = Run::nfsio(&["ls", &server.url_of(&format!("g/{pattern}"))]).output();
+        assert!(output.status.success(), "{}", stderr_of(&output));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert_eq!(ls("*.txt"), "a1.txt\na10.txt\nb2.txt\n");
+    assert_eq!(ls("a%3F.txt"), "a1.txt\n");
+    assert_eq!(ls("[bc]*"), "b2.txt\nc.log\n");
+    assert_eq!(ls(".*.txt"), ".hidden.txt\n");
+    // Into a local directory, several files at once.
+    let local = server.scratch("got");
+    fs::create_dir(&local).unwrap();
+    ok(&[
+        "cp",
+        "-q",
+        &server.url_of("g/a*.txt"),
+        &local.display().to_string(),
+    ]);
+    assert_eq!(fs::read(local.join("a10.txt")).unwrap(), b"a10.txt");
+    assert!(local.join("a1.txt").exists() && !local.join("b2.txt").exists());
+    // rm of a pattern removes exactly what it matches.
+    ok(&["rm", &server.url_of("g/*.log")]);
+    assert!(!dir.join("c.log").exists() && !dir.join("d.log").exists());
+    assert!(dir.join("a1.txt").exists());
+    // No match: the name goes on as written; rm -f ignores it, rm reports it.
+    ok(&["rm", "-f", &server.url_of("g/*.none")]);
+    fails(&["rm", &server.url_of("g/*.none")], &["*.none", "ENOENT"]);
+}
