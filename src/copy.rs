@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 use nfsio_client::proto::nfs3::{Fattr, FileHandle, FileType, Nfs3Status};
 use nfsio_client::{Advice, Client, File, NfsError};
@@ -513,24 +513,18 @@ impl LocalReader {
         let (sender, chunks) = mpsc::channel(4);
         std::thread::spawn(move || {
             loop {
-                let mut buf = BytesMut::zeroed(chunk_bytes);
-                let mut filled = 0;
-                while filled < chunk_bytes {
-                    match input.read(&mut buf[filled..]) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            let _ = sender.blocking_send(Err(Failure::io(&text, e)));
-                            return;
-                        }
-                    }
-                }
-                if filled == 0 {
+                // Read into fresh capacity (never zeroed first); the chunk's buffer is then
+                // handed to the writer, which may keep it (see `File::write_bytes_at`).
+                let mut buf = Vec::with_capacity(chunk_bytes);
+                let limit = chunk_bytes as u64;
+                if let Err(e) = (&mut input).take(limit).read_to_end(&mut buf) {
+                    let _ = sender.blocking_send(Err(Failure::io(&text, e)));
                     return;
                 }
-                buf.truncate(filled);
-                if sender.blocking_send(Ok(buf.freeze())).is_err() {
+                if buf.is_empty() {
+                    return;
+                }
+                if sender.blocking_send(Ok(Bytes::from(buf))).is_err() {
                     return;
                 }
             }

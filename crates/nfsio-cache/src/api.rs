@@ -4,7 +4,7 @@
 //! They are plain data so that the async shell can move them between tasks and a test can
 //! build and match them without any runtime.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use nfsio_proto::nfs3::{Fattr, FileHandle, Nfs3Status, StableHow, WriteVerifier};
 use thiserror::Error;
 
@@ -35,6 +35,17 @@ pub enum WriteOutcome {
     /// The cache is at its memory bound: nothing was written. Try again after
     /// [`Event::Wake`] with this token.
     Blocked(WaitToken),
+}
+
+/// What happened to an application write of a buffer the cache may keep
+/// ([`Engine::write_owned`](crate::Engine::write_owned)).
+#[derive(Debug, PartialEq, Eq)]
+pub enum OwnedWrite {
+    /// The bytes are in the cache (the buffer with them, when it could be kept).
+    Accepted,
+    /// The cache is at its memory bound: nothing was written, and here is the buffer back.
+    /// Try again after [`Event::Wake`] with this token.
+    Blocked(WaitToken, BytesMut),
 }
 
 /// How an open file's reader will use what it reads, like `posix_fadvise`'s advice.

@@ -77,8 +77,8 @@ mod store;
 mod stream;
 
 pub use api::{
-    Advice, EngineStats, Event, ExtentInfo, ExtentState, FileError, FileId, Op, ReadOutcome, Reply,
-    RpcId, SyncTicket, Transmit, WaitToken, WriteOutcome,
+    Advice, EngineStats, Event, ExtentInfo, ExtentState, FileError, FileId, Op, OwnedWrite,
+    ReadOutcome, Reply, RpcId, SyncTicket, Transmit, WaitToken, WriteOutcome,
 };
 pub use config::{Backoff, ConfigError, EngineConfig};
 pub use engine::Engine;

@@ -149,9 +149,15 @@ impl File {
         Ok(data.len())
     }
 
-    /// Writes all of `data` at `offset` into the cache.
+    /// Writes all of `data` at `offset` into the cache. When nobody else holds `data`'s
+    /// buffer (a `Bytes` just read or frozen), the cache keeps it instead of copying it: a
+    /// write of whole wsize-aligned chunks enters the cache, and leaves in its WRITEs, with
+    /// no copy of its bytes.
     pub async fn write_bytes_at(&self, data: Bytes, offset: u64) -> NfsResult<()> {
-        self.cache.write(self.id, offset, &data).await
+        match data.try_into_mut() {
+            Ok(buf) => self.cache.write_owned(self.id, offset, buf).await,
+            Err(data) => self.cache.write(self.id, offset, &data).await,
+        }
     }
 
     /// Writes all of `buf` at `offset` into the cache; returns `buf.len()`. Fails at once

@@ -19,10 +19,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use nfsio_cache::{
-    Advice, Engine, EngineConfig, Event, FileError, FileId, ReadOutcome, SyncTicket, WaitToken,
-    WriteOutcome,
+    Advice, Engine, EngineConfig, Event, FileError, FileId, OwnedWrite, ReadOutcome, SyncTicket,
+    WaitToken, WriteOutcome,
 };
 use nfsio_proto::nfs3::{Fattr, FileHandle, Nfs3Status};
 use tokio::sync::{Notify, oneshot};
@@ -409,6 +409,71 @@ impl Cache {
         drop(state);
         self.kick.notify_one();
         Ok(attempt)
+    }
+
+    /// Tries to put the buffer `piece` (at most one piece) at `offset_bytes` into the cache,
+    /// which may keep it: `Ok` once taken, or the buffer back with what to wait for.
+    fn try_write_owned(
+        &self,
+        file: FileId,
+        offset_bytes: u64,
+        piece: BytesMut,
+    ) -> NfsResult<Result<(), (oneshot::Receiver<()>, BytesMut)>> {
+        let mut state = self.lock()?;
+        let claimed = state
+            .claim(file, self.now_ms())
+            .map_err(|e| file_error(WRITE_BACK, e))?;
+        if let Some(rx) = claimed {
+            self.dispatch(&mut state);
+            drop(state);
+            self.kick.notify_one();
+            return Ok(Err((rx, piece)));
+        }
+        let outcome = state
+            .engine
+            .write_owned(file, offset_bytes, piece, self.now_ms());
+        let attempt = match outcome {
+            Ok(OwnedWrite::Accepted) => Ok(()),
+            Ok(OwnedWrite::Blocked(token, piece)) => {
+                let (tx, rx) = oneshot::channel();
+                state.wakes.insert(token, tx);
+                Err((rx, piece))
+            }
+            Err(error) => return Err(file_error("write-back", error)),
+        };
+        self.dispatch(&mut state);
+        drop(state);
+        self.kick.notify_one();
+        Ok(attempt)
+    }
+
+    /// Writes the buffer `data` at `offset_bytes` into the cache, which keeps its pieces
+    /// instead of copying them where it can; waits at the memory bound.
+    pub(crate) async fn write_owned(
+        &self,
+        file: FileId,
+        mut offset_bytes: u64,
+        mut data: BytesMut,
+    ) -> NfsResult<()> {
+        while !data.is_empty() {
+            let mut piece = if data.len() > self.piece_bytes {
+                data.split_to(self.piece_bytes)
+            } else {
+                std::mem::take(&mut data)
+            };
+            let len = piece.len() as u64;
+            loop {
+                match self.try_write_owned(file, offset_bytes, piece)? {
+                    Ok(()) => break,
+                    Err((rx, back)) => {
+                        piece = back;
+                        rx.await.map_err(|_| stopped())?;
+                    }
+                }
+            }
+            offset_bytes += len;
+        }
+        Ok(())
     }
 
     /// Writes all of `data` at `offset_bytes` into the cache, waiting at the memory bound.

@@ -9,10 +9,50 @@ use bytes::BytesMut;
 use nfsio_proto::nfs3::{Fattr, FileHandle};
 
 use super::{Engine, OpenFile};
-use crate::api::{FileError, FileId, SyncTicket, WriteOutcome};
+use crate::api::{FileError, FileId, OwnedWrite, SyncTicket, WriteOutcome};
 use crate::extents::Removal;
 use crate::inode_id::InodeId;
 use crate::store::{AttrStamp, PendingSync, PendingTruncate};
+
+/// An application write's bytes: borrowed (copied into the cache) or a buffer the cache may
+/// keep.
+enum Payload<'a> {
+    Borrowed(&'a [u8]),
+    Owned(BytesMut),
+}
+
+impl Payload<'_> {
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Borrowed(data) => data,
+            Payload::Owned(buf) => buf,
+        }
+    }
+
+    /// The bytes as a buffer of their own: the caller's, or a copy.
+    fn into_buf(self) -> BytesMut {
+        match self {
+            Payload::Borrowed(data) => BytesMut::from(data),
+            Payload::Owned(buf) => buf,
+        }
+    }
+
+    /// The caller's buffer, to give back.
+    fn into_owned(self) -> Option<BytesMut> {
+        match self {
+            Payload::Borrowed(_) => None,
+            Payload::Owned(buf) => Some(buf),
+        }
+    }
+}
 
 impl Engine {
     /// Opens a file with the attributes just fetched from the server (close-to-open: if the
@@ -99,6 +139,38 @@ impl Engine {
         data: &[u8],
         now_ms: u64,
     ) -> Result<WriteOutcome, FileError> {
+        let (outcome, _) =
+            self.write_payload(file, offset_bytes, Payload::Borrowed(data), now_ms)?;
+        Ok(outcome)
+    }
+
+    /// [`Engine::write`] of a buffer the cache may keep: a write that lies within one chunk
+    /// (one wsize WRITE) and replaces or starts an extent becomes that extent without a copy,
+    /// and a WRITE of the whole chunk sends this very buffer. When the cache is full the
+    /// buffer comes back with the token.
+    pub fn write_owned(
+        &mut self,
+        file: FileId,
+        offset_bytes: u64,
+        data: BytesMut,
+        now_ms: u64,
+    ) -> Result<OwnedWrite, FileError> {
+        match self.write_payload(file, offset_bytes, Payload::Owned(data), now_ms)? {
+            (WriteOutcome::Accepted, _) => Ok(OwnedWrite::Accepted),
+            (WriteOutcome::Blocked(token), back) => {
+                Ok(OwnedWrite::Blocked(token, back.unwrap_or_default()))
+            }
+        }
+    }
+
+    /// The one body of both writes; a blocked owned write gives its buffer back.
+    fn write_payload(
+        &mut self,
+        file: FileId,
+        offset_bytes: u64,
+        data: Payload<'_>,
+        now_ms: u64,
+    ) -> Result<(WriteOutcome, Option<BytesMut>), FileError> {
         self.advance(now_ms);
         let open = self.open_file(file)?;
         if let Some(status) = open.refuse {
@@ -113,14 +185,14 @@ impl Engine {
                 len_bytes,
             })?;
         if data.is_empty() {
-            return Ok(WriteOutcome::Accepted);
+            return Ok((WriteOutcome::Accepted, None));
         }
         let nonclean = self.nonclean_bytes();
         if nonclean > 0 && nonclean + len_bytes > self.config.write_limit_bytes() {
             let token = self.outbox.block_writer(len_bytes, None);
             self.stats.app_writes_blocked += 1;
             self.after_input();
-            return Ok(WriteOutcome::Blocked(token));
+            return Ok((WriteOutcome::Blocked(token), data.into_owned()));
         }
         let held = self.store.inode(ino).extents.bytes().nonclean();
         if self.is_stream(ino) && held > 0 && held + len_bytes > self.config.streaming_window_bytes
@@ -128,17 +200,22 @@ impl Engine {
             let token = self.outbox.block_writer(len_bytes, Some(ino));
             self.stats.stream_writes_blocked += 1;
             self.after_input();
-            return Ok(WriteOutcome::Blocked(token));
+            return Ok((WriteOutcome::Blocked(token), data.into_owned()));
         }
         let version = self.new_version();
-        let mut pos = offset_bytes;
-        let mut rest = data;
-        while !rest.is_empty() {
-            let piece_end = end.min(self.store.index().chunk_end(pos));
-            let (piece, tail) = rest.split_at((piece_end - pos) as usize);
-            self.write_piece(ino, pos, piece, version);
-            pos = piece_end;
-            rest = tail;
+        if end <= self.store.index().chunk_end(offset_bytes) {
+            // Within one chunk: one piece, the caller's buffer if it gave one.
+            self.write_piece(ino, offset_bytes, data, version);
+        } else {
+            let mut pos = offset_bytes;
+            let mut rest = data.as_slice();
+            while !rest.is_empty() {
+                let piece_end = end.min(self.store.index().chunk_end(pos));
+                let (piece, tail) = rest.split_at((piece_end - pos) as usize);
+                self.write_piece(ino, pos, Payload::Borrowed(piece), version);
+                pos = piece_end;
+                rest = tail;
+            }
         }
         self.taint_reads(ino, offset_bytes, end);
         let inode = self.store.inode_mut(ino);
@@ -148,14 +225,14 @@ impl Engine {
         self.stats.app_writes += 1;
         self.activate(ino);
         self.after_input();
-        Ok(WriteOutcome::Accepted)
+        Ok((WriteOutcome::Accepted, None))
     }
 
     /// Writes one piece that lies within a chunk: the new bytes become a dirty extent of their
     /// own, whatever state the bytes they replace were in, so a WRITE or COMMIT that carried
     /// the old bytes can no longer retire them. Its `since` is `version`, or older if it
     /// replaces non-clean bytes (it inherits their obligations).
-    fn write_piece(&mut self, ino: InodeId, start: u64, data: &[u8], version: u64) {
+    fn write_piece(&mut self, ino: InodeId, start: u64, data: Payload<'_>, version: u64) {
         let end = start + data.len() as u64;
         // Inside one dirty extent: overwrite in place. Its `since` is older than `version`
         // and stays (min).
@@ -168,7 +245,7 @@ impl Engine {
             .filter(|(s, ext)| ext.state().is_dirty() && **s + ext.len() >= end)
             .map(|(s, _)| *s);
         if let Some(s) = containing {
-            self.store.overwrite_dirty(ino, s, start, data);
+            self.store.overwrite_dirty(ino, s, start, data.as_slice());
             self.assert_written(ino, start, end, version);
             return;
         }
@@ -196,10 +273,10 @@ impl Engine {
             .map(|(s, _)| *s)
             .filter(|_| !start.is_multiple_of(chunk_bytes));
         match left {
-            Some(left_start) => self.store.append_dirty(ino, left_start, data, since),
-            None => self
+            Some(left_start) => self
                 .store
-                .insert_dirty(ino, start, since, BytesMut::from(data)),
+                .append_dirty(ino, left_start, data.as_slice(), since),
+            None => self.store.insert_dirty(ino, start, since, data.into_buf()),
         }
         self.assert_written(ino, start, end, version);
     }
