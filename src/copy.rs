@@ -46,6 +46,9 @@ pub struct CpArgs {
     /// No progress bar and no summary.
     #[arg(short, long)]
     pub(crate) quiet: bool,
+    /// Progress as plain lines on stderr once a second (for logs), instead of a bar.
+    #[arg(long, conflicts_with = "quiet")]
+    pub(crate) progress: bool,
     /// Print per-procedure RPC statistics at the end.
     #[arg(long)]
     pub(crate) stats: bool,
@@ -287,10 +290,14 @@ pub(crate) async fn run_one(src_text: &str, dst_text: &str, args: &CpArgs) -> Re
     }
     let started = Instant::now();
     let progress = match dst {
+        _ if args.progress => crate::progress::counting(src.size_bytes()),
         // The progress bar would share the terminal with the data.
         Dest::Stdout => ProgressBar::hidden(),
         _ => progress_bar(src.size_bytes(), args.quiet),
     };
+    let lines = args
+        .progress
+        .then(|| crate::progress::Lines::start(&progress));
     let chunk_bytes = match (&src, &dst) {
         (Source::Nfs { file, .. }, Dest::Nfs { client: d, .. }) => {
             file.client().rsize_bytes().min(d.wsize_bytes())
@@ -300,6 +307,10 @@ pub(crate) async fn run_one(src_text: &str, dst_text: &str, args: &CpArgs) -> Re
         _ => 1024 * 1024,
     } as usize;
     let copied = copy_once(&src, &dst, chunk_bytes, &progress).await?;
+    progress.set_position(copied);
+    if let Some(lines) = lines {
+        lines.finish();
+    }
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     if args.stats {
@@ -386,7 +397,15 @@ async fn copy_once(
     while let Some(chunk) = reader.next_chunk().await? {
         copied += chunk.len() as u64;
         writer.write_chunk(chunk).await?;
-        progress.set_position(copied);
+        // Progress counts what reached the server, not what is still in the client's cache.
+        let pending = match dst {
+            Dest::Nfs { client, .. } => {
+                let stats = client.cache_stats();
+                stats.dirty_bytes + stats.inflight_bytes
+            }
+            _ => 0,
+        };
+        progress.set_position(copied.saturating_sub(pending));
     }
     writer.finish().await?;
     Ok(copied)

@@ -16,6 +16,7 @@ mod links;
 mod listing;
 mod mount;
 mod output;
+mod progress;
 mod remove;
 mod rename;
 mod report;

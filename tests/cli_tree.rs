@@ -271,3 +271,38 @@ fn an_interrupted_tree_copy_leaves_no_half_written_file_under_its_name() {
         );
     }
 }
+
+/// `--progress` prints plain lines on stderr (not a terminal here), the last one at 100 %,
+/// for a tree (with its file count) and for one file.
+#[test]
+fn progress_lines_are_printed_for_logs() {
+    let server = Serve::start("cp-progress");
+    let src = server.scratch("src");
+    fs::create_dir(&src).unwrap();
+    for i in 0..3 {
+        fs::write(src.join(format!("f{i}")), vec![i as u8; 100_000]).unwrap();
+    }
+    let src_text = src.display().to_string();
+    let stderr = ok(&["cp", "-r", "--progress", &src_text, &server.url_of("t")]);
+    let last = stderr
+        .lines()
+        .filter(|l| l.starts_with("nfsio cp: "))
+        .last()
+        .unwrap_or_else(|| panic!("no progress line in {stderr:?}"));
+    assert!(
+        last.contains("3 of 3 files") && last.contains("(100%)"),
+        "{last}"
+    );
+    let one = src.join("f1").display().to_string();
+    let stderr = ok(&["cp", "--progress", &one, &server.url_of("one")]);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("nfsio cp: ") && l.contains("(100%)")),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read(server.export.join("one")).unwrap(),
+        vec![1u8; 100_000]
+    );
+}

@@ -43,7 +43,15 @@ pub(crate) async fn run(args: &CpArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let (plan, mut failed) = Plan::make(args).await?;
     let plan = Arc::new(plan);
-    let progress = progress_bar(&plan, args.quiet);
+    let progress = if args.progress {
+        crate::progress::counting(Some(plan.total_bytes()))
+    } else {
+        progress_bar(&plan, args.quiet)
+    };
+    progress.set_message(format!("0 of {} files", plan.targets.len()));
+    let lines = args
+        .progress
+        .then(|| crate::progress::Lines::start(&progress));
     let partials = Arc::new(Partials::default());
     let work = execute(
         Arc::clone(&plan),
@@ -65,6 +73,9 @@ pub(crate) async fn run(args: &CpArgs) -> Result<(), Failure> {
             )));
         }
     };
+    if let Some(lines) = lines {
+        lines.finish();
+    }
     progress.finish_and_clear();
     failed += totals.failed;
     if !args.quiet {
@@ -118,7 +129,6 @@ fn progress_bar(plan: &Plan, quiet: bool) -> ProgressBar {
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
-    bar.set_message(format!("0 of {} files", plan.targets.len()));
     bar
 }
 
