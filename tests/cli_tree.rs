@@ -286,8 +286,7 @@ fn progress_lines_are_printed_for_logs() {
     let stderr = ok(&["cp", "-r", "--progress", &src_text, &server.url_of("t")]);
     let last = stderr
         .lines()
-        .filter(|l| l.starts_with("nfsio cp: "))
-        .last()
+        .rfind(|l| l.starts_with("nfsio cp: "))
         .unwrap_or_else(|| panic!("no progress line in {stderr:?}"));
     assert!(
         last.contains("3 of 3 files") && last.contains("(100%)"),
