@@ -334,9 +334,10 @@ fn render_with(
     names: &mut Names,
     widths: Option<[usize; 6]>,
 ) {
+    let names_of = Shown::new(items);
     if !long {
         for item in items {
-            out.extend_from_slice(&item.name);
+            names_of.put(out, &item.name);
             out.push(b'\n');
         }
         return;
@@ -376,12 +377,44 @@ fn render_with(
             w4 = widths[4],
         );
         out.extend_from_slice(line.as_bytes());
-        out.extend_from_slice(&item.name);
+        names_of.put(out, &item.name);
         if let Some(target) = &item.target {
             out.extend_from_slice(b" -> ");
-            out.extend_from_slice(target);
+            out.extend_from_slice(&names_of.quoted(target));
         }
         out.push(b'\n');
+    }
+}
+
+/// How names are written: raw bytes into a pipe or file; on a terminal quoted as GNU ls
+/// quotes them (`quote.rs`), the others then indented by one column when some are quoted.
+struct Shown {
+    terminal: bool,
+    indent: bool,
+}
+
+impl Shown {
+    fn new(items: &[Item]) -> Self {
+        use std::io::IsTerminal;
+        let terminal = std::io::stdout().is_terminal();
+        let indent = terminal && items.iter().any(|i| crate::quote::needs_quotes(&i.name));
+        Self { terminal, indent }
+    }
+
+    fn quoted<'a>(&self, name: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        if self.terminal {
+            crate::quote::shell_escape(name)
+        } else {
+            std::borrow::Cow::Borrowed(name)
+        }
+    }
+
+    fn put(&self, out: &mut Vec<u8>, name: &[u8]) {
+        let shown = self.quoted(name);
+        if self.indent && matches!(shown, std::borrow::Cow::Borrowed(_)) {
+            out.push(b' ');
+        }
+        out.extend_from_slice(&shown);
     }
 }
 

@@ -17,6 +17,7 @@ mod listing;
 mod mount;
 mod output;
 mod progress;
+mod quote;
 mod remove;
 mod rename;
 mod report;

@@ -745,3 +745,44 @@ fn globs_in_the_last_component_are_expanded_on_the_server() {
     ok(&["rm", "-f", &server.url_of("g/*.none")]);
     fails(&["rm", &server.url_of("g/*.none")], &["*.none", "ENOENT"]);
 }
+
+/// On a terminal (a pty from `script`), `ls -l` quotes names as GNU ls does there: spaces and
+/// quotes quoted, control characters and bytes that are not UTF-8 as `$'\ooo'` (an escape
+/// sequence in a name cannot reach the terminal), the other names indented by one column.
+#[test]
+fn ls_on_a_terminal_quotes_names_as_gnu_ls_does() {
+    if !nfsio_testkit::require_tool("script") {
+        return;
+    }
+    let server = Serve::start("cli-tty");
+    let dir = server.export.join("t");
+    fs::create_dir(&dir).unwrap();
+    for name in [&b"a b"[..], b"don't", b"caf\xe9", b"\x1b[31mred", b"plain"] {
+        fs::write(dir.join(std::ffi::OsStr::from_bytes(name)), b"x").unwrap();
+    }
+    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(b"caf\xe9"), dir.join("link")).unwrap();
+    let on_a_terminal = |command: &str, cwd: &std::path::Path| {
+        let out = std::process::Command::new("script")
+            .args(["-qec", command, "/dev/null"])
+            .current_dir(cwd)
+            .env("LC_ALL", "C")
+            .output()
+            .expect("script");
+        assert!(out.status.success(), "{command}: {:?}", out);
+        out.stdout
+    };
+    let nfsio = env!("CARGO_BIN_EXE_nfsio");
+    for flags in ["-l", "-la"] {
+        let ours = on_a_terminal(
+            &format!("{nfsio} ls {flags} '{}'", server.url_of("t")),
+            &dir,
+        );
+        let gnu = on_a_terminal(&format!("ls {flags}"), &dir);
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&gnu),
+            "ls {flags} on a terminal"
+        );
+        assert!(!ours.contains(&0x1b), "an escape byte reached the terminal");
+    }
+}
