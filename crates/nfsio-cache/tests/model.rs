@@ -312,7 +312,22 @@ impl Harness {
     }
 
     fn try_write(&mut self, open: FileId, offset: u64, data: Vec<u8>) {
-        match self.engine.write(open, offset, &data, self.now_ms) {
+        // Half the writes hand the cache a buffer it may keep (`write_owned`): the model
+        // then catches any byte of one buffer showing up where another write put its own.
+        let outcome = if self.roll(50) {
+            let buf = bytes::BytesMut::from(&data[..]);
+            match self.engine.write_owned(open, offset, buf, self.now_ms) {
+                Ok(nfsio_cache::OwnedWrite::Accepted) => Ok(WriteOutcome::Accepted),
+                Ok(nfsio_cache::OwnedWrite::Blocked(token, back)) => {
+                    assert_eq!(&back[..], &data[..], "a blocked write gives its bytes back");
+                    Ok(WriteOutcome::Blocked(token))
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            self.engine.write(open, offset, &data, self.now_ms)
+        };
+        match outcome {
             Ok(WriteOutcome::Accepted) => {
                 let file = self.opens[&open].file;
                 self.models[file].write(offset as usize, &data);

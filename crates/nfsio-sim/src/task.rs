@@ -133,8 +133,15 @@ impl Task {
     async fn write(&mut self, file: &File, offset: u64) -> bool {
         let len = 1 + self.rng.below(self.workload.max_write_bytes) as usize;
         let data = self.rng.bytes(len);
-        match file.write_at(&data, offset).await {
-            Ok(_) => {
+        // Half the writes give the cache a buffer of their own to keep (the owned path).
+        let written = if self.rng.below(2) == 0 {
+            file.write_at(&data, offset).await.map(drop)
+        } else {
+            file.write_bytes_at(bytes::Bytes::from(data.clone()), offset)
+                .await
+        };
+        match written {
+            Ok(()) => {
                 let end = offset as usize + len;
                 if self.model.len() < end {
                     self.model.resize(end, 0);
