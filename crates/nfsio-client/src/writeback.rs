@@ -374,6 +374,38 @@ impl Cache {
         Ok(file)
     }
 
+    /// The one body of both writes: claims `file` for its writer (who waits while another
+    /// caller's bytes in it are made durable), then runs `write` on the engine. `Err` holds
+    /// what to wait for and `retry` (or what `write` gave back) to try again with.
+    fn try_put<T>(
+        &self,
+        file: FileId,
+        retry: T,
+        write: impl FnOnce(&mut Engine, T, u64) -> Result<Result<(), (WaitToken, T)>, FileError>,
+    ) -> NfsResult<Result<(), (oneshot::Receiver<()>, T)>> {
+        let mut state = self.lock()?;
+        let now_ms = self.now_ms();
+        let claimed = state
+            .claim(file, now_ms)
+            .map_err(|e| file_error(WRITE_BACK, e))?;
+        let attempt = match claimed {
+            Some(rx) => Err((rx, retry)),
+            None => match write(&mut state.engine, retry, now_ms) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err((token, back))) => {
+                    let (tx, rx) = oneshot::channel();
+                    state.wakes.insert(token, tx);
+                    Err((rx, back))
+                }
+                Err(error) => return Err(file_error("write-back", error)),
+            },
+        };
+        self.dispatch(&mut state);
+        drop(state);
+        self.kick.notify_one();
+        Ok(attempt)
+    }
+
     /// Tries to put `data` at `offset_bytes` into the cache: `Ready(n)` with the bytes taken
     /// (a prefix of at most one piece), or `Wait` at the memory bound.
     pub(crate) fn try_write(
@@ -383,32 +415,18 @@ impl Cache {
         data: &[u8],
     ) -> NfsResult<Attempt<usize, ()>> {
         let len = data.len().min(self.piece_bytes);
-        let mut state = self.lock()?;
-        let claimed = state
-            .claim(file, self.now_ms())
-            .map_err(|e| file_error(WRITE_BACK, e))?;
-        if let Some(rx) = claimed {
-            self.dispatch(&mut state);
-            drop(state);
-            self.kick.notify_one();
-            return Ok(Attempt::Wait(rx));
-        }
-        let outcome = state
-            .engine
-            .write(file, offset_bytes, &data[..len], self.now_ms());
-        let attempt = match outcome {
-            Ok(WriteOutcome::Accepted) => Attempt::Ready(len),
-            Ok(WriteOutcome::Blocked(token)) => {
-                let (tx, rx) = oneshot::channel();
-                state.wakes.insert(token, tx);
-                Attempt::Wait(rx)
-            }
-            Err(error) => return Err(file_error("write-back", error)),
-        };
-        self.dispatch(&mut state);
-        drop(state);
-        self.kick.notify_one();
-        Ok(attempt)
+        let done = self.try_put(file, (), |engine, (), now_ms| {
+            Ok(
+                match engine.write(file, offset_bytes, &data[..len], now_ms)? {
+                    WriteOutcome::Accepted => Ok(()),
+                    WriteOutcome::Blocked(token) => Err((token, ())),
+                },
+            )
+        })?;
+        Ok(match done {
+            Ok(()) => Attempt::Ready(len),
+            Err((rx, ())) => Attempt::Wait(rx),
+        })
     }
 
     /// Tries to put the buffer `piece` (at most one piece) at `offset_bytes` into the cache,
@@ -419,32 +437,14 @@ impl Cache {
         offset_bytes: u64,
         piece: BytesMut,
     ) -> NfsResult<Result<(), (oneshot::Receiver<()>, BytesMut)>> {
-        let mut state = self.lock()?;
-        let claimed = state
-            .claim(file, self.now_ms())
-            .map_err(|e| file_error(WRITE_BACK, e))?;
-        if let Some(rx) = claimed {
-            self.dispatch(&mut state);
-            drop(state);
-            self.kick.notify_one();
-            return Ok(Err((rx, piece)));
-        }
-        let outcome = state
-            .engine
-            .write_owned(file, offset_bytes, piece, self.now_ms());
-        let attempt = match outcome {
-            Ok(OwnedWrite::Accepted) => Ok(()),
-            Ok(OwnedWrite::Blocked(token, piece)) => {
-                let (tx, rx) = oneshot::channel();
-                state.wakes.insert(token, tx);
-                Err((rx, piece))
-            }
-            Err(error) => return Err(file_error("write-back", error)),
-        };
-        self.dispatch(&mut state);
-        drop(state);
-        self.kick.notify_one();
-        Ok(attempt)
+        self.try_put(file, piece, |engine, piece, now_ms| {
+            Ok(
+                match engine.write_owned(file, offset_bytes, piece, now_ms)? {
+                    OwnedWrite::Accepted => Ok(()),
+                    OwnedWrite::Blocked(token, back) => Err((token, back)),
+                },
+            )
+        })
     }
 
     /// Writes the buffer `data` at `offset_bytes` into the cache, which keeps its pieces
