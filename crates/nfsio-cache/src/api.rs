@@ -8,6 +8,8 @@ use bytes::{Bytes, BytesMut};
 use nfsio_proto::nfs3::{Fattr, FileHandle, Nfs3Status, StableHow, WriteVerifier};
 use thiserror::Error;
 
+use crate::write_data::WriteData;
+
 /// An open file: one `open` of a file handle. Errors are recorded and reported per open file;
 /// the cached data is shared by all opens of the same handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,8 +90,8 @@ pub enum Op {
     Write {
         /// Where the data goes.
         offset_bytes: u64,
-        /// An immutable snapshot; at most `wsize_bytes`.
-        data: Bytes,
+        /// An immutable snapshot, as the cached buffers that hold it; at most `wsize_bytes`.
+        data: WriteData,
         /// The stability asked for.
         stable: StableHow,
     },

@@ -6,6 +6,8 @@
 
 use bytes::{Bytes, BytesMut};
 
+use crate::write_data::WriteData;
+
 /// An extent's bytes: growable while dirty, shared and immutable once a call carries them.
 #[derive(Debug)]
 pub(crate) enum Buf {
@@ -40,10 +42,19 @@ impl Buf {
         }
     }
 
-    /// Makes the bytes immutable in place (no copy) and returns them.
+    /// Makes the bytes immutable in place and returns them. No copy, except that a buffer
+    /// grown by appends gives back its spare capacity first (a frozen extent can stay cached
+    /// for long, and the memory bound counts its bytes, not its capacity).
     pub(crate) fn freeze(&mut self) -> Bytes {
         if let Buf::Mut(buf) = self {
-            let frozen = std::mem::take(buf).freeze();
+            let buf = std::mem::take(buf);
+            let frozen = if buf.capacity() - buf.len() > buf.len() / 4 {
+                let mut exact = Vec::from(buf);
+                exact.shrink_to_fit();
+                Bytes::from(exact)
+            } else {
+                buf.freeze()
+            };
             *self = Buf::Shared(frozen);
         }
         match self {
@@ -76,15 +87,22 @@ impl Buf {
         }
     }
 
-    /// True when these are the very bytes of `payload` at `offset` (same memory), which is how
-    /// an in-flight extent proves it is the WRITE's snapshot.
-    pub(crate) fn is_slice_of(&self, payload: &Bytes, offset: usize) -> bool {
-        match self {
-            Buf::Mut(_) => false,
-            Buf::Shared(bytes) => {
-                offset + bytes.len() <= payload.len()
-                    && std::ptr::eq(bytes.as_ptr(), payload[offset..].as_ptr())
+    /// True when these are the very bytes of `payload` at `offset` (same memory, within one
+    /// of its segments), which is how an in-flight extent proves it is the WRITE's snapshot.
+    pub(crate) fn is_slice_of(&self, payload: &WriteData, offset: usize) -> bool {
+        let Buf::Shared(bytes) = self else {
+            return false;
+        };
+        let mut segment_start = 0;
+        for segment in payload.segments() {
+            let segment_end = segment_start + segment.len();
+            if offset < segment_end {
+                return offset >= segment_start
+                    && offset + bytes.len() <= segment_end
+                    && std::ptr::eq(bytes.as_ptr(), segment[offset - segment_start..].as_ptr());
             }
+            segment_start = segment_end;
         }
+        false
     }
 }

@@ -9,13 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bytes::Bytes;
 use nfsio_proto::nfs3::StableHow;
 
 use crate::api::RpcId;
 use crate::inode_id::InodeId;
 use crate::invariants::{InvariantViolation, ensure};
 use crate::ranges::RangeSet;
+use crate::write_data::WriteData;
 
 /// A call in flight.
 #[derive(Debug)]
@@ -24,7 +24,7 @@ pub(crate) enum Call {
     Write {
         ino: InodeId,
         offset: u64,
-        data: Bytes,
+        data: WriteData,
         stable: StableHow,
     },
     /// COMMIT of every unstable extent with `seq <= upto_seq`.

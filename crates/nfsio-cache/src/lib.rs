@@ -75,6 +75,7 @@ mod ranges;
 mod schedule;
 mod store;
 mod stream;
+mod write_data;
 
 pub use api::{
     Advice, EngineStats, Event, ExtentInfo, ExtentState, FileError, FileId, Op, OwnedWrite,
@@ -83,3 +84,4 @@ pub use api::{
 pub use config::{Backoff, ConfigError, EngineConfig};
 pub use engine::Engine;
 pub use invariants::InvariantViolation;
+pub use write_data::WriteData;

@@ -164,16 +164,13 @@ impl RangeTree {
                 }
             }
         }
-        let inside: Vec<(u64, u64)> = self
-            .ranges
-            .range(start..end)
-            .map(|(&s, &e)| (s, e))
-            .collect();
-        for (s, e) in inside {
-            self.ranges.remove(&s);
+        // No allocation: the ranges that start inside go one at a time, and a tail is put in
+        // before its range goes out (a map of one range never empties and refills).
+        while let Some((&s, &e)) = self.ranges.range(start..end).next() {
             if e > end {
                 self.ranges.insert(end, e);
             }
+            self.ranges.remove(&s);
         }
     }
 

@@ -160,14 +160,17 @@ impl Schedule {
         self.active.contains(&ino)
     }
 
-    /// Active files, starting after the last one served (round robin).
-    pub(crate) fn rotation(&self) -> Vec<InodeId> {
+    /// Active files, starting after the last one served (round robin), into `out` (cleared
+    /// first; its memory is reused).
+    pub(crate) fn rotation_into(&self, out: &mut Vec<InodeId>) {
         let cursor = self.rr_cursor;
-        self.active
-            .range(cursor..)
-            .chain(self.active.range(..cursor))
-            .copied()
-            .collect()
+        out.clear();
+        out.extend(
+            self.active
+                .range(cursor..)
+                .chain(self.active.range(..cursor))
+                .copied(),
+        );
     }
 
     /// The round robin resumes after `ino`.

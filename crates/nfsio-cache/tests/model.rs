@@ -502,7 +502,7 @@ impl Harness {
                     self.server.apply_write(
                         &t.handle,
                         *offset_bytes,
-                        &data[..count],
+                        &data.to_bytes()[..count],
                         committed != StableHow::Unstable,
                     );
                     Reply::Write {

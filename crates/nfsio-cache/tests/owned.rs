@@ -6,7 +6,7 @@ mod common;
 
 use bytes::BytesMut;
 use common::*;
-use nfsio_cache::{Op, OwnedWrite};
+use nfsio_cache::{EngineConfig, Op, OwnedWrite};
 
 #[test]
 fn a_whole_chunk_is_sent_in_the_callers_own_buffer() {
@@ -24,7 +24,7 @@ fn a_whole_chunk_is_sent_in_the_callers_own_buffer() {
         .sent
         .iter()
         .find_map(|t| match &t.op {
-            Op::Write { data, .. } => Some(data.as_ptr()),
+            Op::Write { data, .. } => Some(data.to_bytes().as_ptr()),
             _ => None,
         })
         .expect("a WRITE");
@@ -84,4 +84,55 @@ fn a_write_the_cache_cannot_take_gives_its_buffer_back() {
         }
         assert!(offset < 1 << 20, "never blocked");
     }
+}
+
+#[test]
+fn a_write_that_joins_extents_carries_their_buffers_and_shared_zeros_not_a_copy() {
+    // Two owned writes in one chunk of a new file, a known-zero gap between them: one WRITE
+    // carries both, as the callers' very buffers with the zeros between.
+    let config = EngineConfig {
+        bridge_gap_bytes: 1024,
+        ..small_config()
+    };
+    let mut d = Driver::new(config);
+    let f = d.open("joined");
+    let a = BytesMut::from(&pattern(1, 512)[..]);
+    let b = BytesMut::from(&pattern(2, 512)[..]);
+    let (at_a, at_b) = (a.as_ptr(), b.as_ptr());
+    assert_eq!(
+        d.engine.write_owned(f, 0, a, 0).unwrap(),
+        OwnedWrite::Accepted
+    );
+    assert_eq!(
+        d.engine.write_owned(f, 1024, b, 0).unwrap(),
+        OwnedWrite::Accepted
+    );
+    let sync = d.engine.fsync(f, 0).unwrap();
+    d.poll();
+    let writes: Vec<_> = d
+        .sent
+        .iter()
+        .filter_map(|t| match &t.op {
+            Op::Write {
+                offset_bytes, data, ..
+            } => Some((*offset_bytes, data.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(writes.len(), 1, "one WRITE joins both extents");
+    let (offset, data) = &writes[0];
+    assert_eq!((*offset, data.len()), (0, 1536));
+    let starts: Vec<*const u8> = data.segments().iter().map(|s| s.as_ptr()).collect();
+    assert_eq!(starts.len(), 3, "extent, zeros, extent");
+    assert_eq!(
+        (starts[0], starts[2]),
+        (at_a, at_b),
+        "the WRITE carries the extents' own buffers, not a copy of them"
+    );
+    assert!(data.segments()[1].iter().all(|&byte| byte == 0));
+    assert_eq!(d.finish(sync), Ok(()));
+    let mut expected = pattern(1, 512);
+    expected.extend(vec![0u8; 512]);
+    expected.extend(pattern(2, 512));
+    assert_eq!(d.durable("joined"), expected);
 }

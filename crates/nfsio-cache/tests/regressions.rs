@@ -171,8 +171,12 @@ fn short_write_of_multi_page_write_while_part_is_rewritten() {
     let b = pattern(2, 200);
     write_ok(&mut d, f, 1000, &b);
     // The server takes only the first 700 bytes.
-    d.server
-        .apply_write(&w.handle, 0, &data[..700], *stable != StableHow::Unstable);
+    d.server.apply_write(
+        &w.handle,
+        0,
+        &data.to_bytes()[..700],
+        *stable != StableHow::Unstable,
+    );
     d.reply(
         &w,
         Reply::Write {

@@ -26,7 +26,7 @@ use nfsio_proto::nfs3::{
     MknodResOk, Nfs3Status, NfsRes, NfsTime, PathconfArgs, PathconfResOk, ReadArgs, ReadResOk,
     ReaddirplusArgs, ReaddirplusResOk, ReadlinkArgs, ReadlinkResOk, RemoveArgs, RemoveResOk,
     RenameArgs, RenameResOk, RmdirArgs, RmdirResOk, Sattr, SetattrArgs, SetattrResOk, StableHow,
-    SymlinkArgs, SymlinkData, SymlinkResOk, WccData, WriteArgs, WriteResOk, procs,
+    SymlinkArgs, SymlinkData, SymlinkResOk, WccData, WriteResOk, WriteSegmentsArgs, procs,
 };
 use nfsio_proto::rpc::{AuthSysParams, OpaqueAuth};
 use nfsio_proto::{XdrDecode, XdrEncode};
@@ -197,12 +197,23 @@ impl Procedures {
         data: Bytes,
         stable: StableHow,
     ) -> NfsResult<WriteResOk> {
-        let count = u32::try_from(data.len())
+        self.write_segments(file, offset, &[data], stable).await
+    }
+
+    /// [`Procedures::write`] of the data given as buffers in order (the cache's extents and
+    /// the zeros between them), which go on the wire as they are, without being joined.
+    pub(crate) async fn write_segments(
+        &self,
+        file: &FileHandle,
+        offset: u64,
+        data: &[Bytes],
+        stable: StableHow,
+    ) -> NfsResult<WriteResOk> {
+        let count = u32::try_from(data.iter().map(Bytes::len).sum::<usize>())
             .map_err(|_| NfsError::InvalidArgument("WRITE larger than 4 GiB".into()))?;
-        let args = WriteArgs {
-            file: file.clone(),
+        let args = WriteSegmentsArgs {
+            file,
             offset,
-            count,
             stable,
             data,
         };

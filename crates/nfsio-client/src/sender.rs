@@ -53,7 +53,7 @@ pub(crate) async fn send(client: &Procedures, transmit: Transmit) -> Reply {
             data,
             stable,
         } => client
-            .write(&handle, offset_bytes, data, stable)
+            .write_segments(&handle, offset_bytes, data.segments(), stable)
             .await
             .map(|ok| Reply::Write {
                 count_bytes: ok.count,

@@ -180,6 +180,36 @@ impl XdrEncoder {
         self.len_bytes += data.len() + pad;
     }
 
+    /// Appends variable-length opaque data given as several buffers, in order: one length word
+    /// for all of them, each buffer a segment of its own (zero-copy; small ones copied, as in
+    /// [`XdrEncoder::put_opaque_shared`]), then the padding. Encodes exactly as
+    /// [`XdrEncoder::put_opaque`] of the concatenation would.
+    ///
+    /// # Panics
+    /// When the buffers together reach 4 GiB, which XDR cannot express (asserted).
+    pub fn put_opaque_segments(&mut self, parts: &[Bytes]) {
+        const COPY_BELOW_BYTES: usize = 1024;
+        let total: usize = parts.iter().map(Bytes::len).sum();
+        assert!(
+            u32::try_from(total).is_ok(),
+            "XDR opaque longer than u32::MAX"
+        );
+        self.put_u32(total as u32);
+        for part in parts {
+            if part.len() < COPY_BELOW_BYTES {
+                self.buf.put_slice(part);
+            } else {
+                if !self.buf.is_empty() {
+                    self.segments.push(self.buf.split().freeze());
+                }
+                self.segments.push(part.clone());
+            }
+        }
+        let pad = pad_len(total);
+        self.buf.put_slice(&ZERO_PAD[..pad]);
+        self.len_bytes += total + pad;
+    }
+
     /// Finishes the message and returns its segments, in order.
     pub fn finish(mut self) -> Vec<Bytes> {
         if !self.buf.is_empty() {

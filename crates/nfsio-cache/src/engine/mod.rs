@@ -84,6 +84,8 @@ pub struct Engine {
     next_version: u64,
     next_file: u64,
     stats: EngineStats,
+    /// The round robin's order of files, kept between polls so that a poll allocates nothing.
+    rotation: Vec<InodeId>,
     #[cfg(debug_assertions)]
     inputs: u64,
 }
@@ -103,6 +105,7 @@ impl Engine {
             next_version: 1,
             next_file: 1,
             stats: EngineStats::default(),
+            rotation: Vec::new(),
             #[cfg(debug_assertions)]
             inputs: 0,
         })

@@ -14,7 +14,6 @@
 //! the snapshot, and a later application write to those bytes creates a new dirty extent
 //! instead of touching it.
 
-use bytes::{Bytes, BytesMut};
 use nfsio_proto::nfs3::StableHow;
 
 use super::Engine;
@@ -23,6 +22,7 @@ use crate::calls::Call;
 use crate::extents::Transition;
 use crate::inode_id::InodeId;
 use crate::ranges::RangeSet;
+use crate::write_data::WriteData;
 
 /// A piece of a WRITE's payload.
 enum Piece {
@@ -55,19 +55,27 @@ impl Engine {
     }
 
     fn next_transmit(&mut self) -> Option<Transmit> {
-        let inodes = self.schedule.rotation();
+        let mut inodes = std::mem::take(&mut self.rotation);
+        self.schedule.rotation_into(&mut inodes);
+        let transmit = self.next_transmit_among(&inodes);
+        self.rotation = inodes;
+        transmit
+    }
+
+    /// The next call among the active files `inodes`, in round-robin order.
+    fn next_transmit_among(&mut self, inodes: &[InodeId]) -> Option<Transmit> {
         if self.calls.writes_in_flight() < self.config.max_inflight_writes {
-            for &ino in &inodes {
+            for &ino in inodes {
                 if let Some(t) = self.try_setattr(ino) {
                     return Some(t);
                 }
             }
-            for &ino in &inodes {
+            for &ino in inodes {
                 if let Some(t) = self.try_commit(ino) {
                     return Some(t);
                 }
             }
-            for &ino in &inodes {
+            for &ino in inodes {
                 if let Some(t) = self.try_flush_all(ino) {
                     self.schedule.served(ino);
                     return Some(t);
@@ -78,7 +86,7 @@ impl Engine {
             }
         }
         if self.calls.reads_in_flight() < self.config.max_inflight_reads {
-            for &ino in &inodes {
+            for &ino in inodes {
                 if let Some(t) = self.try_read(ino) {
                     return Some(t);
                 }
@@ -302,23 +310,21 @@ impl Engine {
         }
     }
 
-    /// The payload of a planned WRITE: a dirty extent's own buffer when it is the only piece
-    /// (no copy), else a copy of the pieces.
-    fn payload(&mut self, ino: InodeId, plan: &WritePlan, start: u64) -> Bytes {
-        if let [Piece::Dirty(s)] = plan.pieces.as_slice() {
-            return self.store.freeze_dirty(ino, *s);
-        }
-        let extents = &self.store.inode(ino).extents;
-        let mut buf = BytesMut::with_capacity((plan.end - start) as usize);
+    /// The payload of a planned WRITE: the pieces' own buffers, in order (each dirty extent
+    /// frozen in place, clean ones shared, zeros from a static buffer): no byte is copied.
+    fn payload(&mut self, ino: InodeId, plan: &WritePlan) -> WriteData {
+        let mut data = WriteData::new();
         for piece in &plan.pieces {
             match *piece {
-                Piece::Dirty(s) | Piece::Clean(s) => {
-                    buf.extend_from_slice(extents.at(s).data().as_slice());
+                Piece::Dirty(s) => data.push(self.store.freeze_dirty(ino, s)),
+                Piece::Clean(s) => {
+                    let ext = self.store.inode(ino).extents.at(s);
+                    data.push(ext.data().bytes_range(0, ext.len() as usize));
                 }
-                Piece::Zeros(a, b) => buf.resize(buf.len() + (b - a) as usize, 0),
+                Piece::Zeros(a, b) => data.push_zeros((b - a) as usize),
             }
         }
-        buf.freeze()
+        data
     }
 
     /// Builds and registers the WRITE that starts at the dirty extent at `start` (see
@@ -332,7 +338,7 @@ impl Engine {
         );
         let stable = self.stability(ino, plan.dirty_bytes);
         let handle = self.store.inode(ino).handle.clone();
-        let data = self.payload(ino, &plan, start);
+        let data = self.payload(ino, &plan);
         assert_eq!(
             data.len() as u64,
             end - start,
@@ -348,9 +354,9 @@ impl Engine {
         let id = self.calls.start(&mut inode.calls, call);
         for piece in &plan.pieces {
             if let Piece::Dirty(s) = *piece {
-                let at = (s - start) as usize;
-                let len = self.store.inode(ino).extents.at(s).len() as usize;
-                let payload = data.slice(at..at + len);
+                // The extent's frozen buffer, which is the payload's segment for it.
+                let ext = self.store.inode(ino).extents.at(s);
+                let payload = ext.data().bytes_range(0, ext.len() as usize);
                 self.store
                     .restate(ino, s, Transition::Send { rpc: id, payload });
             }

@@ -393,6 +393,40 @@ fn account(
     }
 }
 
+/// What [`account`] out and back in would change when the dirty extent at `start` grows by
+/// `added_bytes` and its `since` goes from `old_since` to `new_since`: only the byte counts,
+/// its chunk's place in the flush order and, if it changed, the `since` entry (its start,
+/// state and extent count stay), at a third of the index updates.
+fn grow_dirty(
+    file: &mut FileIndex,
+    all: &mut ExtentIndex,
+    ino: InodeId,
+    start: u64,
+    old_since: u64,
+    new_since: u64,
+    added_bytes: u64,
+) {
+    file.bytes.dirty += added_bytes;
+    all.totals.dirty += added_bytes;
+    if new_since != old_since {
+        adjust_multiset(&mut file.since_pending, old_since, false);
+        adjust_multiset(&mut file.since_pending, new_since, true);
+    }
+    let chunk = start / all.chunk_bytes;
+    let slot = file
+        .dirty_chunks
+        .get_mut(&chunk)
+        .expect("a dirty extent's chunk has dirty bytes");
+    let old = *slot;
+    *slot += added_bytes;
+    // Insert before removing, so that a set of one chunk never empties (which frees its
+    // node, to be allocated again at once).
+    all.chunks_by_dirty
+        .insert((Reverse(old + added_bytes), ino, chunk));
+    let removed = all.chunks_by_dirty.remove(&(Reverse(old), ino, chunk));
+    assert!(removed, "index out of step with the extents");
+}
+
 /// Changes of the map: each keeps every index in step and checks what it changes.
 impl ExtentMap {
     /// Puts an extent in the map. It must not be empty, overlap another or cross a chunk.
@@ -466,10 +500,18 @@ impl ExtentMap {
             end <= all.chunk_end(start),
             "append at {start} crosses a chunk"
         );
-        account(&mut self.index, all, ino, start, ext, false);
+        let old_since = ext.since;
         ext.data.make_mut().extend_from_slice(data);
         ext.since = ext.since.min(since);
-        account(&mut self.index, all, ino, start, ext, true);
+        grow_dirty(
+            &mut self.index,
+            all,
+            ino,
+            start,
+            old_since,
+            ext.since,
+            data.len() as u64,
+        );
         if let Some((&next, _)) = self.extents.range(start + 1..).next() {
             assert!(
                 next >= end,

@@ -138,7 +138,7 @@ impl Server {
                 self.apply_write(
                     &t.handle,
                     *offset_bytes,
-                    data,
+                    &data.to_bytes(),
                     *stable != StableHow::Unstable,
                 );
                 Reply::Write {

@@ -7,6 +7,7 @@ use super::types::{
     CookieVerifier, CreateHow, DirOpArgs, FileHandle, MknodData, NfsTime, Sattr, StableHow,
     SymlinkData,
 };
+use crate::xdr::{XdrEncode, XdrEncoder};
 
 xdr_struct! {
     /// `GETATTR3args`.
@@ -99,6 +100,33 @@ impl WriteArgs {
     /// True when `count` equals the length of `data`, as RFC 1813 requires.
     pub fn is_consistent(&self) -> bool {
         u64::from(self.count) == self.data.len() as u64
+    }
+}
+
+/// `WRITE3args` to send, with the data given as several buffers (the cache's extents and
+/// zeros between them) that go on the wire without being joined: encodes exactly as the
+/// [`WriteArgs`] of the concatenated data does. Encode-only; a server decodes [`WriteArgs`].
+#[derive(Debug, Clone, Copy)]
+pub struct WriteSegmentsArgs<'a> {
+    /// The file.
+    pub file: &'a FileHandle,
+    /// Where to start writing.
+    pub offset: u64,
+    /// How durable the write must be before the reply.
+    pub stable: StableHow,
+    /// The data, in order.
+    pub data: &'a [Bytes],
+}
+
+impl XdrEncode for WriteSegmentsArgs<'_> {
+    fn encode(&self, enc: &mut XdrEncoder) {
+        let count: usize = self.data.iter().map(Bytes::len).sum();
+        assert!(u32::try_from(count).is_ok(), "WRITE of 4 GiB or more");
+        self.file.encode(enc);
+        enc.put_u64(self.offset);
+        enc.put_u32(count as u32);
+        self.stable.encode(enc);
+        enc.put_opaque_segments(self.data);
     }
 }
 

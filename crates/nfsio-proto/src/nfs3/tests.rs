@@ -402,6 +402,47 @@ fn write_data_is_zero_copy_and_bounded() {
 }
 
 #[test]
+fn write_of_segments_encodes_as_the_joined_write_and_shares_big_segments() {
+    // Segments of every size class (copied below 1 KiB, shared above) and lengths that
+    // leave padding.
+    let parts = [
+        Bytes::from(vec![1u8; 3]),
+        Bytes::from(vec![2u8; 4096]),
+        Bytes::from(vec![0u8; 1023]),
+        Bytes::from(vec![3u8; 1025]),
+        Bytes::from(vec![4u8; 1]),
+    ];
+    let joined: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    let file = fh(&[9, 8, 7]);
+    let whole = WriteArgs {
+        file: file.clone(),
+        offset: 12345,
+        count: joined.len() as u32,
+        stable: StableHow::Unstable,
+        data: Bytes::from(joined),
+    };
+    let split = WriteSegmentsArgs {
+        file: &file,
+        offset: 12345,
+        stable: StableHow::Unstable,
+        data: &parts,
+    };
+    let mut enc = XdrEncoder::new();
+    split.encode(&mut enc);
+    assert_eq!(enc.len_bytes(), to_bytes(&whole).len());
+    let segments = enc.finish();
+    for big in [&parts[1], &parts[3]] {
+        assert!(
+            segments.iter().any(|s| s.as_ptr() == big.as_ptr()),
+            "a segment of 1 KiB or more goes on the wire as it is"
+        );
+    }
+    let wire: Vec<u8> = segments.iter().flat_map(|s| s.iter().copied()).collect();
+    assert_eq!(wire, to_bytes(&whole).to_vec());
+    assert_eq!(from_bytes::<WriteArgs>(Bytes::from(wire)).unwrap(), whole);
+}
+
+#[test]
 fn write_count_is_not_trusted() {
     // count claims 4 GiB but the data is 3 bytes: decoded as sent, no allocation from count.
     let mut args = write_args(3);
