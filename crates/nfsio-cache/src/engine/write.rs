@@ -234,20 +234,45 @@ impl Engine {
     /// replaces non-clean bytes (it inherits their obligations).
     fn write_piece(&mut self, ino: InodeId, start: u64, data: Payload<'_>, version: u64) {
         let end = start + data.len() as u64;
-        // Inside one dirty extent: overwrite in place. Its `since` is older than `version`
-        // and stays (min).
-        let containing = self
+        let chunk_bytes = self.store.index().chunk_bytes();
+        // The last extent that starts before `end` tells the common cases apart with one
+        // lookup: it holds all of `[start, end)`, or nothing of it is cached.
+        let last = self
             .store
             .inode(ino)
             .extents
-            .range(..=start)
+            .range(..end)
             .next_back()
-            .filter(|(s, ext)| ext.state().is_dirty() && **s + ext.len() >= end)
-            .map(|(s, _)| *s);
-        if let Some(s) = containing {
-            self.store.overwrite_dirty(ino, s, start, data.as_slice());
-            self.assert_written(ino, start, end, version);
-            return;
+            .map(|(s, ext)| (*s, *s + ext.len(), ext.state().is_dirty()));
+        match last {
+            // Inside one dirty extent: overwrite in place. Its `since` is older than
+            // `version` and stays (min).
+            Some((s, ext_end, true)) if s <= start && ext_end >= end => {
+                self.store.overwrite_dirty(ino, s, start, data.as_slice());
+                self.assert_written(ino, start, end, version);
+                return;
+            }
+            // Something cached in `[start, end)`: the general case below.
+            Some((_, ext_end, _)) if ext_end > start => {}
+            // Nothing cached there: nothing superseded. Append to a dirty extent that ends
+            // here in the same chunk, or start one.
+            _ => {
+                let left = last
+                    .filter(|&(_, ext_end, dirty)| dirty && ext_end == start)
+                    .filter(|_| !start.is_multiple_of(chunk_bytes))
+                    .map(|(s, _, _)| s);
+                match left {
+                    Some(left_start) => {
+                        self.store
+                            .append_dirty(ino, left_start, data.as_slice(), version);
+                    }
+                    None => self
+                        .store
+                        .insert_dirty(ino, start, version, data.into_buf()),
+                }
+                self.assert_written(ino, start, end, version);
+                return;
+            }
         }
         self.store.split_at(ino, start);
         self.store.split_at(ino, end);
@@ -262,7 +287,6 @@ impl Engine {
             }
         }
         // Append to a dirty extent that ends here (same chunk: `start` is not a boundary).
-        let chunk_bytes = self.store.index().chunk_bytes();
         let left = self
             .store
             .inode(ino)

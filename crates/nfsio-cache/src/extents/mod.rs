@@ -361,35 +361,69 @@ fn account(
     ext: &Extent,
     add: bool,
 ) {
+    account_but_pending_since(file, all, ino, start, ext, add);
+    if matches!(ext.state, State::Dirty | State::InFlight { .. }) {
+        adjust_multiset(&mut file.since_pending, ext.since, add);
+    }
+}
+
+/// [`account`] without the `since_pending` entry, for a change between two pending states
+/// (dirty, in flight) that keeps `since`, where taking the entry out and putting it back
+/// would be wasted work.
+fn account_but_pending_since(
+    file: &mut FileIndex,
+    all: &mut ExtentIndex,
+    ino: InodeId,
+    start: u64,
+    ext: &Extent,
+    add: bool,
+) {
     let len = ext.len();
     adjust(file.bytes.slot(&ext.state), len, add);
     adjust(all.totals.slot(&ext.state), len, add);
     adjust(&mut all.extent_count, 1, add);
     match ext.state {
         State::Dirty => {
-            adjust_multiset(&mut file.since_pending, ext.since, add);
             adjust_set(&mut file.dirty_starts, start, add);
-            let chunk = start / all.chunk_bytes;
-            let old = file.dirty_chunks.get(&chunk).copied().unwrap_or(0);
-            let mut new = old;
-            adjust(&mut new, len, add);
-            if old > 0 {
-                all.chunks_by_dirty.remove(&(Reverse(old), ino, chunk));
-            }
-            if new > 0 {
-                file.dirty_chunks.insert(chunk, new);
-                all.chunks_by_dirty.insert((Reverse(new), ino, chunk));
-            } else {
-                file.dirty_chunks.remove(&chunk);
-            }
+            account_dirty_chunk(file, all, ino, start / all.chunk_bytes, len, add);
         }
-        State::InFlight { .. } => adjust_multiset(&mut file.since_pending, ext.since, add),
+        State::InFlight { .. } => {}
         State::Unstable { verf, seq } => {
             adjust_multiset(&mut file.since_unstable, ext.since, add);
             adjust_set(&mut file.unstable_by_seq, (seq, start), add);
             adjust_multiset(&mut file.unstable_verfs, verf.0, add);
         }
         State::Clean { seq } => adjust_set(&mut all.clean_fifo, (seq, ino, start), add),
+    }
+}
+
+/// Adds or removes `len_bytes` dirty bytes of `chunk` in the per-chunk counts and the flush
+/// order (one lookup of the chunk's count).
+fn account_dirty_chunk(
+    file: &mut FileIndex,
+    all: &mut ExtentIndex,
+    ino: InodeId,
+    chunk: u64,
+    len_bytes: u64,
+    add: bool,
+) {
+    let entry = file.dirty_chunks.entry(chunk);
+    let old = match &entry {
+        btree_map::Entry::Occupied(e) => *e.get(),
+        btree_map::Entry::Vacant(_) => 0,
+    };
+    let mut new = old;
+    adjust(&mut new, len_bytes, add);
+    if new > 0 {
+        // The new key goes in before the old one goes out: a set of one chunk never
+        // empties (which frees its node, to be allocated again at once).
+        all.chunks_by_dirty.insert((Reverse(new), ino, chunk));
+        *entry.or_insert(0) = new;
+    } else if let btree_map::Entry::Occupied(e) = entry {
+        e.remove();
+    }
+    if old > 0 {
+        all.chunks_by_dirty.remove(&(Reverse(old), ino, chunk));
     }
 }
 
@@ -412,19 +446,11 @@ fn grow_dirty(
         adjust_multiset(&mut file.since_pending, old_since, false);
         adjust_multiset(&mut file.since_pending, new_since, true);
     }
-    let chunk = start / all.chunk_bytes;
-    let slot = file
-        .dirty_chunks
-        .get_mut(&chunk)
-        .expect("a dirty extent's chunk has dirty bytes");
-    let old = *slot;
-    *slot += added_bytes;
-    // Insert before removing, so that a set of one chunk never empties (which frees its
-    // node, to be allocated again at once).
-    all.chunks_by_dirty
-        .insert((Reverse(old + added_bytes), ino, chunk));
-    let removed = all.chunks_by_dirty.remove(&(Reverse(old), ino, chunk));
-    assert!(removed, "index out of step with the extents");
+    assert!(
+        file.dirty_chunks.contains_key(&(start / all.chunk_bytes)),
+        "a dirty extent's chunk has dirty bytes"
+    );
+    account_dirty_chunk(file, all, ino, start / all.chunk_bytes, added_bytes, true);
 }
 
 /// Changes of the map: each keeps every index in step and checks what it changes.
@@ -575,7 +601,16 @@ impl ExtentMap {
             ext.state,
             change.name()
         );
-        account(&mut self.index, all, ino, start, ext, false);
+        // Between the two pending states `since` stays, and so does its index entry.
+        let pending_to_pending = matches!(
+            change,
+            Transition::Send { .. } | Transition::NotWritten { .. }
+        );
+        if pending_to_pending {
+            account_but_pending_since(&mut self.index, all, ino, start, ext, false);
+        } else {
+            account(&mut self.index, all, ino, start, ext, false);
+        }
         match change {
             Transition::Send { rpc, payload } => {
                 assert_eq!(
@@ -600,7 +635,11 @@ impl ExtentMap {
                 ext.state = State::Dirty;
             }
         }
-        account(&mut self.index, all, ino, start, ext, true);
+        if pending_to_pending {
+            account_but_pending_since(&mut self.index, all, ino, start, ext, true);
+        } else {
+            account(&mut self.index, all, ino, start, ext, true);
+        }
     }
 
     /// Takes the extent at `start` out of the cache, if `why` is allowed from its state.
