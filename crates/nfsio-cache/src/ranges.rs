@@ -30,54 +30,52 @@ impl RangeSet {
         self.ranges.first().copied()
     }
 
-    /// Adds `[start, end)`, merging with overlapping or adjacent ranges.
+    /// Adds `[start, end)`, merging with overlapping or adjacent ranges (in place: no
+    /// allocation unless the vector must grow).
     pub(crate) fn insert(&mut self, start: u64, end: u64) {
         if start >= end {
             return;
         }
-        let mut new_start = start;
-        let mut new_end = end;
-        let mut out = Vec::with_capacity(self.ranges.len() + 1);
-        let mut placed = false;
-        for &(s, e) in &self.ranges {
-            if e < new_start {
-                out.push((s, e));
-            } else if s > new_end {
-                if !placed {
-                    out.push((new_start, new_end));
-                    placed = true;
-                }
-                out.push((s, e));
-            } else {
-                new_start = new_start.min(s);
-                new_end = new_end.max(e);
-            }
+        // Ranges `first..past` touch `[start, end)` (overlap or adjacency).
+        let first = self.ranges.partition_point(|&(_, e)| e < start);
+        let past = self.ranges.partition_point(|&(s, _)| s <= end);
+        if first == past {
+            self.ranges.insert(first, (start, end));
+            return;
         }
-        if !placed {
-            out.push((new_start, new_end));
-        }
-        self.ranges = out;
+        let merged = (
+            start.min(self.ranges[first].0),
+            end.max(self.ranges[past - 1].1),
+        );
+        self.ranges[first] = merged;
+        self.ranges.drain(first + 1..past);
     }
 
-    /// Removes `[start, end)`.
+    /// Removes `[start, end)` (in place: no allocation unless the vector must grow).
     pub(crate) fn remove(&mut self, start: u64, end: u64) {
         if start >= end {
             return;
         }
-        let mut out = Vec::with_capacity(self.ranges.len() + 1);
-        for &(s, e) in &self.ranges {
-            if e <= start || s >= end {
-                out.push((s, e));
-                continue;
-            }
-            if s < start {
-                out.push((s, start));
-            }
-            if e > end {
-                out.push((end, e));
-            }
+        // Ranges `first..past` overlap `[start, end)`.
+        let first = self.ranges.partition_point(|&(_, e)| e <= start);
+        let past = self.ranges.partition_point(|&(s, _)| s < end);
+        if first >= past {
+            return;
         }
-        self.ranges = out;
+        let left = (self.ranges[first].0 < start).then(|| (self.ranges[first].0, start));
+        let right = (self.ranges[past - 1].1 > end).then(|| (end, self.ranges[past - 1].1));
+        let mut at = first;
+        for piece in [left, right].into_iter().flatten() {
+            if at < past {
+                self.ranges[at] = piece;
+            } else {
+                self.ranges.insert(at, piece);
+            }
+            at += 1;
+        }
+        if at < past {
+            self.ranges.drain(at..past);
+        }
     }
 
     /// The parts of `[start, end)` in the set.
@@ -196,8 +194,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn range_tree_agrees_with_the_vector_set() {
-        // Deterministic pseudo-random inserts and removes on both; same ranges after each.
+    fn range_tree_and_vector_set_agree_with_a_byte_map() {
+        // Deterministic pseudo-random inserts and removes on all three; same ranges after each.
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next = move |n: u64| {
             state ^= state << 13;
@@ -207,16 +205,30 @@ mod tests {
         };
         let mut tree = RangeTree::new();
         let mut set = RangeSet::new();
+        // The reference: one flag per byte.
+        let mut bytes = vec![false; 1100];
         for _ in 0..5000 {
             let a = next(1000);
             let b = a + next(60);
-            if next(3) == 0 {
-                tree.remove(a, b);
-                set.remove(a, b);
-            } else {
+            let add = next(3) != 0;
+            if add {
                 tree.insert(a, b);
                 set.insert(a, b);
+            } else {
+                tree.remove(a, b);
+                set.remove(a, b);
             }
+            bytes[a as usize..b as usize].fill(add);
+            let mut expected = Vec::new();
+            for (at, &held) in bytes.iter().enumerate() {
+                let at = at as u64;
+                match expected.last_mut() {
+                    Some((_, end)) if held && *end == at => *end += 1,
+                    _ if held => expected.push((at, at + 1)),
+                    _ => {}
+                }
+            }
+            assert_eq!(set.iter().collect::<Vec<_>>(), expected);
             assert_eq!(
                 tree.iter().collect::<Vec<_>>(),
                 set.iter().collect::<Vec<_>>()
