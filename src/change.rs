@@ -208,7 +208,7 @@ async fn set_or_create(url: &str, sattr: Sattr, create: bool) -> Result<(), Fail
 /// `touch` makes it (GUARDED); a file another client made meanwhile is taken as it is.
 async fn created(
     client: &Client,
-    path: &str,
+    path: &[u8],
 ) -> Result<nfsio_client::proto::nfs3::FileHandle, NfsError> {
     let (dir, name) = client.lookup_parent(path).await?;
     let how = CreateHow::Guarded(Sattr {

@@ -8,6 +8,7 @@
 //! reports any failure at `close`, which returns once everything is durable.
 
 use std::io::{IsTerminal, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -85,7 +86,7 @@ enum Dest {
     Nfs {
         url: String,
         client: Client,
-        path: String,
+        path: Vec<u8>,
         existing: Option<(FileHandle, Fattr)>,
     },
 }
@@ -103,13 +104,16 @@ fn path_part(text: &str) -> &str {
     }
 }
 
-/// The last component of a path or URL path, for copying into a directory.
-fn base_name(text: &str) -> &str {
-    let path = path_part(text);
-    path.trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(path)
+/// The last component of a path or URL path, for copying into a directory: bytes, with a
+/// URL's percent-escapes decoded (`f%20x` is the file `f x`, `%E9` the byte 0xE9).
+fn base_name(text: &str) -> Vec<u8> {
+    let decoded = if is_url(text) {
+        nfsio_client::NfsUrl::parse(text).ok().map(|url| url.path)
+    } else {
+        None
+    };
+    let path = decoded.unwrap_or_else(|| path_part(text).as_bytes().to_vec());
+    crate::bytepath::base_name(&path).to_vec()
 }
 
 fn eisdir(text: &str) -> Failure {
@@ -158,7 +162,7 @@ impl Dest {
             return Ok(Self::Stdout);
         }
         let wants_dir = path_part(text).ends_with('/');
-        let into_dir = |dir_text: &str| -> Result<&str, Failure> {
+        let into_dir = |dir_text: &str| -> Result<Vec<u8>, Failure> {
             if src_text == "-" {
                 return Err(Failure::message(format!(
                     "{dir_text}: is a directory; standard input needs a file name (EISDIR)"
@@ -169,7 +173,9 @@ impl Dest {
         if !is_url(text) {
             let mut path = PathBuf::from(text);
             match std::fs::metadata(&path) {
-                Ok(meta) if meta.is_dir() => path.push(into_dir(text)?),
+                Ok(meta) if meta.is_dir() => {
+                    path.push(std::ffi::OsStr::from_bytes(&into_dir(text)?));
+                }
                 // `DIR/` names a directory: never a new file called DIR (as coreutils).
                 Ok(_) if wants_dir => return Err(enotdir(text)),
                 Err(e) if wants_dir && e.kind() == std::io::ErrorKind::NotFound => {
@@ -189,7 +195,7 @@ impl Dest {
         match client.lookup_path(&path).await {
             Ok((_, attributes)) if attributes.file_type == FileType::Directory => {
                 let name = into_dir(text)?;
-                path = format!("{}/{name}", path.trim_end_matches('/'));
+                path = crate::bytepath::join(&path, &name);
             }
             Ok(_) if wants_dir => return Err(enotdir(text)),
             Err(e) if wants_dir && e.status() == Some(Nfs3Status::NoEnt) => {

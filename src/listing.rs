@@ -96,16 +96,14 @@ pub async fn ls(args: &LsArgs) -> Result<(), Failure> {
                 handle: None,
             });
         } else {
-            let name = path
-                .rsplit('/')
-                .next()
+            let name = Some(crate::bytepath::base_name(&path))
                 .filter(|n| !n.is_empty())
-                .unwrap_or(".");
+                .unwrap_or(b".");
             let target = link_target(&client, &handle, &attributes, long)
                 .await
                 .map_err(at)?;
             files.push(Item {
-                name: name.as_bytes().to_vec(),
+                name: name.to_vec(),
                 attributes,
                 target,
                 handle: None,

@@ -3,6 +3,7 @@
 //! Each subcommand is a thin shell over `nfsio-client`: parse arguments, connect, run, and on
 //! failure print one line naming the path, the NFS status and the errno, and exit non-zero.
 
+mod bytepath;
 mod change;
 mod copy;
 mod demo;
@@ -322,12 +323,9 @@ async fn mkdir(url: &str, parents: bool) -> Result<(), Failure> {
             .map(drop)
             .map_err(|e| Failure::nfs(url, e));
     }
-    let mut prefix = String::new();
-    for component in path.split('/').filter(|c| !c.is_empty()) {
-        if !prefix.is_empty() {
-            prefix.push('/');
-        }
-        prefix.push_str(component);
+    let mut prefix = Vec::new();
+    for component in path.split(|b| *b == b'/').filter(|c| !c.is_empty()) {
+        prefix = crate::bytepath::join(&prefix, component);
         match client.mkdir_path(&prefix, 0o755).await {
             Ok(_) => {}
             Err(e) if e.status() == Some(nfsio_client::proto::nfs3::Nfs3Status::Exist) => {

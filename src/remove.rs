@@ -72,7 +72,7 @@ type Located = (String, NfsError);
 /// with its contents when `recursive`, else EISDIR as coreutils' `rm` answers.
 async fn remove_one(
     client: &Client,
-    path: &str,
+    path: &[u8],
     url: &str,
     recursive: bool,
 ) -> Result<(), Located> {
@@ -109,7 +109,7 @@ fn empty_dir(
             .await
             .map_err(|error| (url.clone(), error))?;
         for entry in entries {
-            let child = format!("{url}/{}", entry.name_lossy());
+            let child = format!("{url}/{}", nfsio_client::encode_path(&entry.name));
             let at = |error| (child.clone(), error);
             let kind = match &entry.attributes {
                 Some(attributes) => attributes.file_type,

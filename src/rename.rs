@@ -45,17 +45,13 @@ pub async fn mv(args: &MvArgs) -> Result<(), Failure> {
         .collect::<Result<Vec<_>, _>>()?;
     for (src, src_path) in paths {
         let to = if into_dir {
-            let name = src_path.rsplit('/').next().unwrap_or("");
+            let name = crate::bytepath::base_name(&src_path);
             if name.is_empty() {
                 return Err(Failure::message(format!(
                     "{src}: cannot move an export's root (EINVAL)"
                 )));
             }
-            if dst_path.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{}/{name}", dst_path.trim_end_matches('/'))
-            }
+            crate::bytepath::join(&dst_path, name)
         } else {
             dst_path.clone()
         };
@@ -69,20 +65,19 @@ pub async fn mv(args: &MvArgs) -> Result<(), Failure> {
 
 /// `src`'s path inside the export `client` (connected for `dst`) serves, or EXDEV when it
 /// names another server or export.
-fn path_on_export(client: &Client, src: &str, dst: &str) -> Result<String, Failure> {
+fn path_on_export(client: &Client, src: &str, dst: &str) -> Result<Vec<u8>, Failure> {
     let full = crate::short::resolve(src)?;
     let src_url = NfsUrl::parse(&full).map_err(|e| Failure::nfs(src, e.into()))?;
     let dst_url = client.url();
-    let export = client.export().trim_end_matches('/');
+    let export = crate::bytepath::trim_end_slashes(client.export().as_bytes());
+    let below = src_url.path.strip_prefix(export);
     let same_server = src_url.host == dst_url.host
         && src_url.nfs_port.is_none_or(|p| Some(p) == dst_url.nfs_port)
-        && (src_url.path == client.export() || src_url.path.starts_with(&format!("{export}/")));
+        && below.is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"));
     if !same_server {
         return Err(Failure::message(format!(
             "{dst}: not on the same export as {src} (EXDEV)"
         )));
     }
-    Ok(src_url.path[export.len()..]
-        .trim_start_matches('/')
-        .to_owned())
+    Ok(crate::bytepath::trim_slashes(below.unwrap_or_default()).to_vec())
 }

@@ -41,8 +41,8 @@ pub async fn stat(args: &StatArgs) -> Result<(), Failure> {
             name = format!("{name} -> {}", String::from_utf8_lossy(&link));
             target = Some(link);
         }
-        let base = client.url_path().rsplit('/').next().unwrap_or_default();
-        let mut value = crate::json::entry(base.as_bytes(), &attributes, target.as_deref());
+        let base = crate::bytepath::base_name(client.url_path());
+        let mut value = crate::json::entry(base, &attributes, target.as_deref());
         value["url"] = serde_json::json!(url);
         json.push(value);
         text.push_str(&layout(&name, &attributes, client.wsize_bytes()));

@@ -786,3 +786,95 @@ fn ls_on_a_terminal_quotes_names_as_gnu_ls_does() {
         assert!(!ours.contains(&0x1b), "an escape byte reached the terminal");
     }
 }
+
+/// A name that is not UTF-8 is reached by the percent-escapes of its bytes (`%E9` is the byte
+/// 0xE9), by every command, and one with `%25` is the name with a `%` in it.
+#[test]
+fn names_that_are_not_utf8_are_reached_by_the_percent_escapes_of_their_bytes() {
+    let server = Serve::start("cli-bytes");
+    let name = |bytes: &[u8]| server.export.join(std::ffi::OsStr::from_bytes(bytes));
+    fs::write(name(b"latin1-\xe9"), b"hello latin1").unwrap();
+    fs::write(name(b"100%"), b"percent").unwrap();
+
+    let stdout = |args: &[&str]| {
+        let output = Run::nfsio(args).output();
+        assert!(
+            output.status.success(),
+            "nfsio {args:?}: {}",
+            stderr_of(&output)
+        );
+        output.stdout
+    };
+    assert_eq!(
+        stdout(&["cat", &server.url_of("latin1-%E9")]),
+        b"hello latin1"
+    );
+    assert_eq!(stdout(&["cat", &server.url_of("100%25")]), b"percent");
+    let stat =
+        String::from_utf8_lossy(&stdout(&["stat", &server.url_of("latin1-%e9")])).into_owned();
+    assert!(stat.contains("Size: 12"), "{stat}");
+    assert_eq!(
+        stdout(&["ls", &server.url_of("latin1-%E9")]),
+        b"latin1-\xe9\n"
+    );
+
+    // Down into a local directory (the local name has the same bytes), and up under a new one.
+    let local = server.scratch("bytes-local");
+    fs::create_dir(&local).unwrap();
+    ok(&[
+        "cp",
+        "-q",
+        &server.url_of("latin1-%E9"),
+        &format!("{}/", local.display()),
+    ]);
+    let local_copy = local.join(std::ffi::OsStr::from_bytes(b"latin1-\xe9"));
+    assert_eq!(fs::read(&local_copy).unwrap(), b"hello latin1");
+    // (Local names reach nfsio as command-line text, so this one is UTF-8.)
+    let plain = local.join("plain");
+    fs::copy(&local_copy, &plain).unwrap();
+    ok(&[
+        "cp",
+        "-q",
+        &plain.display().to_string(),
+        &server.url_of("up-%FF"),
+    ]);
+    assert_eq!(fs::read(name(b"up-\xff")).unwrap(), b"hello latin1");
+
+    // The namespace commands.
+    ok(&["mv", &server.url_of("up-%FF"), &server.url_of("moved-%FE")]);
+    assert!(name(b"moved-\xfe").exists() && !name(b"up-\xff").exists());
+    ok(&["chmod", "600", &server.url_of("moved-%FE")]);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &fs::metadata(name(b"moved-\xfe")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o7777, 0o600);
+    ok(&["truncate", "-s", "5", &server.url_of("moved-%FE")]);
+    assert_eq!(fs::read(name(b"moved-\xfe")).unwrap(), b"hello");
+    ok(&["touch", &server.url_of("new-%E9")]);
+    assert!(name(b"new-\xe9").is_file());
+    ok(&["mkdir", "-p", &server.url_of("d-%E9/e-%E9")]);
+    assert!(name(b"d-\xe9/e-\xe9").is_dir());
+    ok(&["mv", &server.url_of("new-%E9"), &server.url_of("d-%E9")]);
+    assert!(name(b"d-\xe9/new-\xe9").is_file());
+    ok(&["ln", "-s", "latin1-\u{e9}", &server.url_of("link-%E9")]);
+    assert!(
+        fs::symlink_metadata(name(b"link-\xe9"))
+            .unwrap()
+            .is_symlink()
+    );
+    ok(&["rmdir", &server.url_of("d-%E9/e-%E9")]);
+    ok(&["rm", "-r", &server.url_of("d-%E9")]);
+    ok(&[
+        "rm",
+        &server.url_of("latin1-%E9"),
+        &server.url_of("moved-%FE"),
+    ]);
+    assert!(!name(b"d-\xe9").exists() && !name(b"latin1-\xe9").exists());
+    assert!(!name(b"moved-\xfe").exists());
+
+    // A malformed escape is still refused, in one line.
+    fails(
+        &["stat", &server.url_of("bad-%G1")],
+        &["bad percent-escape"],
+    );
+}

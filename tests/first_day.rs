@@ -235,7 +235,7 @@ async fn short_urls_reach_nfsio_serve() {
     let client = Client::connect(&server.short_url_of("sub"))
         .await
         .expect("connect");
-    assert_eq!(client.url_path(), "sub");
+    assert_eq!(client.url_path(), b"sub");
     let file = client.open("sub/x.txt").await.expect("open");
     assert_eq!(file.read_bytes_at(0, 100).await.unwrap(), &b"x marks"[..]);
     file.close().await.unwrap();

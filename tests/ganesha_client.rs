@@ -22,7 +22,7 @@ async fn ganesha_ports_from_the_portmapper() {
         .await
         .expect("connect");
     assert_eq!(client.server().port(), ganesha.nfs_port);
-    assert_eq!(client.url_path(), "via-portmap");
+    assert_eq!(client.url_path(), b"via-portmap");
     let (fh, _) = client.lookup_path(client.url_path()).await.expect("lookup");
     assert_eq!(
         &client.read(&fh, 0, 100).await.expect("read").data[..],

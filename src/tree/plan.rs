@@ -110,7 +110,7 @@ async fn destination(text: &str) -> Result<Destination, Failure> {
         }),
         _ => None,
     };
-    let (parent, name) = if into.is_some() && path.trim_matches('/').is_empty() {
+    let (parent, name) = if into.is_some() && crate::bytepath::trim_slashes(&path).is_empty() {
         // The export's root: never replaced, only copied into.
         (client.root().clone(), b".".to_vec())
     } else {
@@ -118,7 +118,7 @@ async fn destination(text: &str) -> Result<Destination, Failure> {
             .lookup_parent(&path)
             .await
             .map_err(|e| Failure::nfs(text, e))?;
-        (handle, name.as_bytes().to_vec())
+        (handle, name.to_vec())
     };
     Ok(Destination {
         side: Side::Nfs(client),

@@ -30,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A log whose File is dropped where it goes out of scope, as code using tokio::fs::File
     // often does: the client writes it back in the background...
     {
-        let log_path = format!("{path}.log");
+        let log_path = [&path[..], b".log"].concat();
         let mut log = client.create_file(&log_path, 0o644).await?;
         for line in 0..1000 {
             log.write_all(format!("line {line}\n").as_bytes()).await?;
@@ -38,6 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // ...and shutdown waits until that is durable too, or returns the first error.
     client.shutdown().await?;
-    println!("{url} and {path}.log are durable on the server");
+    let shown = nfsio_client::encode_path(&path);
+    println!("{url} and {shown}.log are durable on the server");
     Ok(())
 }

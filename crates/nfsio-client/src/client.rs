@@ -76,7 +76,7 @@ struct Inner {
     root: FileHandle,
     export: String,
     url: NfsUrl,
-    url_path: String,
+    url_path: Vec<u8>,
     fsinfo: FsinfoResOk,
     rsize_bytes: u32,
     wsize_bytes: u32,
@@ -190,7 +190,8 @@ impl Client {
     }
 
     /// The path inside the export that the connect URL named ("" for the export's root).
-    pub fn url_path(&self) -> &str {
+    /// Bytes: a name on the server need not be UTF-8 (see [`NfsUrl::path`]).
+    pub fn url_path(&self) -> &[u8] {
         &self.inner.url_path
     }
 
@@ -305,10 +306,13 @@ impl Client {
 
     /// Walks `path` (relative to the export root; `/`-separated) with LOOKUPs and returns the
     /// handle and attributes of what it names. Symbolic links are not followed.
-    pub async fn lookup_path(&self, path: &str) -> NfsResult<(FileHandle, Fattr)> {
+    pub async fn lookup_path(
+        &self,
+        path: &(impl AsRef<[u8]> + ?Sized),
+    ) -> NfsResult<(FileHandle, Fattr)> {
         let mut handle = self.inner.root.clone();
         let mut attributes = None;
-        for name in components(path) {
+        for name in components(path.as_ref()) {
             let found = self.lookup(&handle, name).await?;
             handle = found.object;
             attributes = found.obj_attributes;
@@ -321,15 +325,20 @@ impl Client {
     }
 
     /// The handle of the directory containing `path`, and the last component's name.
-    pub async fn lookup_parent<'p>(&self, path: &'p str) -> NfsResult<(FileHandle, &'p str)> {
-        let trimmed = path.trim_end_matches('/');
-        let (dir, name) = match trimmed.rsplit_once('/') {
-            Some((dir, name)) => (dir, name),
-            None => ("", trimmed),
+    pub async fn lookup_parent<'p>(
+        &self,
+        path: &'p (impl AsRef<[u8]> + ?Sized),
+    ) -> NfsResult<(FileHandle, &'p [u8])> {
+        let path = path.as_ref();
+        let trimmed = &path[..path.len() - path.iter().rev().take_while(|b| **b == b'/').count()];
+        let (dir, name) = match trimmed.iter().rposition(|b| *b == b'/') {
+            Some(slash) => (&trimmed[..slash], &trimmed[slash + 1..]),
+            None => (&b""[..], trimmed),
         };
-        if name.is_empty() || name == "." || name == ".." {
+        if name.is_empty() || name == b"." || name == b".." {
             return Err(NfsError::InvalidArgument(format!(
-                "{path:?} does not name an entry in a directory"
+                "{:?} does not name an entry in a directory",
+                crate::url::encode_path(path)
             )));
         }
         let (handle, attributes) = self.lookup_path(dir).await?;

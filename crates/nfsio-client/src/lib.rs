@@ -54,4 +54,4 @@ pub use nfsio_cache::Advice;
 pub use nfsio_proto as proto;
 pub use nfsio_rpc as rpc;
 pub use options::{ClientOptions, DEFAULT_CACHE_BYTES, Network, Tcp};
-pub use url::NfsUrl;
+pub use url::{NfsUrl, encode_path};

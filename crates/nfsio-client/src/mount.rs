@@ -19,7 +19,7 @@ use crate::error::{NfsError, NfsResult};
 use crate::jukebox::Jukebox;
 use crate::options::{ClientOptions, Network};
 use crate::procedures::Procedures;
-use crate::url::{NfsUrl, components, normalize_path};
+use crate::url::{NfsUrl, components, encode_path, normalize_path};
 
 /// A mounted export: the NFS transport, the root handle and what FSINFO said of it.
 #[derive(Debug)]
@@ -30,8 +30,8 @@ pub(crate) struct Mount {
     pub(crate) root: FileHandle,
     /// The export's path on the server.
     pub(crate) export: String,
-    /// The path inside the export that the URL named.
-    pub(crate) url_path: String,
+    /// The path inside the export that the URL named (bytes: names need not be UTF-8).
+    pub(crate) url_path: Vec<u8>,
     /// The NFS server's address.
     pub(crate) server: SocketAddr,
     /// FSINFO of the root.
@@ -103,9 +103,10 @@ pub(crate) async fn mount<N: Network>(
         Some(port) => port,
         None => getport(nfs3::PROGRAM, nfs3::VERSION).await?,
     };
-    let url_path = url.path[export.trim_end_matches('/').len()..]
-        .trim_start_matches('/')
-        .to_owned();
+    let export_len = export.len() - export.iter().rev().take_while(|b| **b == b'/').count();
+    let url_path = url.path.get(export_len..).unwrap_or_default();
+    let url_path = url_path[url_path.iter().take_while(|b| **b == b'/').count()..].to_vec();
+    let export = String::from_utf8_lossy(&export).into_owned();
     let server = SocketAddr::new(ip, nfs_port);
     let rpc = nfsio_rpc::connect(net.connector(server), nfs_rpc_config(url, options))
         .await
@@ -255,20 +256,20 @@ async fn portmap_getport<N: Network>(
 }
 
 /// True when `prefix` is `path` or a directory above it, component-wise.
-fn path_has_prefix(path: &str, prefix: &str) -> bool {
-    let prefix = prefix.trim_end_matches('/');
+fn path_has_prefix(path: &[u8], prefix: &[u8]) -> bool {
+    let prefix = &prefix[..prefix.len() - prefix.iter().rev().take_while(|b| **b == b'/').count()];
     prefix.is_empty()
         || path == prefix
-        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+        || (path.starts_with(prefix) && path.get(prefix.len()) == Some(&b'/'))
 }
 
 /// The exports to try MNT on for `path`, best first: those of the server's list that contain
 /// `path`, longest first; for a server that hides its list, every prefix of `path`.
-fn candidates(exports: &mount::ExportList, path: &str) -> NfsResult<Vec<String>> {
-    let mut names: Vec<String> = exports
+fn candidates(exports: &mount::ExportList, path: &[u8]) -> NfsResult<Vec<Vec<u8>>> {
+    let mut names: Vec<Vec<u8>> = exports
         .0
         .iter()
-        .map(|e| normalize_path(&String::from_utf8_lossy(&e.dir)))
+        .map(|e| normalize_path(&e.dir))
         .filter(|dir| path_has_prefix(path, dir))
         .collect();
     names.sort_by_key(|dir| std::cmp::Reverse(dir.len()));
@@ -282,16 +283,16 @@ fn candidates(exports: &mount::ExportList, path: &str) -> NfsResult<Vec<String>>
             .map(|e| String::from_utf8_lossy(&e.dir).into_owned())
             .collect();
         return Err(NfsError::NoExport {
-            path: path.to_owned(),
+            path: encode_path(path),
             exports: listed.join(", "),
         });
     }
     // An empty list: the server may simply not disclose its exports.
-    let mut prefix = String::new();
-    names.push("/".to_owned());
+    let mut prefix = Vec::new();
+    names.push(b"/".to_vec());
     for component in components(path) {
-        prefix.push('/');
-        prefix.push_str(component);
+        prefix.push(b'/');
+        prefix.extend_from_slice(component);
         names.push(prefix.clone());
     }
     names.reverse();
@@ -305,9 +306,9 @@ async fn mount_export<N: Network>(
     ip: IpAddr,
     mount_port: u16,
     cred: &OpaqueAuth,
-    path: &str,
+    path: &[u8],
     control: RpcConfig,
-) -> NfsResult<(String, FileHandle)> {
+) -> NfsResult<(Vec<u8>, FileHandle)> {
     let addr = SocketAddr::new(ip, mount_port);
     let failed = |e| NfsError::service("MOUNT", addr, e);
     let rpc = nfsio_rpc::connect(net.connector(addr), control)
@@ -334,7 +335,7 @@ async fn mount_export<N: Network>(
         }
     }
     Err(last_error.unwrap_or(NfsError::NoExport {
-        path: path.to_owned(),
+        path: encode_path(path),
         exports: String::new(),
     }))
 }
@@ -345,12 +346,12 @@ mod tests {
 
     #[test]
     fn export_prefix_is_component_wise() {
-        assert!(path_has_prefix("/export/a", "/export"));
-        assert!(path_has_prefix("/export", "/export"));
-        assert!(path_has_prefix("/export", "/export/"));
-        assert!(path_has_prefix("/anything", "/"));
-        assert!(!path_has_prefix("/exports/a", "/export"));
-        assert!(!path_has_prefix("/ex", "/export"));
+        assert!(path_has_prefix(b"/export/a", b"/export"));
+        assert!(path_has_prefix(b"/export", b"/export"));
+        assert!(path_has_prefix(b"/export", b"/export/"));
+        assert!(path_has_prefix(b"/anything", b"/"));
+        assert!(!path_has_prefix(b"/exports/a", b"/export"));
+        assert!(!path_has_prefix(b"/ex", b"/export"));
     }
 
     #[test]

@@ -48,8 +48,10 @@ pub struct NfsUrl {
     pub nfs_port: Option<u16>,
     /// The MOUNT port: `mountport=`; None asks the portmapper.
     pub mount_port: Option<u16>,
-    /// The absolute path: export path followed by the path inside the export.
-    pub path: String,
+    /// The absolute path: export path followed by the path inside the export, as the bytes
+    /// its percent-escapes name (a name on the server need not be UTF-8: `%E9` is the byte
+    /// 0xE9). [`NfsUrl::path_text`] shows it.
+    pub path: Vec<u8>,
     /// AUTH_SYS uid (`uid=`); None uses the process's effective uid.
     pub uid: Option<u32>,
     /// AUTH_SYS gid (`gid=`); None uses the process's effective gid.
@@ -69,14 +71,16 @@ fn number<T: std::str::FromStr>(key: &'static str, value: &str) -> Result<T, Url
     })
 }
 
-fn percent_decode(text: &str) -> Result<String, UrlError> {
+fn percent_decode(text: &str) -> Result<Vec<u8>, UrlError> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
+            // Two hex digits exactly (`from_str_radix` alone would take `%+1`).
             let hex = text
                 .get(i + 1..i + 3)
+                .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
                 .ok_or_else(|| UrlError::Escape(text.to_owned()))?;
             let byte =
                 u8::from_str_radix(hex, 16).map_err(|_| UrlError::Escape(text.to_owned()))?;
@@ -87,7 +91,26 @@ fn percent_decode(text: &str) -> Result<String, UrlError> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| UrlError::Escape(text.to_owned()))
+    Ok(out)
+}
+
+/// `path` as it is written in a URL that parses back to the same bytes: UTF-8 text as it
+/// is, and `%XX` for `%`, `?`, `#`, control bytes and bytes that are not UTF-8.
+pub fn encode_path(path: &[u8]) -> String {
+    let mut out = String::with_capacity(path.len());
+    for chunk in path.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if matches!(c, '%' | '?' | '#') || c.is_ascii_control() {
+                out.push_str(&format!("%{:02X}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 impl NfsUrl {
@@ -170,40 +193,47 @@ impl NfsUrl {
         Ok(parsed)
     }
 
-    /// The same server with another path.
-    pub fn with_path(&self, path: &str) -> Self {
+    /// The same server with another path (bytes: a name need not be UTF-8).
+    pub fn with_path(&self, path: impl AsRef<[u8]>) -> Self {
         Self {
-            path: normalize_path(path),
+            path: normalize_path(path.as_ref()),
             ..self.clone()
         }
+    }
+
+    /// The path as a URL writes it (see [`encode_path`]): for messages and for URLs made
+    /// from this one.
+    pub fn path_text(&self) -> String {
+        encode_path(&self.path)
     }
 }
 
 /// Collapses repeated slashes and `.` components, keeps a leading `/`, drops a trailing one.
 /// `..` is kept as a component (the server decides what it means).
-pub fn normalize_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len() + 1);
+pub fn normalize_path(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len() + 1);
     for component in components(path) {
-        out.push('/');
-        out.push_str(component);
+        out.push(b'/');
+        out.extend_from_slice(component);
     }
     if out.is_empty() {
-        out.push('/');
+        out.push(b'/');
     }
     out
 }
 
 /// The components of a `/`-separated path, without empty names and `.`.
-pub(crate) fn components(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|c| !c.is_empty() && *c != ".")
+pub(crate) fn components(path: &[u8]) -> impl Iterator<Item = &[u8]> {
+    path.split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
 }
 
 impl fmt::Display for NfsUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
-            write!(f, "nfs://[{}]{}?version=3", self.host, self.path)?;
+            write!(f, "nfs://[{}]{}?version=3", self.host, self.path_text())?;
         } else {
-            write!(f, "nfs://{}{}?version=3", self.host, self.path)?;
+            write!(f, "nfs://{}{}?version=3", self.host, self.path_text())?;
         }
         if let Some(port) = self.nfs_port {
             write!(f, "&nfsport={port}")?;
@@ -240,7 +270,7 @@ mod tests {
         assert_eq!(url.host, "127.0.0.1");
         assert_eq!(url.nfs_port, Some(2049));
         assert_eq!(url.mount_port, Some(20048));
-        assert_eq!(url.path, "/export/dir/f x");
+        assert_eq!(url.path, b"/export/dir/f x");
         assert_eq!((url.uid, url.gid), (Some(5), Some(6)));
         let again = NfsUrl::parse(&url.to_string().replace(' ', "%20")).unwrap();
         assert_eq!(again, url);
@@ -250,13 +280,13 @@ mod tests {
     fn host_port_and_ipv6() {
         let url = NfsUrl::parse("nfs://server:2050//a//./b/").unwrap();
         assert_eq!(
-            (url.host.as_str(), url.nfs_port, url.path.as_str()),
-            ("server", Some(2050), "/a/b")
+            (url.host.as_str(), url.nfs_port, url.path.as_slice()),
+            ("server", Some(2050), &b"/a/b"[..])
         );
         let url = NfsUrl::parse("nfs://[::1]:2049/x").unwrap();
         assert_eq!((url.host.as_str(), url.nfs_port), ("::1", Some(2049)));
         let url = NfsUrl::parse("nfs://h").unwrap();
-        assert_eq!(url.path, "/");
+        assert_eq!(url.path, b"/");
     }
 
     #[test]
@@ -297,9 +327,22 @@ mod tests {
             NfsUrl::parse("nfs://h/x?bogus=1"),
             Err(UrlError::UnknownParameter(_))
         ));
-        assert!(matches!(
-            NfsUrl::parse("nfs://h/%zz"),
-            Err(UrlError::Escape(_))
-        ));
+        for bad in ["nfs://h/%zz", "nfs://h/%+1", "nfs://h/x%4"] {
+            assert!(
+                matches!(NfsUrl::parse(bad), Err(UrlError::Escape(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_their_bytes_and_print_back_as_escapes() {
+        let url = NfsUrl::parse("nfs://h:2049/export/latin1-%E9/%25%3F%23%0A/caf%C3%A9").unwrap();
+        assert_eq!(url.path, b"/export/latin1-\xe9/%?#\n/caf\xc3\xa9");
+        assert_eq!(url.path_text(), "/export/latin1-%E9/%25%3F%23%0A/café");
+        assert_eq!(NfsUrl::parse(&url.to_string()).unwrap(), url);
+        let other = url.with_path(b"/export/\xff");
+        assert_eq!(other.path_text(), "/export/%FF");
+        assert_eq!(NfsUrl::parse(&other.to_string()).unwrap(), other);
     }
 }
