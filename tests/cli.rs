@@ -829,6 +829,14 @@ fn names_that_are_not_utf8_are_reached_by_the_percent_escapes_of_their_bytes() {
     ]);
     let local_copy = local.join(std::ffi::OsStr::from_bytes(b"latin1-\xe9"));
     assert_eq!(fs::read(&local_copy).unwrap(), b"hello latin1");
+    fs::write(server.export.join("f x"), b"spaced").unwrap();
+    ok(&[
+        "cp",
+        "-q",
+        &server.url_of("f%20x"),
+        &format!("{}/", local.display()),
+    ]);
+    assert_eq!(fs::read(local.join("f x")).unwrap(), b"spaced");
     // (Local names reach nfsio as command-line text, so this one is UTF-8.)
     let plain = local.join("plain");
     fs::copy(&local_copy, &plain).unwrap();
