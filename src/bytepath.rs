@@ -35,6 +35,14 @@ pub(crate) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     joined
 }
 
+/// The URL of `name` in the directory that `url` names: the name, written as a URL writes
+/// it (`%E9` for a byte that is not UTF-8), goes after the path and before the query.
+pub(crate) fn child_url(url: &str, name: &[u8]) -> String {
+    let (path, query) = url.split_at(url.find('?').unwrap_or(url.len()));
+    let path = path.trim_end_matches('/');
+    format!("{path}/{}{query}", nfsio_client::encode_path(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +55,14 @@ mod tests {
         assert_eq!(join(b"a/", b"\xff"), b"a/\xff");
         assert_eq!(join(b"", b"x"), b"x");
         assert_eq!(trim_slashes(b"//a/b//"), b"a/b");
+    }
+
+    #[test]
+    fn a_child_url_keeps_the_query_at_the_end() {
+        assert_eq!(
+            child_url("nfs://h/export/d/?version=3&nfsport=9", b"caf\xe9"),
+            "nfs://h/export/d/caf%E9?version=3&nfsport=9"
+        );
+        assert_eq!(child_url("nfs:dir", b"f x"), "nfs:dir/f x");
     }
 }

@@ -120,7 +120,7 @@ fn usage<'a>(
             .map_err(|e| (path.clone(), e))?;
         let mut total = 0;
         for entry in entries {
-            let child = format!("{path}/{}", entry.name_lossy());
+            let child = crate::bytepath::child_url(&path, &entry.name);
             let at = |e| (child.clone(), e);
             let (handle, attributes) = match (entry.handle, entry.attributes) {
                 (Some(handle), Some(attributes)) => (handle, attributes),

@@ -109,7 +109,7 @@ fn empty_dir(
             .await
             .map_err(|error| (url.clone(), error))?;
         for entry in entries {
-            let child = format!("{url}/{}", nfsio_client::encode_path(&entry.name));
+            let child = crate::bytepath::child_url(&url, &entry.name);
             let at = |error| (child.clone(), error);
             let kind = match &entry.attributes {
                 Some(attributes) => attributes.file_type,
