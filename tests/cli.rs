@@ -16,14 +16,15 @@ fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Runs nfsio with `args`, which must succeed.
-fn ok(args: &[&str]) {
+/// Runs nfsio with `args`, which must succeed, and returns what it printed.
+fn ok(args: &[&str]) -> Vec<u8> {
     let output = Run::nfsio(args).output();
     assert!(
         output.status.success(),
         "nfsio {args:?}: {}",
         stderr_of(&output)
     );
+    output.stdout
 }
 
 /// Runs nfsio with `args`, which must fail with status 1 and one line holding `expected`.
@@ -294,15 +295,7 @@ fn mkdir_makes_several_directories_and_p_their_parents() {
 
 #[test]
 fn completions_and_man_pages_come_from_the_parser() {
-    let run = |args: &[&str]| {
-        let output = Run::nfsio(args).output();
-        assert!(
-            output.status.success(),
-            "nfsio {args:?}: {}",
-            stderr_of(&output)
-        );
-        String::from_utf8(output.stdout).expect("text")
-    };
+    let run = |args: &[&str]| String::from_utf8(ok(args)).expect("text");
     let bash = run(&["completions", "bash"]);
     assert!(bash.contains("_nfsio()") && bash.contains("rmdir") && bash.contains("--recursive"));
     assert!(run(&["completions", "zsh"]).starts_with("#compdef nfsio"));
@@ -801,27 +794,11 @@ fn names_that_are_not_utf8_are_reached_by_the_percent_escapes_of_their_bytes() {
     fs::write(name(b"latin1-\xe9"), b"hello latin1").unwrap();
     fs::write(name(b"100%"), b"percent").unwrap();
 
-    let stdout = |args: &[&str]| {
-        let output = Run::nfsio(args).output();
-        assert!(
-            output.status.success(),
-            "nfsio {args:?}: {}",
-            stderr_of(&output)
-        );
-        output.stdout
-    };
-    assert_eq!(
-        stdout(&["cat", &server.url_of("latin1-%E9")]),
-        b"hello latin1"
-    );
-    assert_eq!(stdout(&["cat", &server.url_of("100%25")]), b"percent");
-    let stat =
-        String::from_utf8_lossy(&stdout(&["stat", &server.url_of("latin1-%e9")])).into_owned();
+    assert_eq!(ok(&["cat", &server.url_of("latin1-%E9")]), b"hello latin1");
+    assert_eq!(ok(&["cat", &server.url_of("100%25")]), b"percent");
+    let stat = String::from_utf8_lossy(&ok(&["stat", &server.url_of("latin1-%e9")])).into_owned();
     assert!(stat.contains("Size: 12"), "{stat}");
-    assert_eq!(
-        stdout(&["ls", &server.url_of("latin1-%E9")]),
-        b"latin1-\xe9\n"
-    );
+    assert_eq!(ok(&["ls", &server.url_of("latin1-%E9")]), b"latin1-\xe9\n");
 
     // Down into a local directory (the local name has the same bytes), and up under a new one.
     let local = server.scratch("bytes-local");

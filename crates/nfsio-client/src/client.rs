@@ -330,7 +330,7 @@ impl Client {
         path: &'p (impl AsRef<[u8]> + ?Sized),
     ) -> NfsResult<(FileHandle, &'p [u8])> {
         let path = path.as_ref();
-        let trimmed = &path[..path.len() - path.iter().rev().take_while(|b| **b == b'/').count()];
+        let trimmed = crate::url::trim_end_slashes(path);
         let (dir, name) = match trimmed.iter().rposition(|b| *b == b'/') {
             Some(slash) => (&trimmed[..slash], &trimmed[slash + 1..]),
             None => (&b""[..], trimmed),

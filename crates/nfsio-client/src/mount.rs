@@ -19,7 +19,9 @@ use crate::error::{NfsError, NfsResult};
 use crate::jukebox::Jukebox;
 use crate::options::{ClientOptions, Network};
 use crate::procedures::Procedures;
-use crate::url::{NfsUrl, components, encode_path, normalize_path};
+use crate::url::{
+    NfsUrl, components, encode_path, normalize_path, trim_end_slashes, trim_start_slashes,
+};
 
 /// A mounted export: the NFS transport, the root handle and what FSINFO said of it.
 #[derive(Debug)]
@@ -103,9 +105,8 @@ pub(crate) async fn mount<N: Network>(
         Some(port) => port,
         None => getport(nfs3::PROGRAM, nfs3::VERSION).await?,
     };
-    let export_len = export.len() - export.iter().rev().take_while(|b| **b == b'/').count();
-    let url_path = url.path.get(export_len..).unwrap_or_default();
-    let url_path = url_path[url_path.iter().take_while(|b| **b == b'/').count()..].to_vec();
+    let below = url.path.get(trim_end_slashes(&export).len()..);
+    let url_path = trim_start_slashes(below.unwrap_or_default()).to_vec();
     let export = String::from_utf8_lossy(&export).into_owned();
     let server = SocketAddr::new(ip, nfs_port);
     let rpc = nfsio_rpc::connect(net.connector(server), nfs_rpc_config(url, options))
@@ -257,7 +258,7 @@ async fn portmap_getport<N: Network>(
 
 /// True when `prefix` is `path` or a directory above it, component-wise.
 fn path_has_prefix(path: &[u8], prefix: &[u8]) -> bool {
-    let prefix = &prefix[..prefix.len() - prefix.iter().rev().take_while(|b| **b == b'/').count()];
+    let prefix = trim_end_slashes(prefix);
     prefix.is_empty()
         || path == prefix
         || (path.starts_with(prefix) && path.get(prefix.len()) == Some(&b'/'))

@@ -222,6 +222,17 @@ pub fn normalize_path(path: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `path` without trailing slashes.
+pub(crate) fn trim_end_slashes(path: &[u8]) -> &[u8] {
+    let kept = path.len() - path.iter().rev().take_while(|b| **b == b'/').count();
+    &path[..kept]
+}
+
+/// `path` without leading slashes.
+pub(crate) fn trim_start_slashes(path: &[u8]) -> &[u8] {
+    &path[path.iter().take_while(|b| **b == b'/').count()..]
+}
+
 /// The components of a `/`-separated path, without empty names and `.`.
 pub(crate) fn components(path: &[u8]) -> impl Iterator<Item = &[u8]> {
     path.split(|b| *b == b'/')
