@@ -61,6 +61,7 @@ fn a_soft_mount_fails_with_eio_when_the_server_stops_answering() {
     }
     let serve = Serve::start("mount-soft");
     std::fs::write(serve.export.join("file.txt"), b"here").expect("seed");
+    std::fs::write(serve.export.join("unseen.txt"), b"there").expect("seed");
     let scratch = Scratch::new("mount-soft-mnt");
     let mnt = scratch.join("mnt");
     std::fs::create_dir(&mnt).expect("mountpoint");
@@ -89,7 +90,11 @@ fn a_soft_mount_fails_with_eio_when_the_server_stops_answering() {
     signal("STOP", serve.pid());
     let resume = Continue(serve.pid());
     let tries = Duration::from_millis(TIMEO_DS * 100 * (RETRANS + 1));
-    let (result, took) = timed_stat(&file, 2 * tries + MARGIN)
+    // A name the mount has never looked up: its LOOKUP must reach the server. (A stat of
+    // `file` could be answered by the kernel from attributes given with a zero lifetime
+    // while the jiffy they arrived in lasts: seen once, 0.15 s into a loaded run.)
+    let unseen = mnt.join("unseen.txt");
+    let (result, took) = timed_stat(&unseen, 2 * tries + MARGIN)
         .expect("the stat returned: the soft mount did not hang");
     let error = result.expect_err("no answer from a stopped server");
     assert_eq!(error.raw_os_error(), Some(libc::EIO), "{error}");
