@@ -6,7 +6,7 @@
 //!
 //! Creates the file at `URL`, writes `--size-mib` MiB into it in 1 MiB buffers handed over
 //! with `File::write_bytes_at` (as `nfsio cp` does), closes it (COMMIT), then opens it again
-//! and reads it back in 1 MiB `File::read_bytes_at` calls, checking every byte. A counting
+//! and reads it back in 1 MiB `File::read_bytes_at` calls (advised `NoReuse`, as `nfsio cp` reads), checking every byte. A counting
 //! global allocator counts the allocations (and reallocations) of this process only (run the
 //! server as another process), over the write phase and over the read phase; the filling of
 //! each buffer with the pattern and the check are outside the counted parts' allocations
@@ -25,9 +25,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 use clap::Parser;
-use nfsio_client::Client;
 use nfsio_client::proto::nfs3;
 use nfsio_client::rpc::TransportStats;
+use nfsio_client::{Advice, Client};
 
 /// The system allocator, counting the allocations (and reallocations) made through it.
 struct Counting;
@@ -128,6 +128,8 @@ async fn run(args: Args) -> Result<String, String> {
     let middle = client.stats();
 
     let file = client.open(&path).await.map_err(|e| nfs("open", e))?;
+    // As `nfsio cp` and `cat` do: each byte is read once.
+    file.advise(Advice::NoReuse).map_err(|e| nfs("advise", e))?;
     let down_start = ALLOCATIONS.load(Ordering::Relaxed);
     for block in 0..blocks {
         let offset = block * BLOCK_BYTES as u64;
@@ -150,8 +152,9 @@ async fn run(args: Args) -> Result<String, String> {
 
     let write_rpcs = calls(&middle, nfs3::procs::WRITE) - calls(&before, nfs3::procs::WRITE);
     let read_rpcs = calls(&after, nfs3::procs::READ) - calls(&middle, nfs3::procs::READ);
+    let reused = after.receive_buffers_reused - middle.receive_buffers_reused;
     Ok(format!(
-        "up_allocs_per_gib={:.0} up_allocs_per_write_rpc={:.1} down_allocs_per_gib={:.0} down_allocs_per_read_rpc={:.1} write_rpcs={write_rpcs} read_rpcs={read_rpcs}",
+        "up_allocs_per_gib={:.0} up_allocs_per_write_rpc={:.1} down_allocs_per_gib={:.0} down_allocs_per_read_rpc={:.1} write_rpcs={write_rpcs} read_rpcs={read_rpcs} reads_into_reused_buffers={reused}",
         up_allocs as f64 / gib,
         up_allocs as f64 / write_rpcs.max(1) as f64,
         down_allocs as f64 / gib,

@@ -207,3 +207,54 @@ fn serve_demo_64_mib_verifies() {
     let left: Vec<_> = std::fs::read_dir(&scratch.path).expect("scratch").collect();
     assert!(left.is_empty(), "demo left {left:?}");
 }
+
+/// READ replies arrive into receive buffers kept from earlier replies once nothing holds
+/// those (issue 15: no fresh megabyte per READ), and a buffer whose bytes a reader still
+/// holds is never reused: chunks kept to the end still read as the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_reuse_receive_buffers_and_never_overwrite_held_bytes() {
+    const CHUNK_BYTES: usize = 1 << 20;
+    let server = Serve::start("receive-buffers");
+    let local = server.export.join("big");
+    let chunks = 48;
+    common::make_file(&local, (chunks * CHUNK_BYTES) as u64, 15);
+    let expected = std::fs::read(&local).expect("read the export's file");
+
+    let client = Client::connect(&server.url_of("")).await.expect("connect");
+    let file = client.open("big").await.expect("open");
+    file.advise(nfsio_client::Advice::NoReuse).expect("advise");
+    let mut held = Vec::new();
+    for index in 0..chunks {
+        let offset = index * CHUNK_BYTES;
+        let data = file
+            .read_bytes_at(offset as u64, CHUNK_BYTES)
+            .await
+            .expect("read");
+        assert!(
+            data[..] == expected[offset..offset + CHUNK_BYTES],
+            "chunk {index}"
+        );
+        if index % 5 == 0 {
+            held.push((offset, data));
+        }
+    }
+    file.close().await.expect("close");
+    for (offset, data) in &held {
+        assert!(
+            data[..] == expected[*offset..*offset + CHUNK_BYTES],
+            "the MiB at {offset}, held since it was read, was overwritten"
+        );
+    }
+    let stats = client.stats();
+    let reads = stats
+        .proc_stats(
+            nfsio_client::proto::nfs3::PROGRAM,
+            nfsio_client::proto::nfs3::procs::READ,
+        )
+        .map_or(0, |p| p.calls);
+    assert!(
+        stats.receive_buffers_reused * 2 >= reads,
+        "{} of {reads} READ replies arrived into a reused buffer",
+        stats.receive_buffers_reused
+    );
+}

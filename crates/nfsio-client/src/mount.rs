@@ -190,8 +190,15 @@ fn control_config(timeout_ms: u64, nfs_xid_seed: Option<u32>) -> RpcConfig {
 
 /// The NFS transport's settings: the options', with the URL's `timeo=` (tenths of a second
 /// per try) and `retrans=` (retransmissions before a call fails: a soft mount) applied.
+///
+/// Unless the options say otherwise, READ replies arrive into kept buffers: twice the READs
+/// in flight, so that the buffers of the replies a sequential reader has consumed are among
+/// them.
 fn nfs_rpc_config(url: &NfsUrl, options: &ClientOptions) -> RpcConfig {
     let mut config = options.rpc.clone();
+    if config.spare_receive_buffers == 0 {
+        config.spare_receive_buffers = 2 * crate::writeback::max_inflight_reads(options);
+    }
     if let Some(timeo_ds) = url.timeo_ds {
         config.timeout_ms = u64::from(timeo_ds) * 100;
     }

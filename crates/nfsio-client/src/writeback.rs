@@ -758,6 +758,18 @@ impl Cache {
 /// say: 16 READs of 1 MiB keep a 1 Gbit/s link with a few milliseconds of latency busy.
 const DEFAULT_MAX_INFLIGHT_READS: usize = 16;
 
+/// READs the cache keeps in flight ahead of a sequential reader: the options', or a quarter
+/// of the transport's slots (leaving slots for the application's other calls: LOOKUP,
+/// GETATTR, ...), at most [`DEFAULT_MAX_INFLIGHT_READS`].
+pub(crate) fn max_inflight_reads(options: &ClientOptions) -> usize {
+    let slots = options.rpc.slots;
+    match options.max_inflight_reads {
+        Some(reads) => reads,
+        None => (slots / 4).min(DEFAULT_MAX_INFLIGHT_READS),
+    }
+    .clamp(1, slots.max(1))
+}
+
 /// Builds the engine's configuration for a mount: the server's transfer sizes, the
 /// transport's slots, and the client's options (memory bound, READs in flight).
 pub(crate) fn engine_config(
@@ -773,12 +785,7 @@ pub(crate) fn engine_config(
     let defaults = EngineConfig::default();
     let slots = options.rpc.slots;
     let memory_bound_bytes = options.cache_bytes;
-    // Leave slots for the application's other calls (LOOKUP, GETATTR, ...).
-    let max_inflight_reads = match options.max_inflight_reads {
-        Some(reads) => reads,
-        None => (slots / 4).min(DEFAULT_MAX_INFLIGHT_READS),
-    }
-    .clamp(1, slots.max(1));
+    let max_inflight_reads = max_inflight_reads(options);
     EngineConfig {
         wsize_bytes,
         rsize_bytes,

@@ -23,6 +23,9 @@ use std::io::IoSlice;
 use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 
+mod spares;
+use spares::Spares;
+
 /// The bit of a record mark that flags the last fragment of a record.
 pub const LAST_FRAGMENT_FLAG: u32 = 0x8000_0000;
 
@@ -144,6 +147,11 @@ pub struct RecordDecoder {
     record_len_bytes: u64,
     /// Bytes of the marks of this record taken so far.
     marks_bytes: u64,
+    /// Large buffers handed out as records, kept to be reused once their records are gone.
+    spares: Spares,
+    /// `buf` is a large buffer [`RecordDecoder::reserve_fragment`] made room in, to be kept
+    /// among the spares when the decoder moves on.
+    buf_is_large: bool,
 }
 
 impl RecordDecoder {
@@ -156,7 +164,27 @@ impl RecordDecoder {
             assembled: None,
             record_len_bytes: 0,
             marks_bytes: 0,
+            spares: Spares::new(0),
+            buf_is_large: false,
         }
+    }
+
+    /// A decoder that also keeps up to `max_count` large receive buffers (those
+    /// [`RecordDecoder::reserve_fragment`] made for long fragments) and reads the next long
+    /// fragment into one that nobody holds any more, instead of a fresh allocation. A
+    /// client keeping READ replies as slices sets `max_count` above the replies it may hold
+    /// at once; the memory kept beyond them is at most `max_count` buffers of at most the
+    /// record bound each.
+    pub fn with_spare_buffers(max_record_bytes: u32, max_count: usize) -> Self {
+        Self {
+            spares: Spares::new(max_count),
+            ..Self::new(max_record_bytes)
+        }
+    }
+
+    /// How many long fragments arrived into a kept buffer rather than a new one.
+    pub fn spare_buffers_reused(&self) -> u64 {
+        self.spares.reused()
     }
 
     /// The longest record accepted.
@@ -175,14 +203,48 @@ impl RecordDecoder {
     /// between 16 KiB and the larger of 64 KiB and what is buffered: the buffer grows
     /// geometrically, so a large record is read with O(log n) reallocations, while a peer
     /// that announces much and sends little cannot make it more than about twice what it
-    /// sent.
+    /// sent. A buffer that already has room for the rest of the fragment being read (say,
+    /// room reserved for it) is left as it is.
     pub fn read_buffer(&mut self, want_bytes: usize) -> &mut BytesMut {
+        let free_bytes = self.buf.capacity() - self.buf.len();
+        if self.fragment.is_some() && want_bytes > 0 && free_bytes >= want_bytes {
+            return &mut self.buf;
+        }
         let limit_bytes = READ_CHUNK_BYTES.max(self.buf.len());
         let want_bytes = want_bytes.clamp(MIN_READ_SPACE_BYTES, limit_bytes);
         if self.buf.capacity() - self.buf.len() < want_bytes {
-            self.buf.reserve(want_bytes);
+            if self.buf_is_large {
+                self.move_to_buffer(want_bytes, false);
+            } else {
+                self.buf.reserve(want_bytes);
+            }
         }
         &mut self.buf
+    }
+
+    /// Makes room for `additional` bytes by moving what is buffered into another buffer (a
+    /// spare when `large` and one is free, else a new one), keeping the large buffer it
+    /// leaves. The buffer in use is reclaimed in place instead when nobody else holds it.
+    fn move_to_buffer(&mut self, additional: usize, large: bool) {
+        if self.buf.try_reclaim(additional) {
+            if large && self.buf_is_large {
+                self.spares.count_reuse();
+            }
+            return;
+        }
+        let needed_bytes = self.buf.len() + additional;
+        let spare = if large {
+            self.spares.take(needed_bytes)
+        } else {
+            None
+        };
+        let mut next = spare.unwrap_or_else(|| BytesMut::with_capacity(needed_bytes));
+        next.extend_from_slice(&self.buf);
+        let left = std::mem::replace(&mut self.buf, next);
+        if self.buf_is_large {
+            self.spares.keep(left);
+        }
+        self.buf_is_large = large;
     }
 
     /// Makes room for `len_bytes` more bytes at once: a server that has charged a record of
@@ -190,7 +252,12 @@ impl RecordDecoder {
     /// (which could leave it up to twice the size).
     pub fn reserve(&mut self, len_bytes: usize) {
         let free_bytes = self.buf.capacity() - self.buf.len();
-        if free_bytes < len_bytes {
+        if free_bytes >= len_bytes {
+            return;
+        }
+        if self.spares.enabled() {
+            self.move_to_buffer(len_bytes, true);
+        } else {
             self.buf.reserve(len_bytes);
         }
     }

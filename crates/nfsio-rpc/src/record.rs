@@ -117,6 +117,20 @@ impl<R: AsyncRead + Unpin> RecordReader<R> {
         }
     }
 
+    /// A reader that also keeps up to `spare_count` large receive buffers for reuse (see
+    /// [`RecordDecoder::with_spare_buffers`]).
+    pub fn with_spare_buffers(inner: R, max_record_bytes: u32, spare_count: usize) -> Self {
+        Self {
+            inner,
+            decoder: RecordDecoder::with_spare_buffers(max_record_bytes, spare_count),
+        }
+    }
+
+    /// How many long fragments arrived into a kept buffer rather than a new one.
+    pub fn spare_buffers_reused(&self) -> u64 {
+        self.decoder.spare_buffers_reused()
+    }
+
     /// The underlying stream.
     pub fn get_ref(&self) -> &R {
         &self.inner

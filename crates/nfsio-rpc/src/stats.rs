@@ -84,6 +84,9 @@ pub struct TransportStats {
     pub protocol_errors: u64,
     /// Replies that matched no outstanding call (late duplicates, cancelled calls): dropped.
     pub unknown_xid_replies: u64,
+    /// Long replies (READs) that arrived into a receive buffer kept from an earlier reply
+    /// rather than a new allocation (see [`crate::RpcConfig::spare_receive_buffers`]).
+    pub receive_buffers_reused: u64,
     /// Calls outstanding at the time of the snapshot.
     pub pending_calls: usize,
     /// Per-procedure counters, sorted by program then procedure.
@@ -118,6 +121,7 @@ pub(crate) struct StatsRecorder {
     pub(crate) connect_failures: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) unknown_xid_replies: AtomicU64,
+    pub(crate) receive_buffers_reused: AtomicU64,
 }
 
 impl StatsRecorder {
@@ -181,6 +185,7 @@ impl StatsRecorder {
             connect_failures: self.connect_failures.load(Ordering::Relaxed),
             protocol_errors: self.protocol_errors.load(Ordering::Relaxed),
             unknown_xid_replies: self.unknown_xid_replies.load(Ordering::Relaxed),
+            receive_buffers_reused: self.receive_buffers_reused.load(Ordering::Relaxed),
             pending_calls,
             procs,
         }

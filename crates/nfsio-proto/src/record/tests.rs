@@ -162,11 +162,17 @@ fn peak_capacity_reading(record_bytes: usize, step: usize, reserve: bool) -> usi
 #[test]
 fn a_reserved_fragment_arrives_into_room_of_its_own_size() {
     let record_bytes = (1 << 20) + 100;
+    // Room for the record and the marks around it, and no more: in particular the end of
+    // the record is not read into a buffer grown for a read of the usual size (which
+    // copied the whole record once more, near its end).
+    for step in [4096, 16 << 10, 64 << 10, 1 << 20] {
+        let reserved = peak_capacity_reading(record_bytes, step, true);
+        assert!(
+            reserved <= record_bytes + 2 * RECORD_MARK_BYTES + MIN_READ_SPACE_BYTES,
+            "reading in steps of {step} bytes: {reserved} bytes of room for a {record_bytes}-byte record"
+        );
+    }
     let reserved = peak_capacity_reading(record_bytes, 64 << 10, true);
-    assert!(
-        reserved <= record_bytes + READ_CHUNK_BYTES,
-        "reserved: {reserved} bytes for a {record_bytes}-byte record"
-    );
     let grown = peak_capacity_reading(record_bytes, 64 << 10, false);
     assert!(
         grown > reserved,
@@ -272,5 +278,96 @@ proptest! {
             }
         }
         let _ = fragments(&wire).count();
+    }
+}
+
+/// Feeds `wire` to `decoder` the way the client's transport reads a stream: the next
+/// fragment reserved once its mark is here, then reads of at most `step` bytes into
+/// [`RecordDecoder::read_buffer`]; each record is handed to `on_record` as it completes.
+fn read_like_a_client(
+    decoder: &mut RecordDecoder,
+    wire: &[u8],
+    step: usize,
+    mut on_record: impl FnMut(Bytes),
+) {
+    let mut fed = 0;
+    loop {
+        decoder.reserve_fragment();
+        while let Some(record) = decoder.next_record().expect("within the bound") {
+            on_record(record);
+            decoder.reserve_fragment();
+        }
+        if fed == wire.len() {
+            return;
+        }
+        let room = decoder.read_buffer(decoder.missing_bytes());
+        let n = step.min(wire.len() - fed).min(room.capacity() - room.len());
+        room.extend_from_slice(&wire[fed..fed + n]);
+        fed += n;
+    }
+}
+
+/// `count` single-fragment records of `len_bytes`, record `i` filled with byte `i`.
+fn filled_records(count: usize, len_bytes: usize) -> Vec<u8> {
+    let records: Vec<Vec<Bytes>> = (0..count)
+        .map(|i| vec![Bytes::from(vec![i as u8; len_bytes])])
+        .collect();
+    wire_of(&records, MAX_FRAGMENT_BYTES)
+}
+
+#[test]
+fn kept_buffers_are_reused_once_their_records_are_dropped() {
+    let (count, len_bytes) = (8, (1 << 20) + 100);
+    let wire = filled_records(count, len_bytes);
+    let mut decoder = RecordDecoder::with_spare_buffers(8 << 20, 4);
+    let mut seen = 0;
+    read_like_a_client(&mut decoder, &wire, 64 << 10, |record| {
+        assert!(record.iter().all(|&b| b == seen as u8), "record {seen}");
+        seen += 1;
+    });
+    assert_eq!(seen, count);
+    assert!(
+        decoder.spare_buffers_reused() >= count as u64 - 2,
+        "{} of {count} long records arrived into a kept buffer",
+        decoder.spare_buffers_reused()
+    );
+
+    let mut plain = RecordDecoder::new(8 << 20);
+    read_like_a_client(&mut plain, &wire, 64 << 10, drop);
+    assert_eq!(
+        plain.spare_buffers_reused(),
+        0,
+        "a decoder without spares keeps none"
+    );
+}
+
+#[test]
+fn a_buffer_whose_record_is_still_held_is_never_reused() {
+    let (count, len_bytes) = (12, (1 << 20) + 100);
+    let wire = filled_records(count, len_bytes);
+    for step in [4096, 64 << 10, 1 << 20] {
+        let mut decoder = RecordDecoder::with_spare_buffers(8 << 20, 3);
+        // Every third record is kept to the end; the others are dropped at once, so their
+        // buffers are free to be reused beside the held ones.
+        let mut held = Vec::new();
+        let mut index = 0;
+        read_like_a_client(&mut decoder, &wire, step, |record| {
+            if index % 3 == 0 {
+                held.push((index, record));
+            }
+            index += 1;
+        });
+        assert_eq!(index, count);
+        assert!(
+            decoder.spare_buffers_reused() > 0,
+            "step {step}: nothing reused"
+        );
+        for (index, record) in &held {
+            assert_eq!(record.len(), len_bytes);
+            assert!(
+                record.iter().all(|&b| b == *index as u8),
+                "step {step}: record {index} was overwritten by a later one"
+            );
+        }
     }
 }

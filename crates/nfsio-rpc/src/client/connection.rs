@@ -3,6 +3,7 @@
 //! and replaces a connection on which a call timed out.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -117,7 +118,11 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin + Send>(
     shutdown_rx: &mut watch::Receiver<bool>,
 ) -> ConnectionEnd {
     let (read_half, mut write_half) = tokio::io::split(stream);
-    let mut reader = RecordReader::new(read_half, shared.config.max_record_bytes);
+    let mut reader = RecordReader::with_spare_buffers(
+        read_half,
+        shared.config.max_record_bytes,
+        shared.config.spare_receive_buffers,
+    );
     let conn_gen = shared.connection_up();
     shared.writer_wake.notify_one();
     let mut delivered_reply = false;
@@ -138,6 +143,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     reader: &mut RecordReader<R>,
     delivered_reply: &mut bool,
 ) {
+    let mut reused_counted = 0;
     loop {
         // Each reply arrives into room of its own size: the client keeps READ replies as
         // slices of the buffer they were read into, and a buffer grown in steps would pin
@@ -164,6 +170,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
             return;
         }
         *delivered_reply = true;
+        let reused = reader.spare_buffers_reused();
+        if reused > reused_counted {
+            shared
+                .stats
+                .receive_buffers_reused
+                .fetch_add(reused - reused_counted, Ordering::Relaxed);
+            reused_counted = reused;
+        }
     }
 }
 
