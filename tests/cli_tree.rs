@@ -1,7 +1,8 @@
 //! `nfsio cp -r` and `nfsio cp SRC... DIR` against `nfsio serve`: trees copied up, down and
 //! across with their shape, symbolic links as links, names that are not UTF-8, `-p`'s modes
 //! and times, `-n` and `-u`, several sources into a directory (and none without one), the
-//! summary line, and an interrupted copy that leaves no half-written file under its name.
+//! summary line, an interrupted copy that leaves no half-written file under its name, and
+//! copies named by the decoded name of a source URL (`d%20x` is `d x`).
 
 mod common;
 
@@ -304,4 +305,48 @@ fn progress_lines_are_printed_for_logs() {
         fs::read(server.export.join("one")).unwrap(),
         vec![1u8; 100_000]
     );
+}
+
+/// A source URL's last component names its copy with the percent-escapes decoded (`d%20x`
+/// is the directory `d x`), in a tree copy and a copy of several sources, down and across.
+#[test]
+fn copies_are_named_by_the_decoded_name_of_a_source_url() {
+    let server = Serve::start("cp-escaped");
+    fs::create_dir(server.export.join("d x")).unwrap();
+    fs::write(server.export.join("d x/f"), b"f").unwrap();
+    fs::write(server.export.join("g y"), b"g").unwrap();
+    fs::write(server.export.join("h"), b"h").unwrap();
+    let down = server.scratch("down");
+    fs::create_dir(&down).unwrap();
+    let down_text = down.display().to_string();
+    ok(&["cp", "-r", "-q", &server.url_of("d%20x"), &down_text]);
+    ok(&[
+        "cp",
+        "-q",
+        &server.url_of("g%20y"),
+        &server.url_of("h"),
+        &down_text,
+    ]);
+    let names = |dir: &Path| {
+        let mut names: Vec<Vec<u8>> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&down), [&b"d x"[..], b"g y", b"h"]);
+    assert_eq!(fs::read(down.join("d x/f")).unwrap(), b"f");
+    assert_eq!(fs::read(down.join("g y")).unwrap(), b"g");
+
+    fs::create_dir(server.export.join("across")).unwrap();
+    ok(&[
+        "cp",
+        "-r",
+        "-q",
+        &server.url_of("d%20x"),
+        &server.url_of("across"),
+    ]);
+    assert_eq!(names(&server.export.join("across")), [&b"d x"[..]]);
+    assert_eq!(fs::read(server.export.join("across/d x/f")).unwrap(), b"f");
 }

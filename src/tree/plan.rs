@@ -150,13 +150,18 @@ async fn source(text: &str, follow: bool) -> Result<(Side, Dir, Node), Failure> 
         .await
         .map_err(|e| Failure::nfs(text, e))?;
     let shown = text.split('?').next().unwrap_or(text);
-    let name = shown
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(shown)
-        .as_bytes()
-        .to_vec();
+    // The name as the server has it (`d%20x` is `d x`); the export's root is copied under
+    // the export's name as written.
+    let name = match crate::bytepath::base_name(&path) {
+        [] => shown
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(shown)
+            .as_bytes()
+            .to_vec(),
+        name => name.to_vec(),
+    };
     let parent = Dir::Nfs {
         handle: client.root().clone(),
         path: parent_url(shown),
