@@ -195,6 +195,19 @@ fn ln_readlink_and_df() {
         &["ln", &server.url_of("target.txt"), &server.url_of("hard")],
         &["hard", "NFS3ERR_EXIST", "EEXIST"],
     );
+    // Onto an existing directory: the link goes in it under the target's last component
+    // (decoded, for a URL), as `ln TARGET DIR` does.
+    fs::create_dir(server.export.join("in")).unwrap();
+    fs::write(server.export.join("t x"), b"x").unwrap();
+    ok(&["ln", &server.url_of("t%20x"), &server.url_of("in")]);
+    ok(&["ln", "-s", "../target.txt", &server.url_of("in/")]);
+    let x = fs::metadata(server.export.join("t x")).unwrap();
+    let linked = fs::metadata(server.export.join("in/t x")).unwrap();
+    assert_eq!((linked.ino(), linked.nlink()), (x.ino(), 2));
+    assert_eq!(
+        fs::read_link(server.export.join("in/target.txt")).unwrap(),
+        std::path::Path::new("../target.txt")
+    );
 
     for args in [vec!["df"], vec!["df", "-h"]] {
         let mut args = args.clone();
