@@ -18,6 +18,7 @@ use nfsio_client::proto::nfs3::{Fattr, FileHandle, FileType, Nfs3Status};
 use nfsio_client::{Advice, Client, File, NfsError};
 use tokio::sync::mpsc;
 
+use crate::operand::Operand;
 use crate::output::out;
 use crate::report::Failure;
 
@@ -28,7 +29,7 @@ pub struct CpArgs {
     /// under NFSIO_URL; with several sources (or -r onto an existing directory) the
     /// destination is a directory that receives each source's name
     #[arg(required = true, num_args = 2.., value_name = "SRC... DST")]
-    pub(crate) paths: Vec<String>,
+    pub(crate) paths: Vec<std::ffi::OsString>,
     /// Copy directories and everything in them (symbolic links as links).
     #[arg(short = 'r', short_alias = 'R', long)]
     pub(crate) recursive: bool,
@@ -91,28 +92,14 @@ enum Dest {
     },
 }
 
-fn is_url(text: &str) -> bool {
-    text.starts_with("nfs://")
-}
-
-/// The path part of an argument (a URL without its query).
-fn path_part(text: &str) -> &str {
-    if is_url(text) {
-        text.split('?').next().unwrap_or(text)
-    } else {
-        text
-    }
-}
-
 /// The last component of a path or URL path, for copying into a directory: bytes, with a
 /// URL's percent-escapes decoded (`f%20x` is the file `f x`, `%E9` the byte 0xE9).
-fn base_name(text: &str) -> Vec<u8> {
-    let decoded = if is_url(text) {
-        nfsio_client::NfsUrl::parse(text).ok().map(|url| url.path)
-    } else {
-        None
-    };
-    let path = decoded.unwrap_or_else(|| path_part(text).as_bytes().to_vec());
+fn base_name(operand: &Operand) -> Vec<u8> {
+    let decoded = operand
+        .url()
+        .and_then(|url| nfsio_client::NfsUrl::parse(url).ok())
+        .map(|url| url.path);
+    let path = decoded.unwrap_or_else(|| operand.path_bytes().to_vec());
     crate::bytepath::base_name(&path).to_vec()
 }
 
@@ -125,22 +112,26 @@ fn enotdir(text: &str) -> Failure {
 }
 
 impl Source {
-    /// Opens `text` for reading; an NFS file with up to `inflight` READs in flight ahead.
-    async fn open(text: &str, inflight: usize) -> Result<Self, Failure> {
-        if text == "-" {
-            return Ok(Self::Stdin);
-        }
-        if !is_url(text) {
-            let path = PathBuf::from(text);
-            let meta = std::fs::metadata(&path).map_err(|e| Failure::io(text, e))?;
-            if meta.is_dir() {
-                return Err(eisdir(text));
+    /// Opens `operand` for reading; an NFS file with up to `inflight` READs in flight ahead.
+    async fn open(operand: &Operand, inflight: usize) -> Result<Self, Failure> {
+        let url = match operand {
+            Operand::Std => return Ok(Self::Stdin),
+            Operand::Local(path) => {
+                let text = operand.shown();
+                let meta = std::fs::metadata(path).map_err(|e| Failure::io(&text, e))?;
+                if meta.is_dir() {
+                    return Err(eisdir(&text));
+                }
+                return Ok(Self::Local {
+                    path: path.clone(),
+                    meta,
+                });
             }
-            return Ok(Self::Local { path, meta });
-        }
-        let file = open_nfs(text, Some(inflight)).await?;
+            Operand::Url(url) => url,
+        };
+        let file = open_nfs(url, Some(inflight)).await?;
         Ok(Self::Nfs {
-            url: text.to_owned(),
+            url: url.clone(),
             file,
         })
     }
@@ -155,42 +146,45 @@ impl Source {
 }
 
 impl Dest {
-    /// Resolves `text` for a copy of `src_text`: `-`, a file, or an existing directory that
+    /// Resolves `operand` for a copy of `src`: `-`, a file, or an existing directory that
     /// receives the source's name. A name ending in `/` must be an existing directory.
-    async fn resolve(text: &str, src_text: &str) -> Result<Self, Failure> {
-        if text == "-" {
-            return Ok(Self::Stdout);
-        }
-        let wants_dir = path_part(text).ends_with('/');
+    async fn resolve(operand: &Operand, src: &Operand) -> Result<Self, Failure> {
+        let text = operand.shown();
+        let text = text.as_ref();
+        let wants_dir = operand.path_bytes().ends_with(b"/");
         let into_dir = |dir_text: &str| -> Result<Vec<u8>, Failure> {
-            if src_text == "-" {
+            if *src == Operand::Std {
                 return Err(Failure::message(format!(
                     "{dir_text}: is a directory; standard input needs a file name (EISDIR)"
                 )));
             }
-            Ok(base_name(src_text))
+            Ok(base_name(src))
         };
-        if !is_url(text) {
-            let mut path = PathBuf::from(text);
-            match std::fs::metadata(&path) {
-                Ok(meta) if meta.is_dir() => {
-                    path.push(std::ffi::OsStr::from_bytes(&into_dir(text)?));
+        let url = match operand {
+            Operand::Std => return Ok(Self::Stdout),
+            Operand::Local(path) => {
+                let mut path = path.clone();
+                match std::fs::metadata(&path) {
+                    Ok(meta) if meta.is_dir() => {
+                        path.push(std::ffi::OsStr::from_bytes(&into_dir(text)?));
+                    }
+                    // `DIR/` names a directory: never a new file called DIR (as coreutils).
+                    Ok(_) if wants_dir => return Err(enotdir(text)),
+                    Err(e) if wants_dir && e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(enotdir(text));
+                    }
+                    Err(e) if wants_dir => return Err(Failure::io(text, e)),
+                    _ => {}
                 }
-                // `DIR/` names a directory: never a new file called DIR (as coreutils).
-                Ok(_) if wants_dir => return Err(enotdir(text)),
-                Err(e) if wants_dir && e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(enotdir(text));
+                let existing = std::fs::metadata(&path).ok();
+                if existing.as_ref().is_some_and(|m| m.is_dir()) {
+                    return Err(eisdir(&path.display().to_string()));
                 }
-                Err(e) if wants_dir => return Err(Failure::io(text, e)),
-                _ => {}
+                return Ok(Self::Local { path, existing });
             }
-            let existing = std::fs::metadata(&path).ok();
-            if existing.as_ref().is_some_and(|m| m.is_dir()) {
-                return Err(eisdir(&path.display().to_string()));
-            }
-            return Ok(Self::Local { path, existing });
-        }
-        let client = crate::connect(text).await?;
+            Operand::Url(url) => url,
+        };
+        let client = crate::connect(url).await?;
         let mut path = client.url_path().to_owned();
         match client.lookup_path(&path).await {
             Ok((_, attributes)) if attributes.file_type == FileType::Directory => {
@@ -222,7 +216,7 @@ impl Dest {
             ));
         }
         Ok(Self::Nfs {
-            url: text.to_owned(),
+            url: url.clone(),
             client,
             path,
             existing,
@@ -285,13 +279,19 @@ fn same_file(src: &Source, dst: &Dest) -> bool {
     }
 }
 
-/// Copies one file `src_text` onto `dst_text` (`-` for standard input or output).
-pub(crate) async fn run_one(src_text: &str, dst_text: &str, args: &CpArgs) -> Result<(), Failure> {
-    let src = Source::open(src_text, usize::from(args.inflight)).await?;
-    let dst = Dest::resolve(dst_text, src_text).await?;
+/// Copies one file `src_operand` onto `dst_operand` (`-` for standard input or output).
+pub(crate) async fn run_one(
+    src_operand: &Operand,
+    dst_operand: &Operand,
+    args: &CpArgs,
+) -> Result<(), Failure> {
+    let src = Source::open(src_operand, usize::from(args.inflight)).await?;
+    let dst = Dest::resolve(dst_operand, src_operand).await?;
     if same_file(&src, &dst) {
         return Err(Failure::message(format!(
-            "'{src_text}' and '{dst_text}' are the same file"
+            "'{}' and '{}' are the same file",
+            src_operand.shown(),
+            dst_operand.shown()
         )));
     }
     let started = Instant::now();

@@ -16,6 +16,7 @@ mod json;
 mod links;
 mod listing;
 mod mount;
+mod operand;
 mod output;
 mod progress;
 mod quote;
@@ -233,25 +234,36 @@ async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
 
 /// `nfsio cp`: one file onto another as before; trees, several sources and -p/-n/-u through
 /// the tree copy (`tree`).
-async fn cp(mut args: copy::CpArgs) -> Result<(), Failure> {
-    // `nfs:PATH` is PATH on the server NFSIO_URL names (see `short.rs`); a bare path is local.
-    for side in &mut args.paths {
-        if crate::short::is_nfs(side) {
-            *side = crate::short::resolve(side)?;
+async fn cp(args: copy::CpArgs) -> Result<(), Failure> {
+    // `nfs:PATH` is PATH on the server NFSIO_URL names (see `short.rs`); a bare path is local,
+    // kept as the bytes given.
+    let mut operands = Vec::with_capacity(args.paths.len());
+    for arg in &args.paths {
+        operands.push(operand::Operand::parse(arg)?);
+    }
+    // A pattern in a source URL's last component is the server's to expand.
+    if let Some((dst, srcs)) = operands.split_last() {
+        let mut expanded = Vec::with_capacity(srcs.len() + 1);
+        for src in srcs {
+            match src.url() {
+                Some(url) => expanded.extend(
+                    glob::expand(&[url.to_owned()])
+                        .await?
+                        .into_iter()
+                        .map(operand::Operand::Url),
+                ),
+                None => expanded.push(src.clone()),
+            }
         }
-    }
-    if let Some((dst, srcs)) = args.paths.split_last() {
-        let mut expanded = glob::expand(srcs).await?;
         expanded.push(dst.clone());
-        args.paths = expanded;
+        operands = expanded;
     }
-    let simple = args.paths.len() == 2
-        && !(args.recursive || args.preserve || args.no_clobber || args.update);
+    let simple =
+        operands.len() == 2 && !(args.recursive || args.preserve || args.no_clobber || args.update);
     if simple {
-        let (src, dst) = (args.paths[0].clone(), args.paths[1].clone());
-        return copy::run_one(&src, &dst, &args).await;
+        return copy::run_one(&operands[0], &operands[1], &args).await;
     }
-    crate::tree::run(&args).await
+    crate::tree::run(&args, &operands).await
 }
 
 /// Connects to the export of `url`, with errors naming the URL.

@@ -832,16 +832,42 @@ fn names_that_are_not_utf8_are_reached_by_the_percent_escapes_of_their_bytes() {
         &format!("{}/", local.display()),
     ]);
     assert_eq!(fs::read(local.join("f x")).unwrap(), b"spaced");
-    // (Local names reach nfsio as command-line text, so this one is UTF-8.)
-    let plain = local.join("plain");
-    fs::copy(&local_copy, &plain).unwrap();
-    ok(&[
-        "cp",
-        "-q",
-        &plain.display().to_string(),
-        &server.url_of("up-%FF"),
+    // A local argument is the bytes the shell passed, UTF-8 or not: up under a new name,
+    // down onto one, and a tree whose top directory's name is not UTF-8.
+    let args_ok = |args: &[&std::ffi::OsStr]| {
+        let output = Run::nfsio(args).output();
+        assert!(
+            output.status.success(),
+            "nfsio {args:?}: {}",
+            stderr_of(&output)
+        );
+    };
+    let os = |text: &str| std::ffi::OsString::from(text);
+    let up_url = os(&server.url_of("up-%FF"));
+    args_ok(&[
+        "cp".as_ref(),
+        "-q".as_ref(),
+        local_copy.as_os_str(),
+        &up_url,
     ]);
     assert_eq!(fs::read(name(b"up-\xff")).unwrap(), b"hello latin1");
+    let down = local.join(std::ffi::OsStr::from_bytes(b"down-\xfe"));
+    args_ok(&["cp".as_ref(), "-q".as_ref(), &up_url, down.as_os_str()]);
+    assert_eq!(fs::read(&down).unwrap(), b"hello latin1");
+    let tree = server
+        .scratch("tree-\u{e9}")
+        .with_file_name(std::ffi::OsStr::from_bytes(b"tree-\xe9"));
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("inner"), b"in").unwrap();
+    let export_url = os(&server.url_of(""));
+    args_ok(&[
+        "cp".as_ref(),
+        "-r".as_ref(),
+        "-q".as_ref(),
+        tree.as_os_str(),
+        &export_url,
+    ]);
+    assert_eq!(fs::read(name(b"tree-\xe9/inner")).unwrap(), b"in");
 
     // The namespace commands.
     ok(&["mv", &server.url_of("up-%FF"), &server.url_of("moved-%FE")]);

@@ -24,6 +24,7 @@ use self::files::{FileCopy, Partials};
 use self::plan::{Plan, Target};
 use self::side::{Kind, Side};
 use crate::copy::CpArgs;
+use crate::operand::Operand;
 use crate::report::Failure;
 use crate::signals::Termination;
 
@@ -37,11 +38,11 @@ struct Totals {
 }
 
 /// Runs a tree copy (or a copy of several sources, or one with -p, -n or -u).
-pub(crate) async fn run(args: &CpArgs) -> Result<(), Failure> {
+pub(crate) async fn run(args: &CpArgs, operands: &[Operand]) -> Result<(), Failure> {
     let mut signals = Termination::install()
         .map_err(|e| Failure::message(format!("cannot watch signals: {e}")))?;
     let started = Instant::now();
-    let (plan, mut failed) = Plan::make(args).await?;
+    let (plan, mut failed) = Plan::make(args, operands).await?;
     let plan = Arc::new(plan);
     let progress = if args.progress {
         crate::progress::counting(Some(plan.total_bytes()))

@@ -4,12 +4,13 @@
 //! bar.
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nfsio_client::proto::nfs3::FileType;
 
 use super::side::{Dir, Kind, Node, Side, local_node, nfs_node};
 use crate::copy::CpArgs;
+use crate::operand::Operand;
 use crate::report::Failure;
 
 /// Where a destination entry goes: a directory that existed before the copy, or one the copy
@@ -56,15 +57,12 @@ struct Destination {
     into: Option<Dir>,
 }
 
-fn is_url(text: &str) -> bool {
-    text.starts_with("nfs://")
-}
-
 /// The last component of a local path and the directory holding it (`.` and `/` resolved).
-fn split_local(text: &str) -> Result<(Dir, Vec<u8>), Failure> {
-    let mut path = PathBuf::from(text);
+fn split_local(path: &Path) -> Result<(Dir, Vec<u8>), Failure> {
+    let text = path.to_string_lossy();
+    let mut path = path.to_path_buf();
     if path.file_name().is_none() {
-        path = path.canonicalize().map_err(|e| Failure::io(text, e))?;
+        path = path.canonicalize().map_err(|e| Failure::io(&text, e))?;
     }
     let name = path
         .file_name()
@@ -77,6 +75,20 @@ fn split_local(text: &str) -> Result<(Dir, Vec<u8>), Failure> {
     Ok((Dir::Local(parent), name))
 }
 
+/// The URL operand `operand` names, or the refusal of `-` (standard input or output has
+/// no name to copy a tree or several files under).
+fn url_or_local(operand: &Operand) -> Result<Result<&str, &Path>, Failure> {
+    match operand {
+        Operand::Std => Err(Failure::message(
+            "-: standard input or output cannot be copied with -r, -p, -n, -u or several \
+             sources"
+                .into(),
+        )),
+        Operand::Local(path) => Ok(Err(path)),
+        Operand::Url(url) => Ok(Ok(url)),
+    }
+}
+
 /// The URL of the directory holding what `url` names, for messages.
 fn parent_url(url: &str) -> String {
     let path = url.split('?').next().unwrap_or(url).trim_end_matches('/');
@@ -86,20 +98,23 @@ fn parent_url(url: &str) -> String {
     }
 }
 
-async fn destination(text: &str) -> Result<Destination, Failure> {
-    if !is_url(text) {
-        let (parent, name) = split_local(text)?;
-        let into = std::fs::metadata(text)
-            .ok()
-            .filter(|m| m.is_dir())
-            .map(|_| Dir::Local(PathBuf::from(text)));
-        return Ok(Destination {
-            side: Side::Local,
-            parent,
-            name,
-            into,
-        });
-    }
+async fn destination(operand: &Operand) -> Result<Destination, Failure> {
+    let text = match url_or_local(operand)? {
+        Ok(url) => url,
+        Err(path) => {
+            let (parent, name) = split_local(path)?;
+            let into = std::fs::metadata(path)
+                .ok()
+                .filter(|m| m.is_dir())
+                .map(|_| Dir::Local(path.to_path_buf()));
+            return Ok(Destination {
+                side: Side::Local,
+                parent,
+                name,
+                into,
+            });
+        }
+    };
     let client = crate::connect(text).await?;
     let path = client.url_path().to_owned();
     let shown = text.split('?').next().unwrap_or(text).to_owned();
@@ -132,17 +147,20 @@ async fn destination(text: &str) -> Result<Destination, Failure> {
 }
 
 /// A source argument: its side, the directory holding it, and what it is.
-async fn source(text: &str, follow: bool) -> Result<(Side, Dir, Node), Failure> {
-    if !is_url(text) {
-        let (parent, name) = split_local(text)?;
-        let meta = if follow {
-            std::fs::metadata(text)
-        } else {
-            std::fs::symlink_metadata(text)
+async fn source(operand: &Operand, follow: bool) -> Result<(Side, Dir, Node), Failure> {
+    let text = match url_or_local(operand)? {
+        Ok(url) => url,
+        Err(path) => {
+            let (parent, name) = split_local(path)?;
+            let meta = if follow {
+                std::fs::metadata(path)
+            } else {
+                std::fs::symlink_metadata(path)
+            }
+            .map_err(|e| Failure::io(&operand.shown(), e))?;
+            return Ok((Side::Local, parent, local_node(name, &meta)));
         }
-        .map_err(|e| Failure::io(text, e))?;
-        return Ok((Side::Local, parent, local_node(name, &meta)));
-    }
+    };
     let client = crate::connect(text).await?;
     let path = client.url_path().to_owned();
     let (handle, attributes) = client
@@ -187,16 +205,17 @@ fn dir_of(parent: &Dir, node: &Node) -> Dir {
 impl Plan {
     /// Resolves the arguments and walks the sources. Returns the plan and how many sources
     /// were refused (each reported on its own line).
-    pub(crate) async fn make(args: &CpArgs) -> Result<(Plan, u64), Failure> {
-        let Some((dst_text, srcs)) = args.paths.split_last() else {
+    pub(crate) async fn make(args: &CpArgs, operands: &[Operand]) -> Result<(Plan, u64), Failure> {
+        let Some((dst_operand, srcs)) = operands.split_last() else {
             return Err(Failure::message(
                 "cp needs a source and a destination".into(),
             ));
         };
-        let dst = destination(dst_text).await?;
+        let dst = destination(dst_operand).await?;
         if srcs.len() > 1 && dst.into.is_none() {
             return Err(Failure::message(format!(
-                "{dst_text}: target is not a directory (ENOTDIR)"
+                "{}: target is not a directory (ENOTDIR)",
+                dst_operand.shown()
             )));
         }
         let mut plan = Plan {
@@ -207,8 +226,8 @@ impl Plan {
             targets: Vec::new(),
         };
         let mut refused = 0;
-        for text in srcs {
-            match plan.add_source(text, &dst, args.recursive).await {
+        for operand in srcs {
+            match plan.add_source(operand, &dst, args.recursive).await {
                 Ok(()) => {}
                 Err(e) => {
                     eprintln!("nfsio: {e}");
@@ -221,11 +240,12 @@ impl Plan {
 
     async fn add_source(
         &mut self,
-        text: &str,
+        operand: &Operand,
         dst: &Destination,
         recursive: bool,
     ) -> Result<(), Failure> {
-        let (side, parent, node) = source(text, !recursive).await?;
+        let (side, parent, node) = source(operand, !recursive).await?;
+        let text = operand.shown();
         let source = self.sources.len();
         self.sources.push(side.clone());
         let (dst_parent, dst_name) = match &dst.into {
@@ -249,7 +269,7 @@ impl Plan {
                 });
                 Ok(())
             }
-            Kind::Other => Err(special(text)),
+            Kind::Other => Err(special(&text)),
         }
     }
 
