@@ -371,3 +371,48 @@ fn a_buffer_whose_record_is_still_held_is_never_reused() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Whatever records arrive (long ones kept in spare buffers, short ones between them),
+    /// in whatever reads, and whichever of them a reader keeps while the rest are dropped:
+    /// every record reads as sent, to the end. A reused buffer never held a live record.
+    #[test]
+    fn spare_buffers_never_change_a_record_anyone_holds(
+        lens in prop::collection::vec(
+            prop_oneof![0usize..2_000, 60_000usize..300_000],
+            1..14,
+        ),
+        keep in prop::collection::vec(any::<bool>(), 14),
+        step in prop_oneof![1usize..5_000, 5_000usize..400_000],
+        spare_count in 0usize..5,
+    ) {
+        let records: Vec<Vec<Bytes>> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| vec![Bytes::from(vec![i as u8 ^ 0x5a; len])])
+            .collect();
+        let wire = wire_of(&records, MAX_FRAGMENT_BYTES);
+        let mut decoder = RecordDecoder::with_spare_buffers(1 << 20, spare_count);
+        let mut held = Vec::new();
+        let mut index = 0;
+        read_like_a_client(&mut decoder, &wire, step, |record| {
+            assert_eq!(record.len(), lens[index], "record {index}");
+            assert!(record.iter().all(|&b| b == index as u8 ^ 0x5a), "record {index}");
+            if keep[index] {
+                held.push((index, record));
+            }
+            index += 1;
+        });
+        prop_assert_eq!(index, lens.len());
+        for (index, record) in &held {
+            prop_assert_eq!(record.len(), lens[*index]);
+            prop_assert!(
+                record.iter().all(|&b| b == *index as u8 ^ 0x5a),
+                "record {} changed while held",
+                index
+            );
+        }
+    }
+}
