@@ -237,8 +237,8 @@ async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
 async fn cp(args: copy::CpArgs) -> Result<(), Failure> {
     // `nfs:PATH` is PATH on the server NFSIO_URL names (see `short.rs`); a bare path is local,
     // kept as the bytes given.
-    let mut operands = Vec::with_capacity(args.paths.len());
-    for arg in &args.paths {
+    let mut operands = Vec::with_capacity(args.sources.len() + 1);
+    for arg in args.sources.iter().chain([&args.destination]) {
         operands.push(operand::Operand::parse(arg)?);
     }
     // A pattern in a source URL's last component is the server's to expand.

@@ -14,19 +14,17 @@ use crate::report::Failure;
 /// `nfsio mv`.
 #[derive(Debug, Args)]
 pub struct MvArgs {
-    /// nfs://host/export/path: the sources, then the destination (a new name, or an
-    /// existing directory to move into)
-    #[arg(required = true, num_args = 2..)]
-    pub paths: Vec<String>,
+    /// nfs://host/export/path of each file or directory to move
+    #[arg(required = true, value_name = "SRC")]
+    pub sources: Vec<String>,
+    /// nfs://host/export/path of the new name, or of an existing directory to move into
+    #[arg(value_name = "DST")]
+    pub destination: String,
 }
 
 /// `nfsio mv`: each source in turn; the first failure ends the command.
 pub async fn mv(args: &MvArgs) -> Result<(), Failure> {
-    let Some((dst, sources)) = args.paths.split_last() else {
-        return Err(Failure::message(
-            "mv needs a source and a destination".to_owned(),
-        ));
-    };
+    let (dst, sources) = (&args.destination, &args.sources);
     let client = connect(dst).await?;
     let dst_path = client.url_path().to_owned();
     let into_dir = match client.lookup_path(&dst_path).await {
