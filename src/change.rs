@@ -18,7 +18,7 @@ pub struct ChmodArgs {
     /// Octal (644) or symbolic (u+x,go-w) mode
     pub mode: String,
     /// nfs://host/export/path (one or more)
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,
 }
 
@@ -29,7 +29,7 @@ pub struct ChownArgs {
     /// machine or numbers
     pub owner: String,
     /// nfs://host/export/path (one or more)
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,
 }
 
@@ -43,7 +43,7 @@ pub struct TruncateArgs {
     #[arg(short = 'c', long = "no-create")]
     pub no_create: bool,
     /// nfs://host/export/path (one or more)
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,
 }
 
@@ -60,7 +60,7 @@ pub struct TouchArgs {
     #[arg(short = 't')]
     pub stamp: Option<String>,
     /// nfs://host/export/path (one or more)
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,
 }
 

@@ -55,7 +55,7 @@ pub struct LsArgs {
     #[arg(long)]
     pub json: bool,
     /// nfs://host/export/path (one or more)
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,
 }
 

@@ -94,7 +94,7 @@ enum Command {
         #[arg(short = 'p')]
         parents: bool,
         /// nfs://host/export/path (one or more)
-        #[arg(required = true)]
+        #[arg(required = true, value_name = "URL")]
         urls: Vec<String>,
     },
     /// Serve a local directory over NFSv3 (MOUNT v3, and portmap v2 with --portmap-port).

@@ -27,7 +27,7 @@ pub struct RmArgs {
     #[arg(short = 'f', long = "force")]
     pub force: bool,
     /// nfs://host/export/path (one or more)
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,
 }
 
@@ -35,7 +35,7 @@ pub struct RmArgs {
 #[derive(Debug, Args)]
 pub struct RmdirArgs {
     /// nfs://host/export/path of an empty directory (one or more)
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,
 }
 

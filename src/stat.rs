@@ -22,7 +22,7 @@ pub struct StatArgs {
     #[arg(long)]
     pub json: bool,
     /// nfs://host/export/path (one or more)
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,
 }
 
