@@ -257,4 +257,25 @@ async fn reads_reuse_receive_buffers_and_never_overwrite_held_bytes() {
         "{} of {reads} READ replies arrived into a reused buffer",
         stats.receive_buffers_reused
     );
+
+    // A client told to keep none reuses none (and reads the same bytes).
+    let url = nfsio_client::NfsUrl::parse(&server.url_of("")).expect("URL");
+    let mut options = nfsio_client::ClientOptions::default();
+    options.rpc.spare_receive_buffers = Some(0);
+    let client = Client::connect_with(&url, options).await.expect("connect");
+    let file = client.open("big").await.expect("open");
+    file.advise(nfsio_client::Advice::NoReuse).expect("advise");
+    for index in 0..chunks {
+        let offset = index * CHUNK_BYTES;
+        let data = file
+            .read_bytes_at(offset as u64, CHUNK_BYTES)
+            .await
+            .expect("read");
+        assert!(
+            data[..] == expected[offset..offset + CHUNK_BYTES],
+            "chunk {index}"
+        );
+    }
+    file.close().await.expect("close");
+    assert_eq!(client.stats().receive_buffers_reused, 0);
 }

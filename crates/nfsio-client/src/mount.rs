@@ -196,9 +196,9 @@ fn control_config(timeout_ms: u64, nfs_xid_seed: Option<u32>) -> RpcConfig {
 /// them.
 fn nfs_rpc_config(url: &NfsUrl, options: &ClientOptions) -> RpcConfig {
     let mut config = options.rpc.clone();
-    if config.spare_receive_buffers == 0 {
-        config.spare_receive_buffers = 2 * crate::writeback::max_inflight_reads(options);
-    }
+    config.spare_receive_buffers = config
+        .spare_receive_buffers
+        .or(Some(2 * crate::writeback::max_inflight_reads(options)));
     if let Some(timeo_ds) = url.timeo_ds {
         config.timeout_ms = u64::from(timeo_ds) * 100;
     }

@@ -51,9 +51,11 @@ pub struct RpcConfig {
     /// [`XdrDecoder::with_max_data_bytes`]); [`RpcClient::call_with_max_data`] overrides it.
     pub max_data_bytes: u32,
     /// Large receive buffers (READ replies) kept for reuse once the replies read into them
-    /// are dropped, instead of a fresh allocation per reply (default 0: none kept). Each is
-    /// at most `max_record_bytes`; set it above the replies the caller holds at once.
-    pub spare_receive_buffers: usize,
+    /// are dropped, instead of a fresh allocation per reply. Each is at most
+    /// `max_record_bytes`; set it above the replies the caller holds at once. `None` (the
+    /// default) keeps none here; the NFS client then chooses (twice its READs in flight),
+    /// and `Some(0)` keeps none there either.
+    pub spare_receive_buffers: Option<usize>,
 }
 
 impl Default for RpcConfig {
@@ -69,7 +71,7 @@ impl Default for RpcConfig {
             reconnect_backoff_max_ms: 30_000,
             xid_seed: None,
             max_data_bytes: DEFAULT_MAX_DATA_BYTES,
-            spare_receive_buffers: 0,
+            spare_receive_buffers: None,
         }
     }
 }

@@ -121,7 +121,7 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let mut reader = RecordReader::with_spare_buffers(
         read_half,
         shared.config.max_record_bytes,
-        shared.config.spare_receive_buffers,
+        shared.config.spare_receive_buffers.unwrap_or(0),
     );
     let conn_gen = shared.connection_up();
     shared.writer_wake.notify_one();
