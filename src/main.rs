@@ -54,7 +54,6 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Copy a file; each side is a local path or an nfs:// URL.
-    #[command(override_usage = "nfsio cp [OPTIONS] <SRC>... <DST>")]
     Cp(copy::CpArgs),
     /// List directories (or show files), as GNU ls with LC_ALL=C.
     Ls(listing::LsArgs),
@@ -109,7 +108,6 @@ enum Command {
     /// Unmount a mount made by `nfsio mount`.
     Umount(mount::UmountArgs),
     /// Rename files or directories within one export, or move them into a directory.
-    #[command(override_usage = "nfsio mv [OPTIONS] <SRC>... <DST>")]
     Mv(rename::MvArgs),
 }
 
@@ -164,7 +162,6 @@ fn tune_allocator() {}
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    require_destination(&cli.command);
     init_logging(cli.verbose);
     let mut builder = if runs_on_one_thread(&cli.command) {
         tokio::runtime::Builder::new_current_thread()
@@ -241,7 +238,7 @@ async fn cp(args: copy::CpArgs) -> Result<(), Failure> {
     // `nfs:PATH` is PATH on the server NFSIO_URL names (see `short.rs`); a bare path is local,
     // kept as the bytes given.
     let mut operands = Vec::with_capacity(args.sources.len() + 1);
-    for arg in args.sources.iter().chain(&args.destination) {
+    for arg in args.sources.iter().chain([&args.destination]) {
         operands.push(operand::Operand::parse(arg)?);
     }
     // A pattern in a source URL's last component is the server's to expand.
@@ -267,42 +264,6 @@ async fn cp(args: copy::CpArgs) -> Result<(), Failure> {
         return copy::run_one(&operands[0], &operands[1], &args).await;
     }
     crate::tree::run(&args, &operands).await
-}
-
-/// `cp` and `mv` with fewer than two operands: clap's usage error (exit 2) saying what is
-/// missing, as coreutils do ("missing destination operand after 'a'"). clap itself cannot
-/// say it: it gives a lone operand to DST and would report SRC missing.
-fn require_destination(command: &Command) {
-    let (name, operands): (&str, Vec<String>) = match command {
-        Command::Cp(args) => (
-            "cp",
-            args.sources
-                .iter()
-                .chain(&args.destination)
-                .map(|s| s.to_string_lossy().into_owned())
-                .collect(),
-        ),
-        Command::Mv(args) => (
-            "mv",
-            args.sources
-                .iter()
-                .chain(&args.destination)
-                .cloned()
-                .collect(),
-        ),
-        _ => return,
-    };
-    let message = match operands.as_slice() {
-        [] => "missing file operand".to_owned(),
-        [only] => format!("missing destination operand after '{only}'"),
-        _ => return,
-    };
-    let mut cli = Cli::command();
-    let kind = clap::error::ErrorKind::MissingRequiredArgument;
-    match cli.find_subcommand_mut(name) {
-        Some(sub) => sub.error(kind, message).exit(),
-        None => cli.error(kind, message).exit(),
-    }
 }
 
 /// Connects to the export of `url`, with errors naming the URL.

@@ -15,21 +15,16 @@ use crate::report::Failure;
 #[derive(Debug, Args)]
 pub struct MvArgs {
     /// nfs://host/export/path of each file or directory to move
-    #[arg(value_name = "SRC")]
+    #[arg(required = true, value_name = "SRC")]
     pub sources: Vec<String>,
     /// nfs://host/export/path of the new name, or of an existing directory to move into
     #[arg(value_name = "DST")]
-    pub destination: Option<String>,
+    pub destination: String,
 }
 
 /// `nfsio mv`: each source in turn; the first failure ends the command.
 pub async fn mv(args: &MvArgs) -> Result<(), Failure> {
-    let sources = &args.sources;
-    let Some(dst) = &args.destination else {
-        return Err(Failure::message(
-            "mv needs a source and a destination".to_owned(),
-        ));
-    };
+    let (dst, sources) = (&args.destination, &args.sources);
     let client = connect(dst).await?;
     let dst_path = client.url_path().to_owned();
     let into_dir = match client.lookup_path(&dst_path).await {
