@@ -25,14 +25,12 @@ use crate::report::Failure;
 /// Arguments of `nfsio cp`.
 #[derive(clap::Args)]
 pub struct CpArgs {
-    /// What to copy: local paths, nfs://host/export/path URLs, or nfs:PATH under NFSIO_URL
-    /// (`-`: standard input)
-    #[arg(required = true, value_name = "SRC")]
-    pub(crate) sources: Vec<std::ffi::OsString>,
-    /// Where to: a local path or a URL as SRC (`-`: standard output); with several sources
-    /// (or -r onto an existing directory) a directory that receives each source's name
-    #[arg(value_name = "DST")]
-    pub(crate) destination: std::ffi::OsString,
+    /// The sources (SRC: local paths, nfs://host/export/path URLs, or nfs:PATH under
+    /// NFSIO_URL; `-` is standard input), then the destination (DST: the same, `-` standard
+    /// output; with several sources, or -r onto an existing directory, a directory that
+    /// receives each source's name)
+    #[arg(required = true, value_name = "PATH")]
+    pub(crate) paths: Vec<std::ffi::OsString>,
     /// Copy directories and everything in them (symbolic links as links).
     #[arg(short = 'r', short_alias = 'R', long)]
     pub(crate) recursive: bool,

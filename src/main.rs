@@ -54,6 +54,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Copy a file; each side is a local path or an nfs:// URL.
+    #[command(override_usage = "nfsio cp [OPTIONS] <SRC>... <DST>")]
     Cp(copy::CpArgs),
     /// List directories (or show files), as GNU ls with LC_ALL=C.
     Ls(listing::LsArgs),
@@ -108,6 +109,7 @@ enum Command {
     /// Unmount a mount made by `nfsio mount`.
     Umount(mount::UmountArgs),
     /// Rename files or directories within one export, or move them into a directory.
+    #[command(override_usage = "nfsio mv [OPTIONS] <SRC>... <DST>")]
     Mv(rename::MvArgs),
 }
 
@@ -162,6 +164,7 @@ fn tune_allocator() {}
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
+    require_destination(&cli.command);
     init_logging(cli.verbose);
     let mut builder = if runs_on_one_thread(&cli.command) {
         tokio::runtime::Builder::new_current_thread()
@@ -237,8 +240,8 @@ async fn run(command: Command, verbose: u8) -> Result<(), Failure> {
 async fn cp(args: copy::CpArgs) -> Result<(), Failure> {
     // `nfs:PATH` is PATH on the server NFSIO_URL names (see `short.rs`); a bare path is local,
     // kept as the bytes given.
-    let mut operands = Vec::with_capacity(args.sources.len() + 1);
-    for arg in args.sources.iter().chain([&args.destination]) {
+    let mut operands = Vec::with_capacity(args.paths.len());
+    for arg in &args.paths {
         operands.push(operand::Operand::parse(arg)?);
     }
     // A pattern in a source URL's last component is the server's to expand.
@@ -264,6 +267,26 @@ async fn cp(args: copy::CpArgs) -> Result<(), Failure> {
         return copy::run_one(&operands[0], &operands[1], &args).await;
     }
     crate::tree::run(&args, &operands).await
+}
+
+/// `cp` and `mv` with one operand: a usage error (exit 2) saying what is missing, as
+/// coreutils do ("missing destination operand after 'a'"). Their operands are one list so
+/// that clap takes them in order; it checks only that there is one.
+fn require_destination(command: &Command) {
+    let (name, only) = match command {
+        Command::Cp(args) if args.paths.len() == 1 => ("cp", args.paths[0].to_string_lossy()),
+        Command::Mv(args) if args.paths.len() == 1 => {
+            ("mv", std::borrow::Cow::Borrowed(args.paths[0].as_str()))
+        }
+        _ => return,
+    };
+    let message = format!("missing destination operand after '{only}'");
+    let mut cli = Cli::command();
+    let kind = clap::error::ErrorKind::MissingRequiredArgument;
+    match cli.find_subcommand_mut(name) {
+        Some(sub) => sub.error(kind, message).exit(),
+        None => cli.error(kind, message).exit(),
+    }
 }
 
 /// Connects to the export of `url`, with errors naming the URL.

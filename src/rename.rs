@@ -14,17 +14,19 @@ use crate::report::Failure;
 /// `nfsio mv`.
 #[derive(Debug, Args)]
 pub struct MvArgs {
-    /// nfs://host/export/path of each file or directory to move
-    #[arg(required = true, value_name = "SRC")]
-    pub sources: Vec<String>,
-    /// nfs://host/export/path of the new name, or of an existing directory to move into
-    #[arg(value_name = "DST")]
-    pub destination: String,
+    /// nfs://host/export/path of each file or directory to move (SRC), then of the new
+    /// name or of an existing directory to move into (DST)
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
 }
 
 /// `nfsio mv`: each source in turn; the first failure ends the command.
 pub async fn mv(args: &MvArgs) -> Result<(), Failure> {
-    let (dst, sources) = (&args.destination, &args.sources);
+    let Some((dst, sources)) = args.paths.split_last() else {
+        return Err(Failure::message(
+            "mv needs a source and a destination".to_owned(),
+        ));
+    };
     let client = connect(dst).await?;
     let dst_path = client.url_path().to_owned();
     let into_dir = match client.lookup_path(&dst_path).await {

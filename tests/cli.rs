@@ -366,6 +366,27 @@ fn exit_statuses_are_0_1_and_2() {
         server.export.join("d").is_dir(),
         "a usage error does nothing"
     );
+    // cp and mv with one operand say that the destination is missing, as coreutils do.
+    let d = server.url_of("d");
+    for (args, missing) in [
+        (
+            vec!["cp", "a"],
+            "missing destination operand after 'a'".to_owned(),
+        ),
+        (
+            vec!["mv", &d],
+            format!("missing destination operand after '{d}'"),
+        ),
+    ] {
+        let output = Run::nfsio(&args).output();
+        assert_eq!(output.status.code(), Some(2), "nfsio {args:?}");
+        let stderr = stderr_of(&output);
+        assert!(stderr.contains(&missing), "nfsio {args:?}: {stderr}");
+    }
+    assert!(
+        server.export.join("d").is_dir(),
+        "mv with one operand does nothing"
+    );
 }
 
 /// `nfsio ls` prints what GNU `ls` (LC_ALL=C) prints for the same files on the export's
