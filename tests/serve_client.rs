@@ -208,6 +208,30 @@ fn serve_demo_64_mib_verifies() {
     assert!(left.is_empty(), "demo left {left:?}");
 }
 
+/// Reads the export's `big` through `client` in 1 MiB pieces (advised `NoReuse`, as
+/// `nfsio cp` reads), each checked against `expected`; returns every fifth piece, held.
+async fn read_in_pieces(client: &Client, expected: &[u8]) -> Vec<(usize, bytes::Bytes)> {
+    const CHUNK_BYTES: usize = 1 << 20;
+    let file = client.open("big").await.expect("open");
+    file.advise(nfsio_client::Advice::NoReuse).expect("advise");
+    let mut held = Vec::new();
+    for offset in (0..expected.len()).step_by(CHUNK_BYTES) {
+        let data = file
+            .read_bytes_at(offset as u64, CHUNK_BYTES)
+            .await
+            .expect("read");
+        assert!(
+            data[..] == expected[offset..offset + CHUNK_BYTES],
+            "the MiB at {offset}"
+        );
+        if (offset / CHUNK_BYTES).is_multiple_of(5) {
+            held.push((offset, data));
+        }
+    }
+    file.close().await.expect("close");
+    held
+}
+
 /// READ replies arrive into receive buffers kept from earlier replies once nothing holds
 /// those (issue 15: no fresh megabyte per READ), and a buffer whose bytes a reader still
 /// holds is never reused: chunks kept to the end still read as the file.
@@ -221,24 +245,7 @@ async fn reads_reuse_receive_buffers_and_never_overwrite_held_bytes() {
     let expected = std::fs::read(&local).expect("read the export's file");
 
     let client = Client::connect(&server.url_of("")).await.expect("connect");
-    let file = client.open("big").await.expect("open");
-    file.advise(nfsio_client::Advice::NoReuse).expect("advise");
-    let mut held = Vec::new();
-    for index in 0..chunks {
-        let offset = index * CHUNK_BYTES;
-        let data = file
-            .read_bytes_at(offset as u64, CHUNK_BYTES)
-            .await
-            .expect("read");
-        assert!(
-            data[..] == expected[offset..offset + CHUNK_BYTES],
-            "chunk {index}"
-        );
-        if index % 5 == 0 {
-            held.push((offset, data));
-        }
-    }
-    file.close().await.expect("close");
+    let held = read_in_pieces(&client, &expected).await;
     for (offset, data) in &held {
         assert!(
             data[..] == expected[*offset..*offset + CHUNK_BYTES],
@@ -263,19 +270,6 @@ async fn reads_reuse_receive_buffers_and_never_overwrite_held_bytes() {
     let mut options = nfsio_client::ClientOptions::default();
     options.rpc.spare_receive_buffers = Some(0);
     let client = Client::connect_with(&url, options).await.expect("connect");
-    let file = client.open("big").await.expect("open");
-    file.advise(nfsio_client::Advice::NoReuse).expect("advise");
-    for index in 0..chunks {
-        let offset = index * CHUNK_BYTES;
-        let data = file
-            .read_bytes_at(offset as u64, CHUNK_BYTES)
-            .await
-            .expect("read");
-        assert!(
-            data[..] == expected[offset..offset + CHUNK_BYTES],
-            "chunk {index}"
-        );
-    }
-    file.close().await.expect("close");
+    read_in_pieces(&client, &expected).await;
     assert_eq!(client.stats().receive_buffers_reused, 0);
 }

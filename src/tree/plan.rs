@@ -75,18 +75,13 @@ fn split_local(path: &Path) -> Result<(Dir, Vec<u8>), Failure> {
     Ok((Dir::Local(parent), name))
 }
 
-/// The URL operand `operand` names, or the refusal of `-` (standard input or output has
-/// no name to copy a tree or several files under).
-fn url_or_local(operand: &Operand) -> Result<Result<&str, &Path>, Failure> {
-    match operand {
-        Operand::Std => Err(Failure::message(
-            "-: standard input or output cannot be copied with -r, -p, -n, -u or several \
-             sources"
-                .into(),
-        )),
-        Operand::Local(path) => Ok(Err(path)),
-        Operand::Url(url) => Ok(Ok(url)),
-    }
+/// The refusal of `-`: standard input or output has no name to copy a tree or several
+/// files under.
+fn refuse_std() -> Failure {
+    Failure::message(
+        "-: standard input or output cannot be copied with -r, -p, -n, -u or several sources"
+            .into(),
+    )
 }
 
 /// The URL of the directory holding what `url` names, for messages.
@@ -99,9 +94,10 @@ fn parent_url(url: &str) -> String {
 }
 
 async fn destination(operand: &Operand) -> Result<Destination, Failure> {
-    let text = match url_or_local(operand)? {
-        Ok(url) => url,
-        Err(path) => {
+    let text = match operand {
+        Operand::Std => return Err(refuse_std()),
+        Operand::Url(url) => url,
+        Operand::Local(path) => {
             let (parent, name) = split_local(path)?;
             let into = std::fs::metadata(path)
                 .ok()
@@ -148,9 +144,10 @@ async fn destination(operand: &Operand) -> Result<Destination, Failure> {
 
 /// A source argument: its side, the directory holding it, and what it is.
 async fn source(operand: &Operand, follow: bool) -> Result<(Side, Dir, Node), Failure> {
-    let text = match url_or_local(operand)? {
-        Ok(url) => url,
-        Err(path) => {
+    let text = match operand {
+        Operand::Std => return Err(refuse_std()),
+        Operand::Url(url) => url,
+        Operand::Local(path) => {
             let (parent, name) = split_local(path)?;
             let meta = if follow {
                 std::fs::metadata(path)
