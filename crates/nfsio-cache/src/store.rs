@@ -90,8 +90,10 @@ pub(crate) struct Inode {
     /// Written FILE_SYNC from now on (verifiers never match).
     pub(crate) file_sync: bool,
     /// Ranges the server holds as zeros (or that lie past its end of file) as far as this
-    /// engine knows: past the size at first open, past a truncation; every application write
-    /// removes its range. WRITEs may carry zeros there to join dirty ranges. This assumes
+    /// engine knows: past the size at first open, past a truncation; every WRITE removes the
+    /// range of the dirty bytes it carries, when it is sent (bytes written but not sent are
+    /// cached, and only uncached bytes are looked up here). WRITEs may carry zeros there to
+    /// join dirty ranges. This assumes
     /// close-to-open use (no other client writes the file while it is open here), the same
     /// assumption under which clean cached bytes are trusted; a change seen at `open` resets it.
     pub(crate) zeros: RangeTree,

@@ -356,9 +356,12 @@ impl Engine {
             if let Piece::Dirty(s) = *piece {
                 // The extent's frozen buffer, which is the payload's segment for it.
                 let ext = self.store.inode(ino).extents.at(s);
-                let payload = ext.data().bytes_range(0, ext.len() as usize);
+                let len = ext.len();
+                let payload = ext.data().bytes_range(0, len as usize);
                 self.store
                     .restate(ino, s, Transition::Send { rpc: id, payload });
+                // Whatever the WRITE's fate, the server may hold these bytes from now on.
+                self.store.inode_mut(ino).zeros.remove(s, s + len);
             }
         }
         self.stats.writes_sent += 1;

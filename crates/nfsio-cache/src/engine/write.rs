@@ -218,8 +218,10 @@ impl Engine {
             }
         }
         self.taint_reads(ino, offset_bytes, end);
+        // The server's zeros stay zeros until a WRITE carries these bytes (the WRITE takes
+        // them out of `zeros`); until then the cache holds the bytes, and only uncached bytes
+        // are ever looked up in `zeros`.
         let inode = self.store.inode_mut(ino);
-        inode.zeros.remove(offset_bytes, end);
         inode.size_bytes = inode.size_bytes.max(end);
         inode.stream.note_write(offset_bytes, len_bytes);
         self.stats.app_writes += 1;
