@@ -26,6 +26,14 @@ impl Buf {
         }
     }
 
+    /// Bytes that can be appended without reallocating (0 when shared: appending copies).
+    pub(crate) fn spare_capacity(&self) -> usize {
+        match self {
+            Buf::Mut(buf) => buf.capacity() - buf.len(),
+            Buf::Shared(_) => 0,
+        }
+    }
+
     /// The bytes.
     pub(crate) fn as_slice(&self) -> &[u8] {
         match self {

@@ -54,6 +54,10 @@ impl Payload<'_> {
     }
 }
 
+/// A dirty extent shorter than this grows in place when appended to (copying it is cheaper
+/// than the index work of another extent); a longer one is followed by a new extent.
+const GROW_IN_PLACE_BYTES: u64 = 32 << 10;
+
 impl Engine {
     /// Opens a file with the attributes just fetched from the server (close-to-open: if the
     /// cache holds the file and its size, mtime or ctime changed since the cache last saw
@@ -263,15 +267,7 @@ impl Engine {
                     .filter(|&(_, ext_end, dirty)| dirty && ext_end == start)
                     .filter(|_| !start.is_multiple_of(chunk_bytes))
                     .map(|(s, _, _)| s);
-                match left {
-                    Some(left_start) => {
-                        self.store
-                            .append_dirty(ino, left_start, data.as_slice(), version);
-                    }
-                    None => self
-                        .store
-                        .insert_dirty(ino, start, version, data.into_buf()),
-                }
+                self.append_or_start(ino, left, start, data, version);
                 self.assert_written(ino, start, end, version);
                 return;
             }
@@ -298,13 +294,47 @@ impl Engine {
             .filter(|(s, e)| **s + e.len() == start && e.state().is_dirty())
             .map(|(s, _)| *s)
             .filter(|_| !start.is_multiple_of(chunk_bytes));
-        match left {
-            Some(left_start) => self
-                .store
-                .append_dirty(ino, left_start, data.as_slice(), since),
-            None => self.store.insert_dirty(ino, start, since, data.into_buf()),
-        }
+        self.append_or_start(ino, left, start, data, since);
         self.assert_written(ino, start, end, version);
+    }
+
+    /// Puts a piece's bytes at `start`, where nothing is cached, owing `since`: appended to
+    /// the dirty extent at `left` (which ends at `start`, in the same chunk) when its buffer
+    /// has room for them or is still short (below [`GROW_IN_PLACE_BYTES`]), else as a dirty
+    /// extent of their own. A copied piece that follows a dirty extent gets a buffer with room
+    /// for twice what that extent or the piece holds (within the chunk), so a long run of
+    /// appends grows in extents that double and no byte of it is copied twice (growing one
+    /// buffer would copy the run at every doubling). The spare room is at most twice the
+    /// bytes before it, as a doubling buffer's would be, and is given back when the extent is
+    /// sent ([`Buf::freeze`](crate::buf::Buf::freeze)).
+    fn append_or_start(
+        &mut self,
+        ino: InodeId,
+        left: Option<u64>,
+        start: u64,
+        data: Payload<'_>,
+        since: u64,
+    ) {
+        let len = data.len();
+        let left = left.map(|s| (s, self.store.inode(ino).extents.at(s)));
+        if let Some((left_start, ext)) = left
+            && (ext.spare_capacity() >= len || ext.len() < GROW_IN_PLACE_BYTES)
+        {
+            self.store
+                .append_dirty(ino, left_start, data.as_slice(), since);
+            return;
+        }
+        let buf = match (data, left) {
+            (Payload::Borrowed(bytes), Some((_, ext))) => {
+                let room = self.store.index().chunk_end(start) - start;
+                let capacity = ext.len().max(len as u64).saturating_mul(2).min(room);
+                let mut buf = BytesMut::with_capacity(capacity.max(len as u64) as usize);
+                buf.extend_from_slice(bytes);
+                buf
+            }
+            (data, _) => data.into_buf(),
+        };
+        self.store.insert_dirty(ino, start, since, buf);
     }
 
     /// The postcondition of a write piece (release builds too, O(log extents)): one dirty

@@ -166,6 +166,11 @@ impl Extent {
         self.since
     }
 
+    /// Bytes that can be appended without growing the buffer (0 unless it is growable).
+    pub(crate) fn spare_capacity(&self) -> usize {
+        self.data.spare_capacity()
+    }
+
     /// The bytes.
     pub(crate) fn data(&self) -> &Buf {
         &self.data
