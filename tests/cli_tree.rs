@@ -219,31 +219,38 @@ fn several_sources_go_into_a_directory_and_need_one() {
     assert!(!server.export.join("nodir").exists());
 }
 
-#[test]
-fn an_interrupted_tree_copy_leaves_no_half_written_file_under_its_name() {
-    let server = Serve::start("cp-interrupt");
-    let src = server.scratch("src");
-    fs::create_dir(&src).unwrap();
+/// Starts `nfsio cp -r` of four 64 MiB files from `src` to `dst_url`, waits until a file in
+/// `watch` that `partial` accepts is half written, interrupts the copy with SIGINT and returns
+/// its stderr (after checking that it says so and exits 1).
+fn interrupt_tree_copy(
+    src: &Path,
+    dst_url: &str,
+    watch: &Path,
+    partial: fn(&str) -> bool,
+) -> String {
     for i in 0..4u64 {
         make_file(&src.join(format!("big{i}.bin")), 64 << 20, i + 1);
     }
     let mut cp = Command::new(NFSIO)
         .args(["cp", "-r", "-q", "--jobs", "2"])
-        .arg(&src)
-        .arg(server.url_of("dst"))
+        .arg(src)
+        .arg(dst_url)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn nfsio cp");
-    // Wait until a file is being written under its temporary name, then interrupt.
-    let dst = server.export.join("dst");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let partial = fs::read_dir(&dst).into_iter().flatten().flatten().any(|e| {
-            e.file_name().to_string_lossy().ends_with(".part")
-                && e.metadata().is_ok_and(|m| m.len() > 0)
-        });
-        if partial {
+        let found = fs::read_dir(watch)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                partial(&e.file_name().to_string_lossy())
+                    && e.metadata()
+                        .is_ok_and(|m| m.len() > 0 && m.len() < 64 << 20)
+            });
+        if found {
             break;
         }
         assert!(
@@ -257,20 +264,61 @@ fn an_interrupted_tree_copy_leaves_no_half_written_file_under_its_name() {
         .args(["-INT", &cp.id().to_string()])
         .status();
     let out = cp.wait_with_output().expect("wait for cp");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
-    for entry in fs::read_dir(&dst).unwrap() {
+    stderr
+}
+
+/// Every entry of `dir` has its final name and is whole (the same bytes as in `src`).
+fn assert_only_whole_files(dir: &Path, src: &Path) {
+    for entry in fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().to_string_lossy().into_owned();
         assert!(!name.ends_with(".part"), "{name} was left behind");
-        // Whatever has its final name is whole.
         assert_eq!(
             fs::read(entry.path()).unwrap(),
             fs::read(src.join(&name)).unwrap(),
             "{name} is not the whole file"
         );
     }
+}
+
+/// Into a directory that existed, files are written under temporary names: an interrupt
+/// removes them, and whatever has its final name is whole.
+#[test]
+fn an_interrupted_tree_copy_leaves_no_half_written_file_under_its_name() {
+    let server = Serve::start("cp-interrupt");
+    let src = server.scratch("src");
+    fs::create_dir(&src).unwrap();
+    // dst/src exists: the copy goes into it, replacing nothing half-way.
+    let into = server.export.join("dst").join("src");
+    fs::create_dir_all(&into).unwrap();
+    interrupt_tree_copy(&src, &server.url_of("dst"), &into, |name| {
+        name.ends_with(".part")
+    });
+    assert_only_whole_files(&into, &src);
+}
+
+/// Into a directory the copy made, files are written under their own names (nothing there can
+/// be replaced): an interrupt removes those not complete, and says how many.
+#[test]
+fn an_interrupted_copy_into_a_new_directory_removes_its_partial_files() {
+    let server = Serve::start("cp-interrupt-new");
+    let src = server.scratch("src");
+    fs::create_dir(&src).unwrap();
+    let dst = server.export.join("new");
+    let stderr = interrupt_tree_copy(&src, &server.url_of("new"), &dst, |name| {
+        name.starts_with("big")
+    });
+    let removed: usize = stderr
+        .split("removed ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of removed files in {stderr:?}"));
+    assert!(removed >= 1, "{stderr}");
+    assert_only_whole_files(&dst, &src);
 }
 
 /// `--progress` prints plain lines on stderr (not a terminal here), the last one at 100 %,

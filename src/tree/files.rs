@@ -1,7 +1,10 @@
-//! One file of a tree copy: written under a temporary name in its destination directory and
-//! renamed over its final name only once it is complete (and, on an export, durable), so that
-//! an interrupted copy leaves no half-written file under a name the user asked for. The
-//! temporary names in use are kept, so that an interrupt can remove them.
+//! One file of a tree copy. Into a directory that existed, it is written under a temporary
+//! name and renamed over its final name only once it is complete (and, on an export,
+//! durable), so that an interrupted copy leaves no half-written file under a name the user
+//! asked for and a file it replaces is replaced whole. Into a directory the copy made itself,
+//! nothing can be replaced: the file is created under its own name (exclusively), which saves
+//! the RENAME and its synchronous update of the directory on the server. Either way the names
+//! being written are kept, so that an interrupt can remove them.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -15,7 +18,8 @@ use super::side::{Dir, Node, Side};
 use crate::copy::{ChunkSink, ChunkSource, FileReader, LocalReader, LocalWriter, NfsWriter};
 use crate::report::Failure;
 
-/// The temporary names being written, to remove at an interrupt.
+/// The names being written (temporary ones, or final ones in a new directory), to remove at
+/// an interrupt.
 #[derive(Default)]
 pub(crate) struct Partials {
     next: AtomicU64,
@@ -33,13 +37,22 @@ impl Partials {
         (seq, name)
     }
 
+    /// `name` in `dir`, recorded as partial.
+    fn begin_named(&self, dir: &Dir, name: &[u8]) -> u64 {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut names) = self.names.lock() {
+            names.insert(seq, (dir.clone(), name.to_vec()));
+        }
+        seq
+    }
+
     fn end(&self, seq: u64) {
         if let Ok(mut names) = self.names.lock() {
             names.remove(&seq);
         }
     }
 
-    /// Removes every temporary name still recorded; returns how many there were.
+    /// Removes every name still recorded; returns how many there were.
     pub(crate) async fn remove_all(&self, side: &Side) -> usize {
         let left: Vec<(Dir, Vec<u8>)> = match self.names.lock() {
             Ok(mut names) => std::mem::take(&mut *names).into_values().collect(),
@@ -63,12 +76,17 @@ pub(crate) struct FileCopy<'a> {
     /// Mode of the new file (the source's less the umask, or the source's with -p).
     pub mode: u32,
     pub preserve: bool,
+    /// `dst_dir` was made by this copy: the file is written under its own name.
+    pub in_new_dir: bool,
     pub partials: &'a Partials,
 }
 
 impl FileCopy<'_> {
     /// Copies the file; returns its size in bytes.
     pub(crate) async fn run(&self) -> Result<u64, Failure> {
+        if self.in_new_dir {
+            return self.run_in_place().await;
+        }
         let (seq, temp) = self.partials.begin(self.dst_dir);
         let result = self.copy_as(&temp).await;
         match result {
@@ -91,26 +109,60 @@ impl FileCopy<'_> {
         }
     }
 
+    /// Copies the file under its own name, into a directory this copy made. The name is
+    /// recorded as partial before it is created (an interrupt during the CREATE removes what
+    /// it may have made) and until the file is complete; a failed copy removes what it wrote,
+    /// except when the name could not be created (it is not ours).
+    async fn run_in_place(&self) -> Result<u64, Failure> {
+        let seq = self.partials.begin_named(self.dst_dir, self.dst_name);
+        let shown = self.dst_dir.show(self.dst_name);
+        let created = self.create(self.dst_name, &shown).await;
+        let result = match created {
+            Ok((writer, handle)) => {
+                let filled = self.fill(self.dst_name, writer, handle).await;
+                if filled.is_err() {
+                    self.dst_side.remove(self.dst_dir, self.dst_name).await;
+                }
+                filled
+            }
+            Err(e) => Err(e),
+        };
+        self.partials.end(seq);
+        result
+    }
+
     /// Writes the whole file under `temp`, durable on an export, with -p's mode and times.
     async fn copy_as(&self, temp: &[u8]) -> Result<u64, Failure> {
         let shown = self.dst_dir.show(self.dst_name);
-        let (mut writer, handle) = self.create(temp, &shown).await?;
+        let (writer, handle) = self.create(temp, &shown).await?;
+        self.fill(temp, writer, handle).await
+    }
+
+    /// Moves the source's bytes into the file just created as `name` and finishes it
+    /// (durable on an export), then gives it -p's mode and times.
+    async fn fill(
+        &self,
+        name: &[u8],
+        mut writer: Box<dyn ChunkSink>,
+        handle: Option<FileHandle>,
+    ) -> Result<u64, Failure> {
         let copied = self.pump(writer.as_mut()).await;
         let finished = writer.finish().await;
         let copied = copied?;
         finished?;
         if self.preserve {
             self.dst_side
-                .preserve(self.dst_dir, temp, handle.as_ref(), self.node)
+                .preserve(self.dst_dir, name, handle.as_ref(), self.node)
                 .await?;
         }
         Ok(copied)
     }
 
-    /// Creates `temp` (GUARDED on an export: the name is new) and a writer of it.
+    /// Creates `name` (GUARDED on an export, exclusively on local disk: the name is new) and
+    /// a writer of it.
     async fn create(
         &self,
-        temp: &[u8],
+        name: &[u8],
         shown: &str,
     ) -> Result<(Box<dyn ChunkSink>, Option<FileHandle>), Failure> {
         match (self.dst_side, self.dst_dir) {
@@ -121,7 +173,7 @@ impl FileCopy<'_> {
                     ..Sattr::default()
                 });
                 let nfs = |e| Failure::nfs(shown, e);
-                let created = client.create(handle, temp, how).await.map_err(nfs)?;
+                let created = client.create(handle, name, how).await.map_err(nfs)?;
                 let attributes = match created.attributes {
                     Some(attributes) => attributes,
                     None => client.getattr(&created.handle).await.map_err(nfs)?,
@@ -136,7 +188,7 @@ impl FileCopy<'_> {
             }
             _ => {
                 use std::os::unix::fs::OpenOptionsExt;
-                let path = self.dst_dir.local_path(temp).unwrap_or_default();
+                let path = self.dst_dir.local_path(name).unwrap_or_default();
                 let file = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)

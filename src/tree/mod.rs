@@ -142,8 +142,8 @@ async fn execute(
     progress: ProgressBar,
 ) -> Totals {
     let mut totals = Totals::default();
-    let dirs = match plan.make_dirs(args.preserve).await {
-        Ok(dirs) => Arc::new(dirs),
+    let (dirs, new_dirs) = match plan.make_dirs(args.preserve).await {
+        Ok((dirs, new_dirs)) => (Arc::new(dirs), Arc::new(new_dirs)),
         Err(e) => {
             eprintln!("nfsio: {e}");
             totals.failed += 1;
@@ -159,9 +159,12 @@ async fn execute(
             done += 1;
             progress.set_message(format!("{done} of {count} files"));
         }
-        let (plan, dirs, partials) = (Arc::clone(&plan), Arc::clone(&dirs), Arc::clone(&partials));
+        let (plan, partials) = (Arc::clone(&plan), Arc::clone(&partials));
+        let dirs = (Arc::clone(&dirs), Arc::clone(&new_dirs));
         let options = (args.preserve, args.no_clobber, args.update);
-        running.spawn(async move { copy_target(&plan, &dirs, index, options, &partials).await });
+        running.spawn(async move {
+            copy_target(&plan, (&dirs.0, &dirs.1), index, options, &partials).await
+        });
     }
     while let Some(joined) = running.join_next().await {
         collect(Some(joined), &mut totals, &progress);
@@ -204,7 +207,7 @@ fn collect(
 /// Copies one file or link; None when -n or -u left the destination as it was.
 async fn copy_target(
     plan: &Plan,
-    dirs: &[side::Dir],
+    (dirs, new_dirs): (&[side::Dir], &[bool]),
     index: usize,
     (preserve, no_clobber, update): (bool, bool, bool),
     partials: &Partials,
@@ -242,6 +245,7 @@ async fn copy_target(
         dst_name: &target.name,
         mode,
         preserve,
+        in_new_dir: plan.is_new(new_dirs, target.parent),
         partials,
     };
     copy.run().await.map(Some)

@@ -332,11 +332,22 @@ impl Plan {
         }
     }
 
-    /// Makes the destination's directories, parents first. With -p they are made writable by
+    /// True when `parent` is a directory this copy made (it did not exist before): nothing in
+    /// it can be replaced, so its files are written under their own names.
+    pub(crate) fn is_new(&self, new: &[bool], parent: Parent) -> bool {
+        match parent {
+            Parent::Top(_) => false,
+            Parent::Made(i) => new.get(i).copied().unwrap_or(false),
+        }
+    }
+
+    /// Makes the destination's directories, parents first; returns them, and for each
+    /// whether this copy made it (false: it existed). With -p they are made writable by
     /// their owner until [`Plan::preserve_dirs`] gives them their modes.
-    pub(crate) async fn make_dirs(&self, preserve: bool) -> Result<Vec<Dir>, Failure> {
+    pub(crate) async fn make_dirs(&self, preserve: bool) -> Result<(Vec<Dir>, Vec<bool>), Failure> {
         let umask = crate::change::umask();
         let mut made: Vec<Dir> = Vec::with_capacity(self.dirs.len());
+        let mut new = Vec::with_capacity(self.dirs.len());
         for planned in &self.dirs {
             let mode = if preserve {
                 planned.node.mode | 0o700
@@ -344,10 +355,11 @@ impl Plan {
                 planned.node.mode & 0o777 & !umask
             };
             let parent = self.dst_dir(&made, planned.parent).clone();
-            let (dir, _existed) = self.dst_side.make_dir(&parent, &planned.name, mode).await?;
+            let (dir, existed) = self.dst_side.make_dir(&parent, &planned.name, mode).await?;
             made.push(dir);
+            new.push(!existed);
         }
-        Ok(made)
+        Ok((made, new))
     }
 
     /// -p: every made directory gets its source's mode and times, deepest first (so that
