@@ -7,15 +7,23 @@
 //! the calls the facade and [`ReadDir`](crate::ReadDir) make here and the WRITEs, COMMITs,
 //! READs and SETATTRs the engine retries itself (the procedure layer beneath both retries
 //! nothing).
+//!
+//! A busy server answers JUKEBOX to a burst of calls and then serves them (nfs-ganesha does,
+//! under a tree copy), so a retry is logged at debug level; a call the server keeps refusing
+//! is worth a warning, once, after [`WARN_AFTER_MS`] of asking (Linux's client says nothing
+//! at all).
 
 use std::future::Future;
 use std::time::Duration;
 
 use nfsio_cache::{Backoff, EngineConfig};
 use nfsio_proto::nfs3::Nfs3Status;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::error::{NfsError, NfsResult};
+
+/// How long a call is asked again before the retries are worth a warning.
+const WARN_AFTER_MS: u64 = 5_000;
 
 /// How long to wait before asking again after NFS3ERR_JUKEBOX: the engine's [`Backoff`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,19 +42,48 @@ impl Jukebox {
         Fut: Future<Output = NfsResult<T>>,
     {
         let mut wait_ms = 0;
+        let mut asked = Asked::default();
         loop {
             match call().await {
                 Err(NfsError::Status {
                     proc_name,
                     status: Nfs3Status::Jukebox,
                 }) => {
+                    if asked.worth_a_warning() {
+                        warn!(
+                            proc = proc_name,
+                            waited_ms = asked.waited_ms,
+                            "the server keeps answering NFS3ERR_JUKEBOX; still asking"
+                        );
+                    }
                     wait_ms = self.0.next_ms(wait_ms);
-                    warn!(proc = proc_name, wait_ms, "NFS3ERR_JUKEBOX: asking again");
+                    debug!(proc = proc_name, wait_ms, "NFS3ERR_JUKEBOX: asking again");
                     tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                    asked.waited(wait_ms);
                 }
                 result => return result,
             }
         }
+    }
+}
+
+/// How long one call has been asked again, and whether that was worth a warning yet.
+#[derive(Debug, Default)]
+struct Asked {
+    waited_ms: u64,
+    warned: bool,
+}
+
+impl Asked {
+    fn waited(&mut self, wait_ms: u64) {
+        self.waited_ms = self.waited_ms.saturating_add(wait_ms);
+    }
+
+    /// True once, when the call has been asked again for [`WARN_AFTER_MS`].
+    fn worth_a_warning(&mut self) -> bool {
+        let warn = !self.warned && self.waited_ms >= WARN_AFTER_MS;
+        self.warned |= warn;
+        warn
     }
 }
 
@@ -79,6 +116,29 @@ mod tests {
             })
             .collect();
         assert_eq!(waits, [100, 200, 400, 700, 700]);
+    }
+
+    #[test]
+    fn a_burst_of_jukebox_is_not_worth_a_warning_and_a_long_refusal_is_once() {
+        let policy = Jukebox::of(&EngineConfig::default());
+        let mut asked = Asked::default();
+        let mut wait_ms = 0;
+        // A busy server's burst: three answers, 0.7 s of waiting.
+        for _ in 0..3 {
+            assert!(!asked.worth_a_warning());
+            wait_ms = policy.0.next_ms(wait_ms);
+            asked.waited(wait_ms);
+        }
+        assert!(!asked.worth_a_warning());
+        // Refused on and on: one warning once WARN_AFTER_MS has passed, and no more.
+        let mut warnings = 0;
+        for _ in 0..20 {
+            wait_ms = policy.0.next_ms(wait_ms);
+            asked.waited(wait_ms);
+            warnings += u32::from(asked.worth_a_warning());
+        }
+        assert!(asked.waited_ms >= WARN_AFTER_MS);
+        assert_eq!(warnings, 1);
     }
 
     #[tokio::test(start_paused = true)]
