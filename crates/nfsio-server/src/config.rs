@@ -151,6 +151,10 @@ pub struct Limits {
     pub reclaim_after_ms: u64,
     /// Open files kept by the local store (descriptor LRU).
     pub open_files: usize,
+    /// A kept open file that no call used for this long is closed by the next sweep (a
+    /// descriptor keeps a file's blocks allocated after the file is unlinked on the server's
+    /// disk; knfsd's file cache closes unused files after about two seconds too).
+    pub open_file_idle_ms: u64,
     /// Entries of the duplicate request cache.
     pub drc_entries: usize,
     /// Preferred READDIR size (FSINFO `dtpref`).
@@ -172,6 +176,7 @@ impl Default for Limits {
             stall_timeout_ms: 30_000,
             reclaim_after_ms: 1_000,
             open_files: 64,
+            open_file_idle_ms: 2_000,
             drc_entries: 4096,
             dtpref_bytes: 64 * 1024,
         }

@@ -180,6 +180,7 @@ impl Server<TcpListener> {
         let options = LocalOptions {
             read_only: config.service.read_only,
             open_files: limits.open_files,
+            open_file_idle_ms: limits.open_file_idle_ms,
             pipe_bytes: limits.max_io_bytes as usize,
             cross_mounts: config.cross_mounts,
             devices: config.devices,
@@ -433,7 +434,8 @@ impl<L: Listener> Server<L> {
     }
 }
 
-/// Closes idle and stalled connections, every [`SWEEP_INTERVAL_MS`].
+/// Closes idle and stalled connections, and the open files the store keeps that no call uses
+/// any more, every [`SWEEP_INTERVAL_MS`].
 async fn sweep_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let period = Duration::from_millis(SWEEP_INTERVAL_MS);
     loop {
@@ -446,6 +448,13 @@ async fn sweep_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         shared
             .registry
             .sweep(limits.idle_timeout_ms, limits.stall_timeout_ms);
+        // Closing a file may free an unlinked file's blocks: not on a runtime thread.
+        let storage = shared.service.storage.clone();
+        if storage.is_blocking() {
+            let _ = tokio::task::spawn_blocking(move || storage.release_idle()).await;
+        } else {
+            storage.release_idle();
+        }
     }
 }
 

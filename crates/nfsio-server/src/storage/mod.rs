@@ -510,6 +510,10 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Space and file-slot counts.
     fn fsstat(&self, id: FileId) -> StoreResult<FsStat>;
+
+    /// Lets go of what the store keeps open for calls that stopped coming (called about once
+    /// a second); by default there is nothing.
+    fn release_idle(&self) {}
 }
 
 /// Splits a validated name for the stores: rejects what can never be a single component.

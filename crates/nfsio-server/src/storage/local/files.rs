@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -94,6 +95,8 @@ struct CachedFile {
     file: Arc<File>,
     writable: bool,
     last_used: u64,
+    /// When a call last used it.
+    used_at: Instant,
 }
 
 /// A small LRU of open regular files, keyed by identity.
@@ -113,6 +116,7 @@ impl FileCache {
             return None;
         }
         entry.last_used = tick;
+        entry.used_at = Instant::now();
         Some(entry.file.clone())
     }
 
@@ -144,8 +148,25 @@ impl FileCache {
                 file,
                 writable,
                 last_used: tick,
+                used_at: Instant::now(),
             },
         );
+    }
+
+    /// Takes out every file no call used for `idle` before `now`, for the caller to close
+    /// outside the lock.
+    pub(crate) fn take_idle(&mut self, now: Instant, idle: Duration) -> Vec<Arc<File>> {
+        let idle_ids: Vec<FileId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| now.saturating_duration_since(e.used_at) >= idle)
+            .map(|(id, _)| *id)
+            .collect();
+        idle_ids
+            .into_iter()
+            .filter_map(|id| self.entries.remove(&id))
+            .map(|e| e.file)
+            .collect()
     }
 
     /// Drops the file of `id`.

@@ -74,6 +74,8 @@ pub struct LocalOptions {
     pub read_only: bool,
     /// How many open files to keep (the LRU of descriptors used by READ, WRITE and COMMIT).
     pub open_files: usize,
+    /// A kept open file unused for this long is closed at [`Storage::release_idle`].
+    pub open_file_idle_ms: u64,
     /// Use the kernel's file handles when the server may (root); false forces the map of
     /// names that an ordinary user's server uses (tests of it).
     pub kernel_handles: bool,
@@ -103,6 +105,7 @@ impl Default for LocalOptions {
         Self {
             read_only: false,
             open_files: 64,
+            open_file_idle_ms: 2_000,
             kernel_handles: true,
             max_map_bytes: 64 << 20,
             max_search_entries: 100_000,
@@ -612,5 +615,13 @@ impl Storage for LocalStore {
             free_files: ffree,
             avail_files: favail,
         })
+    }
+
+    /// Closes the kept open files no call used for `open_file_idle_ms` (after the lock is
+    /// released: closing the last descriptor of an unlinked file frees its blocks).
+    fn release_idle(&self) {
+        let idle = std::time::Duration::from_millis(self.options.open_file_idle_ms);
+        let closed = lock(&self.files).take_idle(std::time::Instant::now(), idle);
+        drop(closed);
     }
 }
