@@ -93,9 +93,9 @@ pub(crate) struct Inode {
     /// engine knows: past the size at first open, past a truncation; every WRITE removes the
     /// range of the dirty bytes it carries, when it is sent (bytes written but not sent are
     /// cached, and only uncached bytes are looked up here). WRITEs may carry zeros there to
-    /// join dirty ranges. This assumes
-    /// close-to-open use (no other client writes the file while it is open here), the same
-    /// assumption under which clean cached bytes are trusted; a change seen at `open` resets it.
+    /// join dirty ranges. This assumes close-to-open use (no other client writes the file
+    /// while it is open here), the same assumption under which clean cached bytes are
+    /// trusted; a change seen at `open` resets it.
     pub(crate) zeros: RangeTree,
     /// The sequential run of writes (whether the file is written as a stream).
     pub(crate) stream: StreamTracker,

@@ -156,17 +156,15 @@ impl FileCache {
     /// Takes out every file no call used for `idle` before `now`, for the caller to close
     /// outside the lock.
     pub(crate) fn take_idle(&mut self, now: Instant, idle: Duration) -> Vec<Arc<File>> {
-        let idle_ids: Vec<FileId> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| now.saturating_duration_since(e.used_at) >= idle)
-            .map(|(id, _)| *id)
-            .collect();
-        idle_ids
-            .into_iter()
-            .filter_map(|id| self.entries.remove(&id))
-            .map(|e| e.file)
-            .collect()
+        let mut taken = Vec::new();
+        self.entries.retain(|_, e| {
+            let keep = now.saturating_duration_since(e.used_at) < idle;
+            if !keep {
+                taken.push(Arc::clone(&e.file));
+            }
+            keep
+        });
+        taken
     }
 
     /// Drops the file of `id`.
