@@ -224,14 +224,17 @@ async fn created(
     }
 }
 
-/// This process's umask.
+/// This process's umask, read once: reading it means setting it, and for that moment a
+/// file another thread created would get the wrong mode, so it is read only the first time,
+/// which `main` does before any other thread starts.
 pub(crate) fn umask() -> u32 {
+    static MASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     // SAFETY: umask has no preconditions; the old mask is put straight back.
-    unsafe {
+    *MASK.get_or_init(|| unsafe {
         let mask = libc::umask(0o022);
         libc::umask(mask);
         mask
-    }
+    })
 }
 
 /// A size as coreutils' `truncate -s` takes it (without its relative forms).

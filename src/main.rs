@@ -163,6 +163,8 @@ fn tune_allocator() {}
 
 fn main() -> ExitCode {
     tune_allocator();
+    // Read (and kept) while this is the process's only thread: see `change::umask`.
+    change::umask();
     let cli = Cli::parse();
     require_destination(&cli.command);
     init_logging(cli.verbose);

@@ -15,6 +15,7 @@ use nfsio_client::proto::nfs3::{CreateHow, FileHandle, Sattr};
 use nfsio_client::{Advice, File};
 
 use super::side::{Dir, Node, Side};
+use super::small_read::read_small;
 use crate::copy::{ChunkSink, ChunkSource, FileReader, LocalReader, LocalWriter, NfsWriter};
 use crate::report::Failure;
 
@@ -223,11 +224,10 @@ impl FileCopy<'_> {
                 let path = self.src_dir.local_path(&self.node.name).unwrap_or_default();
                 let chunk_bytes = self.chunk_bytes();
                 if self.node.size_bytes <= chunk_bytes as u64 {
-                    // A small file in one read, without a reader thread of its own.
-                    let text = shown.clone();
-                    let data = tokio::task::spawn_blocking(move || std::fs::read(&path))
+                    // A small file in one read, without a reader thread of its own (and
+                    // without the blocking pool when the page cache holds it).
+                    let data = read_small(path, self.node.size_bytes)
                         .await
-                        .map_err(|e| Failure::message(format!("{text}: {e}")))?
                         .map_err(|e| Failure::io(&shown, e))?;
                     copied = data.len() as u64;
                     if !data.is_empty() {

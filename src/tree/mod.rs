@@ -13,6 +13,7 @@
 mod files;
 mod plan;
 mod side;
+mod small_read;
 
 use std::sync::Arc;
 use std::time::Instant;
