@@ -638,6 +638,12 @@ pub(crate) fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
     check(unsafe { libc::ftruncate(fd.as_raw_fd(), len) }).map(drop)
 }
 
+/// `fsync`: the object's data and metadata to stable storage. `fd` must not be `O_PATH`.
+pub(crate) fn fsync(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain system call on a descriptor the caller holds.
+    check(unsafe { libc::fsync(fd.as_raw_fd()) }).map(drop)
+}
+
 /// `syncfs`: everything of the file system `fd` is on (data, metadata, the journal) to
 /// stable storage. `fd` must not be `O_PATH`.
 pub(crate) fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {

@@ -8,7 +8,8 @@
 //! a power cut loses what the client was told was done.
 //!
 //! The objects are `O_PATH` descriptors, which `fsync` refuses, so each is opened anew
-//! (`/proc/self/fd`, as the server's own identity) and synced. Regular files and directories
+//! (`/proc/self/fd`, as the server's own identity) and synced; a file CREATE has just made is
+//! synced through the read-write descriptor it was made with. Regular files and directories
 //! are synced themselves; other objects (symbolic links, FIFOs, sockets, devices) through the
 //! directory that holds their name, which on a journaling file system commits the inode made
 //! or changed with it. Where an object cannot be opened (a server that is not root, on a mode
@@ -43,6 +44,18 @@ impl LocalStore {
             sys::syncfs(self.root.as_fd()).map_err(|e| StoreError::write_failed(&e))?;
         }
         Ok(())
+    }
+
+    /// Makes a new regular file durable with the directory that holds its name: `file` is
+    /// the descriptor it was created and opened with (read-write), synced as it is, without
+    /// the second open an `O_PATH` descriptor needs; then the directory.
+    pub(super) fn commit_new_file(
+        &self,
+        file: BorrowedFd<'_>,
+        dir: BorrowedFd<'_>,
+    ) -> StoreResult<()> {
+        sys::fsync(file).map_err(|e| StoreError::write_failed(&e))?;
+        self.commit_metadata(&[dir])
     }
 
     /// Makes an attribute change of `fd`'s object durable: the object itself when it can be

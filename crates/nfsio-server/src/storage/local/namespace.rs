@@ -217,7 +217,7 @@ impl LocalStore {
         name: &[u8],
         fd: OwnedFd,
     ) -> StoreResult<Created> {
-        self.commit_metadata(&[fd.as_fd(), dir_obj.fd.as_fd()])?;
+        self.commit_new_file(fd.as_fd(), dir_obj.fd.as_fd())?;
         let created = self.created(&dir_obj, dir, name, fd.as_fd())?;
         let file = Arc::new(File::from(fd));
         lock(&self.files).insert(created.id, file, true, self.options.open_files);
