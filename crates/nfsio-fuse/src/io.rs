@@ -22,7 +22,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use fuser::{FileAttr, FopenFlags};
-use nfsio_client::proto::nfs3::{CreateHow, CreateVerifier, Sattr, SetTime};
+use nfsio_client::proto::nfs3::{CreateHow, CreateVerifier, Fattr, FileHandle, Sattr, SetTime};
+use nfsio_client::{Advice, File};
 
 use crate::core::Core;
 use crate::error::{Errno, OpResult};
@@ -78,7 +79,7 @@ impl Core {
             .attrs
             .open_keeps_cache(ino, &attributes, Instant::now());
         let label = format!("inode {ino}");
-        let file = self.client.open_handle(handle, attributes, &label)?;
+        let file = self.open_in_cache(handle, attributes, &label)?;
         let mode = OpenMode::of(
             flags,
             self.settings.writeback_cache,
@@ -138,9 +139,7 @@ impl Core {
         }
         let attributes = self.attributes_of(&created.handle, attributes).await?;
         let label = format!("{} (new)", name.escape_ascii());
-        let file = self
-            .client
-            .open_handle(created.handle.clone(), attributes.clone(), &label)?;
+        let file = self.open_in_cache(created.handle.clone(), attributes.clone(), &label)?;
         let attr = self.entry(&created.handle, &attributes);
         let mode = OpenMode::of(
             flags,
@@ -157,6 +156,17 @@ impl Core {
             fh,
             flags: mode.fopen_flags(false),
         })
+    }
+
+    /// The file `handle` opened in nfsio's cache for one FUSE open. The kernel's page cache
+    /// is the mount's cache of clean bytes (kept across opens of a file that did not change,
+    /// FOPEN_KEEP_CACHE), so nfsio's cache lets clean bytes go once the kernel has read them
+    /// past (`Advice::NoReuse`) and keeps what is dirty, in flight or read ahead: a file
+    /// read through the mount is not cached twice, and the cache's buffers are reused.
+    fn open_in_cache(&self, handle: FileHandle, attributes: Fattr, label: &str) -> OpResult<File> {
+        let file = self.client.open_handle(handle, attributes, label)?;
+        file.advise(Advice::NoReuse)?;
+        Ok(file)
     }
 
     fn open_file(&self, fh: u64) -> OpResult<Arc<OpenFile>> {

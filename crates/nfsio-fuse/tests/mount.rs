@@ -529,6 +529,25 @@ fn a_sequential_read_arrives_as_reads_of_a_mebibyte() {
     assert!(requests <= 20, "{requests} READ requests for 8 MiB");
 }
 
+/// The kernel's page cache is the mount's cache of clean bytes: a file read through the
+/// mount is not kept a second time in nfsio's cache, which holds about its readahead window
+/// however long the file is.
+#[test]
+fn a_file_read_through_the_mount_is_not_cached_twice() {
+    let Some(fx) = Fixture::local() else { return };
+    let len = 96 << 20;
+    let data = pattern(len, 5);
+    fs::write(fx.on_server("twice.bin"), &data).expect("seed");
+    let back = fs::read(fx.path("twice.bin")).expect("read");
+    assert!(back == data, "the bytes read back");
+    let clean = fx.mounted().client().cache_stats().clean_bytes;
+    // At most 16 READs of 1 MiB in flight ahead of the reader, and what it has not passed.
+    assert!(
+        clean <= 32 << 20,
+        "{clean} clean bytes still cached after reading {len}"
+    );
+}
+
 /// Pages of `file` (a multiple of the page size long) in the kernel's page cache.
 fn resident_pages(file: &fs::File, len: usize) -> usize {
     use std::os::fd::AsRawFd;
