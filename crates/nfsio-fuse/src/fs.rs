@@ -132,10 +132,14 @@ fn empty(reply: ReplyEmpty, _core: &Core, (): ()) {
 impl Filesystem for NfsFs {
     // FUSE_POSIX_LOCKS and FUSE_FLOCK_LOCKS are not claimed: the kernel then keeps fcntl
     // and flock locks itself, local to this mount (NFSv3's NLM is not spoken).
+    // FUSE_HANDLE_KILLPRIV: the server clears set-user-ID and set-group-ID bits on a write,
+    // a truncation or a change of owner, as the Linux NFS client leaves it to the server;
+    // without it the kernel asks for the attributes (a GETATTR) before every chown.
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         for (flag, what) in [
             (InitFlags::FUSE_PARALLEL_DIROPS, "PARALLEL_DIROPS"),
             (InitFlags::FUSE_DO_READDIRPLUS, "DO_READDIRPLUS"),
+            (InitFlags::FUSE_HANDLE_KILLPRIV, "HANDLE_KILLPRIV"),
         ] {
             if config.add_capabilities(flag).is_err() {
                 tracing::warn!("the kernel does not offer FUSE {what}");

@@ -320,6 +320,38 @@ fn setattr_changes_mode_size_and_times() {
     assert!(now > 1_600_000_000, "mtime set to now: {now}");
 }
 
+/// The server clears the set-user-ID and set-group-ID bits at a change of owner (the mount
+/// claims FUSE_HANDLE_KILLPRIV, so the kernel leaves it to the server as the Linux NFS client
+/// does), and a chown costs one SETATTR, without a GETATTR before it.
+#[test]
+fn chown_is_one_setattr_and_the_server_clears_setuid() {
+    let Some(fx) = Fixture::local() else { return };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: giving a file away needs root");
+        return;
+    }
+    let path = fx.path("setuid.bin");
+    fs::write(&path, b"#!/bin/sh\n").expect("write");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o6755)).expect("chmod");
+    assert_eq!(fs::metadata(&path).expect("stat").mode() & 0o7777, 0o6755);
+    let calls = |proc: u32| {
+        fx.client
+            .stats()
+            .proc_stats(nfsio_client::proto::nfs3::PROGRAM, proc)
+            .map_or(0, |s| s.calls)
+    };
+    use nfsio_client::proto::nfs3::procs::{GETATTR, SETATTR};
+    let (getattrs, setattrs) = (calls(GETATTR), calls(SETATTR));
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).expect("chown");
+    assert_eq!(calls(GETATTR) - getattrs, 0, "GETATTRs for one chown");
+    assert_eq!(calls(SETATTR) - setattrs, 1, "SETATTRs for one chown");
+    let on_server = fs::metadata(fx.on_server("setuid.bin")).expect("stat on the server");
+    assert_eq!((on_server.uid(), on_server.gid()), (65534, 65534));
+    assert_eq!(on_server.mode() & 0o7777, 0o755, "set-ID bits after chown");
+    assert_eq!(fs::metadata(&path).expect("stat").mode() & 0o7777, 0o755);
+}
+
 #[test]
 fn statfs_reports_the_servers_space() {
     let Some(fx) = Fixture::local() else { return };
