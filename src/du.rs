@@ -59,9 +59,13 @@ impl Walk<'_> {
         a.used
     }
 
+    /// One line of the output: a JSON object for `--json`, else `du`'s text line.
     fn line(&mut self, used_bytes: u64, path: &str) {
-        self.json
-            .push(serde_json::json!({ "path": path, "used_bytes": used_bytes }));
+        if self.args.json {
+            self.json
+                .push(serde_json::json!({ "path": path, "used_bytes": used_bytes }));
+            return;
+        }
         let size = if self.args.human {
             crate::units::human(used_bytes)
         } else {

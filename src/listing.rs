@@ -114,7 +114,7 @@ pub async fn ls(args: &LsArgs) -> Result<(), Failure> {
     dirs.sort_by(|a, b| a.0.cmp(&b.0));
     let mut text = Vec::new();
     let mut json = Vec::new();
-    add_json(&mut json, &files, None);
+    add_json(&mut json, &files, None, args);
     let all_operands: Vec<&Item> = files.iter().chain(&operand_widths).collect();
     let widths = long_rows(&all_operands, args, &mut names).1;
     render_with(
@@ -133,7 +133,7 @@ pub async fn ls(args: &LsArgs) -> Result<(), Failure> {
             text.extend_from_slice(format!("{gap}{url}:\n").as_bytes());
         }
         render(&mut text, items, long, true, args, &mut names);
-        add_json(&mut json, items, Some(url));
+        add_json(&mut json, items, Some(url), args);
         if args.recursive {
             let mut walk = Recursion {
                 client,
@@ -188,7 +188,7 @@ impl Recursion<'_> {
                 self.text
                     .extend_from_slice(format!("\n{child}:\n").as_bytes());
                 render(self.text, &sub, long, true, args, self.names);
-                add_json(self.json, &sub, Some(&child));
+                add_json(self.json, &sub, Some(&child), args);
                 self.below(&child, &sub).await?;
             }
             Ok(())
@@ -196,8 +196,12 @@ impl Recursion<'_> {
     }
 }
 
-/// Adds `items` (entries of the directory labelled `dir`, or operands) to the JSON array.
-fn add_json(json: &mut Vec<serde_json::Value>, items: &[Item], dir: Option<&str>) {
+/// Adds `items` (entries of the directory labelled `dir`, or operands) to the JSON array,
+/// when the output is JSON (`--json`); otherwise does nothing.
+fn add_json(json: &mut Vec<serde_json::Value>, items: &[Item], dir: Option<&str>, args: &LsArgs) {
+    if !args.json {
+        return;
+    }
     for item in items {
         let mut value = crate::json::entry(&item.name, &item.attributes, item.target.as_deref());
         if let Some(dir) = dir {
@@ -322,7 +326,7 @@ fn render(
     render_with(out, items, long, total, args, names, None);
 }
 
-/// [`render`] with the columns' widths given (`None`: from `items`).
+/// [`render`] with the columns' widths given (`None`: from `items`); nothing for `--json`.
 fn render_with(
     out: &mut Vec<u8>,
     items: &[Item],
@@ -332,6 +336,10 @@ fn render_with(
     names: &mut Names,
     widths: Option<[usize; 6]>,
 ) {
+    if args.json {
+        // The output is the JSON array (`add_json`), not this text.
+        return;
+    }
     let names_of = Shown::new(items);
     if !long {
         for item in items {
