@@ -16,12 +16,13 @@
 #             beforehand, untimed, as the loop cannot make them)
 #   local     cp -r TREE onto local disk (then sync, timed with it)
 # and, for the large tree, `nfsio cp -q` of the single file of the same size. Every copy is
-# checked with `diff -r` (cmp for the single file); copies of the large tree are removed at
-# once, copies of the small tree only with the bench directory at the end: on ext4 without a
+# checked with `diff -r` (cmp for the single file). No copy is removed before the end (the
+# large tree's files are emptied at once, to give their space back): on ext4 without a
 # journal (this machine's root file system) the inode allocator skips, by scanning past them,
 # inodes freed in the last minute (six while their block is dirty), so removing 10,000 files
 # made the next copy pay for the benchmark's own cleanup (one copy into `nfsio serve` took
-# 2.2-2.4 s in a fresh area and 4.9-5.9 s just after such a removal). Prints each sample on stderr
+# 2.2-2.4 s in a fresh area and 4.9-5.9 s just after such a removal), and removing the large
+# tree's copies still slowed the next round's small copies. Prints each sample on stderr
 # and a table of medians with issue 16's targets: nfsio cp -r >= 20x the nfs-cp loop and
 # within 3x of local cp -r for the small tree; within 1.2x of the single-file copy for the
 # large one.
@@ -83,10 +84,10 @@ record() {
 }
 elapsed() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 
-# A checked copy: the large tree's is removed now, the small tree's with the bench directory
-# (see the header: no mass of freshly freed inodes before the next copy).
+# A checked copy stays until the bench directory is removed at the end (see the header: no
+# freshly freed inodes before the next copy); a large one is emptied now, for its space.
 discard() { # PATH TREE
-    [ "$2" = large ] && rm -rf "${1:?}"
+    [ "$2" = large ] && find "${1:?}" -type f -exec truncate -s 0 {} +
     return 0
 }
 
@@ -128,7 +129,7 @@ bench() { # SERVER TREE TOOL ROUND
             "$NFSIO_BIN" cp -q "$BENCH_DIR/large.bin" "$(url "$server" "$name.bin")" || die 1 "nfsio cp failed"
             record "$server" "$tree" "$tool" "$round" "$(elapsed "$t0")"
             cmp "$BENCH_DIR/large.bin" "$exp/$name.bin" || die 1 "$server single copy differs"
-            rm -f "$exp/$name.bin" ;;
+            truncate -s 0 "$exp/$name.bin" ;;
     esac
 }
 
