@@ -10,9 +10,8 @@
 //! system, where an open is a round trip, is listed and opened at that pace.)
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -80,17 +79,12 @@ fn read_nowait(file: &File, data: &mut Vec<u8>) -> io::Result<Step> {
     }
 }
 
-/// Reads the rest of `file` (blocking) after the `data.len()` bytes already read.
-fn finish(file: &File, mut data: Vec<u8>) -> io::Result<Vec<u8>> {
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        match file.read_at(&mut chunk, data.len() as u64) {
-            Ok(0) => return Ok(data),
-            Ok(got) => data.extend_from_slice(&chunk[..got]),
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        }
-    }
+/// Reads the rest of `file` (blocking) after the `data.len()` bytes already read, into the
+/// same buffer (`preadv2` left the file's offset at 0).
+fn finish(mut file: &File, mut data: Vec<u8>) -> io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(data.len() as u64))?;
+    file.read_to_end(&mut data)?;
+    Ok(data)
 }
 
 #[cfg(test)]
